@@ -1,0 +1,48 @@
+"""The names that users, manifests and tests rely on.
+
+This is the only module that spells these strings; everything else imports them
+from here, so that renaming one is a one-line change (and a breaking one).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+GROUP: Final = "energy.thesis.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+#: ``spec.schedulerName`` a pod sets to be placed by energysched.
+SCHEDULER_NAME: Final = "energy-scheduler"
+
+#: Pod label naming the workload type.
+WORKLOAD_TYPE_LABEL: Final = f"{GROUP}/workload-type"
+WorkloadType = Literal["training", "inference", "sequential"]
+WORKLOAD_TYPES: Final[tuple[WorkloadType, ...]] = ("training", "inference", "sequential")
+
+#: Pod annotation: 0.0 = energy only, 1.0 = performance only.
+PERFORMANCE_WEIGHT_ANNOTATION: Final = f"{GROUP}/performance-weight"
+
+#: Node annotations written by the monitor.
+CURRENT_WATTS_ANNOTATION: Final = f"{GROUP}/current-watts"
+CURRENT_WATTS_TIMESTAMP_ANNOTATION: Final = f"{GROUP}/current-watts-timestamp"
+#: Where a node's reading comes from (``shelly``, ``rapl``, ``nvml``, ``model``);
+#: software estimates say so here.
+POWER_SOURCE_ANNOTATION: Final = f"{GROUP}/power-source"
+
+#: The EnergyProfile custom resource (cluster-scoped).
+PROFILE_KIND: Final = "EnergyProfile"
+PROFILE_PLURAL: Final = "energyprofiles"
+PROFILE_SINGULAR: Final = "energyprofile"
+PROFILE_SHORT_NAME: Final = "ep"
+
+#: Scoring modes.
+ScoringMode = Literal["static-raw", "normalized", "hybrid"]
+SCORING_MODES: Final[tuple[ScoringMode, ...]] = ("static-raw", "normalized", "hybrid")
+
+#: KWOK: a pod annotation holding a Go duration ("45s") after which the
+#: simulated pod completes (phase Succeeded). Used by the experiment.
+SIMULATED_DURATION_ANNOTATION: Final = f"{GROUP}/simulated-duration"
+
+#: Label put on the KWOK nodes of the local cluster (KWOK's own convention).
+KWOK_NODE_ANNOTATION: Final = "kwok.x-k8s.io/node"

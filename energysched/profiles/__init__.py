@@ -1,0 +1,1 @@
+"""The knowledge base: EnergyProfiles as pure, immutable values (no I/O)."""
