@@ -29,6 +29,9 @@ CURRENT_WATTS_TIMESTAMP_ANNOTATION: Final = f"{GROUP}/current-watts-timestamp"
 #: Where a node's reading comes from (``shelly``, ``rapl``, ``nvml``, ``model``);
 #: software estimates say so here.
 POWER_SOURCE_ANNOTATION: Final = f"{GROUP}/power-source"
+#: Node annotation (set by operators) overriding the monitor's ConfigMap entry for this
+#: node: a JSON object such as ``{"kind": "shelly", "address": "http://10.0.0.7"}``.
+POWER_SOURCE_CONFIG_ANNOTATION: Final = f"{GROUP}/power-source-config"
 
 #: The EnergyProfile custom resource (cluster-scoped).
 PROFILE_KIND: Final = "EnergyProfile"
@@ -46,3 +49,6 @@ SIMULATED_DURATION_ANNOTATION: Final = f"{GROUP}/simulated-duration"
 
 #: Label put on the KWOK nodes of the local cluster (KWOK's own convention).
 KWOK_NODE_ANNOTATION: Final = "kwok.x-k8s.io/node"
+
+#: Node annotation naming the simulated node's class in kb/nodes (local cluster only).
+NODE_CLASS_ANNOTATION: Final = f"{GROUP}/node-class"

@@ -1,0 +1,37 @@
+"""The ``energysched`` command: one entry point, one subcommand per concern.
+
+Each subcommand's module is imported only when it runs, so ``energysched
+cluster status`` does not pay for importing kopf or numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from energysched.cluster.commands import add_cluster_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="energysched",
+        description="Energy-aware scheduling for heterogeneous Kubernetes clusters.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_cluster_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

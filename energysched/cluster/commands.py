@@ -1,0 +1,97 @@
+"""``energysched cluster ...`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from energysched.cluster import build
+from energysched.cluster.local import ClusterError, LocalCluster
+from energysched.cluster.nodes import NodeClassError
+
+
+def add_cluster_parser(sub: Any) -> None:
+    p = sub.add_parser("cluster", help="the local control plane (etcd, apiserver, KWOK, ...)")
+    p.add_argument("--name", default="default", help="cluster name (state dir per name)")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = csub.add_parser("up", help="build (cached) and start the local cluster")
+    up.add_argument(
+        "--nodes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N generated nodes of the kb/nodes classes (for scale runs)",
+    )
+    up.add_argument(
+        "--scheduler-qps",
+        type=float,
+        default=50.0,
+        help="kube-scheduler client QPS (default 50, its upstream default)",
+    )
+    up.add_argument("--scheduler-burst", type=int, default=100)
+    up.set_defaults(handler=_up)
+    csub.add_parser("down", help="stop every process of the cluster").set_defaults(handler=_down)
+    csub.add_parser("status", help="components, PIDs, health").set_defaults(handler=_status)
+    csub.add_parser("kubeconfig", help="print the admin kubeconfig path").set_defaults(
+        handler=_kubeconfig
+    )
+    csub.add_parser("build", help="only build the binaries (cached)").set_defaults(handler=_build)
+    csub.add_parser(
+        "regenerate-gomod", help="rewrite the pinned Go module from kubernetes' go.mod"
+    ).set_defaults(handler=_regenerate)
+
+
+def _fail(msg: str) -> int:
+    print(f"energysched cluster: {msg}", file=sys.stderr)
+    return 1
+
+
+def _up(args: argparse.Namespace) -> int:
+    try:
+        LocalCluster(args.name).up(
+            generated_nodes=args.nodes,
+            scheduler_qps=args.scheduler_qps,
+            scheduler_burst=args.scheduler_burst,
+        )
+    except (ClusterError, build.BuildError, NodeClassError) as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    try:
+        stopped = LocalCluster(args.name).down()
+    except ClusterError as exc:
+        return _fail(str(exc))
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = LocalCluster(args.name).status()
+    json.dump(status, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0 if status["running"] else 3
+
+
+def _kubeconfig(args: argparse.Namespace) -> int:
+    cluster = LocalCluster(args.name)
+    if not cluster.kubeconfig.exists():
+        return _fail(f"cluster {args.name!r} has no kubeconfig; run 'energysched cluster up'")
+    print(cluster.kubeconfig)
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    try:
+        print(build.ensure_binaries())
+    except build.BuildError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def _regenerate(args: argparse.Namespace) -> int:
+    build.regenerate_gomod()
+    return 0

@@ -1,0 +1,305 @@
+"""An asyncio REST client for the Kubernetes API (aiohttp), with a client-side rate limit.
+
+It speaks JSON only, keeps one connection pool, and never hides an API error: a
+non-2xx answer raises :class:`ApiError` with the API server's own ``Status``.
+The rate limit mirrors client-go's token bucket (QPS and burst), so a fair
+comparison with kube-scheduler can give both the same limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+
+import aiohttp
+
+from energysched.kube.config import ClusterAccess
+
+JSON = dict[str, Any]
+PatchType = Literal["merge", "strategic", "json", "apply"]
+_PATCH_CONTENT_TYPES: Mapping[PatchType, str] = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+    "apply": "application/apply-patch+yaml",
+}
+
+
+class ApiError(Exception):
+    """A non-success answer of the API server (or a transport failure, status 0)."""
+
+    def __init__(self, status: int, reason: str, message: str, body: Any = None) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.body = body
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def gone(self) -> bool:
+        """The resourceVersion is too old (watch expired): relist."""
+        return self.status == 410
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK
+    object: JSON
+
+
+def api_path(
+    api_version: str,
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """``/api/v1/namespaces/ns/pods/name/binding`` and the like."""
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    parts = [base]
+    if namespace:
+        parts.append(f"namespaces/{namespace}")
+    parts.append(plural)
+    if name:
+        parts.append(name)
+    if subresource:
+        parts.append(subresource)
+    return "/".join(parts)
+
+
+class TokenBucket:
+    """client-go's flowcontrol token bucket: ``qps`` tokens a second, ``burst`` at most."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps = qps
+        self.burst = max(1, burst)
+        self._tokens = float(self.burst)
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if self.qps <= 0:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.qps)
+            self._stamp = now
+            if self._tokens < 1.0:
+                wait = (1.0 - self._tokens) / self.qps
+                await asyncio.sleep(wait)
+                self._stamp = time.monotonic()
+                self._tokens = 0.0
+            else:
+                self._tokens -= 1.0
+
+
+class KubeClient:
+    """Use as ``async with KubeClient(access) as kube: ...``."""
+
+    def __init__(
+        self,
+        access: ClusterAccess,
+        *,
+        qps: float = 50.0,
+        burst: int = 100,
+        timeout: float = 30.0,
+        user_agent: str = "energysched",
+        max_connections: int = 100,
+    ) -> None:
+        self.access = access
+        self.limiter = TokenBucket(qps, burst)
+        self.timeout = timeout
+        self._headers = {"User-Agent": user_agent, "Accept": "application/json", **access.headers()}
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> KubeClient:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                ssl=self.access.ssl_context if self.access.ssl_context else False,
+                limit=self._max_connections,
+            )
+            self._session = aiohttp.ClientSession(
+                base_url=self.access.server, connector=connector, headers=self._headers
+            )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("KubeClient used outside 'async with' / before open()")
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> Any:
+        await self.limiter.acquire()
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type} if data is not None else None
+        for attempt in (1, 2):
+            try:
+                async with self.session.request(
+                    method,
+                    path,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+                ) as resp:
+                    text = await resp.text()
+                    payload: Any = json.loads(text) if text else None
+                    if resp.status >= 400:
+                        raise _error(resp.status, payload, text)
+                    return payload
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionResetError) as exc:
+                # A pooled keep-alive connection the server had already closed:
+                # the request never reached it, so one retry on a new connection
+                # is safe (creates and binds are protected by name and UID).
+                if attempt == 2:
+                    raise ApiError(0, type(exc).__name__, str(exc) or "disconnected") from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise ApiError(0, type(exc).__name__, str(exc) or "transport failure") from exc
+            except json.JSONDecodeError as exc:
+                raise ApiError(0, "BadResponse", f"not JSON: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    # -- conveniences ----------------------------------------------------------------
+
+    async def get(self, path: str, **params: str | int) -> JSON:
+        result: JSON = await self.request("GET", path, params=params or None)
+        return result
+
+    async def list_all(self, path: str, *, limit: int = 500, **params: str | int) -> JSON:
+        """A paginated LIST folded into one list object (items, last resourceVersion)."""
+        items: list[JSON] = []
+        cont = ""
+        while True:
+            query: dict[str, str | int] = {**params, "limit": limit}
+            if cont:
+                query["continue"] = cont
+            page = await self.get(path, **query)
+            items.extend(page.get("items") or [])
+            cont = (page.get("metadata") or {}).get("continue") or ""
+            if not cont:
+                page["items"] = items
+                return page
+
+    async def create(self, path: str, obj: Mapping[str, Any]) -> JSON:
+        result: JSON = await self.request("POST", path, body=obj)
+        return result
+
+    async def replace(self, path: str, obj: Mapping[str, Any]) -> JSON:
+        result: JSON = await self.request("PUT", path, body=obj)
+        return result
+
+    async def patch(self, path: str, patch: Any, patch_type: PatchType = "merge") -> JSON:
+        result: JSON = await self.request(
+            "PATCH", path, body=patch, content_type=_PATCH_CONTENT_TYPES[patch_type]
+        )
+        return result
+
+    async def delete(self, path: str, **params: str | int) -> JSON | None:
+        result: JSON | None = await self.request("DELETE", path, params=params or None)
+        return result
+
+    async def bind(self, namespace: str, pod: str, uid: str, node: str) -> None:
+        """POST a Binding with the pod's UID as precondition (never binds a replacement pod)."""
+        await self.create(
+            api_path("v1", "pods", namespace, pod, "binding"),
+            {
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {"name": pod, "namespace": namespace, "uid": uid},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            },
+        )
+
+    async def watch(
+        self,
+        path: str,
+        resource_version: str,
+        *,
+        timeout_seconds: int = 300,
+        bookmarks: bool = True,
+        **params: str | int,
+    ) -> AsyncIterator[WatchEvent]:
+        """Stream watch events from ``resource_version``; an ERROR event raises ApiError.
+
+        The stream ends normally when the server closes it (``timeout_seconds``);
+        the caller resumes from the last resourceVersion it saw.
+        """
+        await self.limiter.acquire()
+        query: dict[str, str | int] = {
+            **params,
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": timeout_seconds,
+            "allowWatchBookmarks": "true" if bookmarks else "false",
+        }
+        try:
+            async with self.session.get(
+                path,
+                params=query,
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30),
+            ) as resp:
+                if resp.status >= 400:
+                    text = await resp.text()
+                    raise _error(resp.status, _try_json(text), text)
+                async for line in resp.content:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise _error(int(status.get("code") or 500), status, str(status))
+                    yield WatchEvent(event["type"], event["object"])
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(0, type(exc).__name__, str(exc) or "watch transport failure") from exc
+
+
+def _try_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None
+
+
+def _error(status: int, payload: Any, text: str) -> ApiError:
+    if isinstance(payload, Mapping) and payload.get("kind") == "Status":
+        return ApiError(
+            status, str(payload.get("reason", "")), str(payload.get("message", "")), payload
+        )
+    return ApiError(status, "", text[:500], payload)

@@ -1,0 +1,158 @@
+"""Load cluster access from a kubeconfig file or the in-cluster service account.
+
+A malformed kubeconfig never surfaces as a bare KeyError or a TLS traceback: every
+problem is a :class:`KubeConfigError` that names the file and the offending field.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import ssl
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class KubeConfigError(Exception):
+    """The kubeconfig (or in-cluster config) is missing, malformed or unusable."""
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """Everything needed to talk to one API server."""
+
+    server: str
+    ssl_context: ssl.SSLContext | None
+    token: str | None = None
+    source: str = ""
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+
+def _mapping(value: Any, where: str, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise KubeConfigError(f"{path}: {where} must be a mapping, got {value!r:.80}")
+    return value
+
+
+def _named(entries: Any, name: str, kind: str, path: str) -> Mapping[str, Any]:
+    if not isinstance(entries, list):
+        raise KubeConfigError(f"{path}: '{kind}s' must be a list")
+    for entry in entries:
+        if isinstance(entry, Mapping) and entry.get("name") == name:
+            return _mapping(entry.get(kind), f"{kind} {name!r}", path)
+    raise KubeConfigError(f"{path}: no {kind} named {name!r}")
+
+
+def _pem(section: Mapping[str, Any], key: str, base: Path, path: str) -> bytes | None:
+    """The PEM bytes of ``key-data`` (base64) or of the file named by ``key``."""
+    data = section.get(f"{key}-data")
+    if data:
+        try:
+            return base64.b64decode(str(data), validate=True)
+        except ValueError as exc:
+            raise KubeConfigError(f"{path}: {key}-data is not valid base64") from exc
+    file = section.get(key)
+    if file:
+        file_path = (base / str(file)).expanduser()
+        try:
+            return file_path.read_bytes()
+        except OSError as exc:
+            raise KubeConfigError(f"{path}: {key} {str(file_path)!r}: {exc.strerror}") from exc
+    return None
+
+
+def _ssl_context(
+    cluster: Mapping[str, Any], user: Mapping[str, Any], base: Path, path: str
+) -> ssl.SSLContext | None:
+    server = str(cluster.get("server", ""))
+    if not server.startswith("https://"):
+        return None
+    ctx = ssl.create_default_context()
+    if cluster.get("insecure-skip-tls-verify"):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ca = _pem(cluster, "certificate-authority", base, path)
+    try:
+        if ca:
+            ctx.load_verify_locations(cadata=ca.decode())
+        cert = _pem(user, "client-certificate", base, path)
+        key = _pem(user, "client-key", base, path)
+        if cert and key:
+            # ssl can only load a client key pair from files: write them to a
+            # private temporary directory that is gone when the load returns.
+            with tempfile.TemporaryDirectory(prefix="energysched-") as tmp:
+                cert_file, key_file = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+                cert_file.write_bytes(cert)
+                key_file.touch(mode=0o600)
+                key_file.write_bytes(key)
+                ctx.load_cert_chain(cert_file, key_file)
+    except (ssl.SSLError, ValueError) as exc:
+        raise KubeConfigError(f"{path}: unusable TLS material: {exc}") from exc
+    return ctx
+
+
+def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) -> ClusterAccess:
+    """Read a kubeconfig file; ``context`` defaults to its current-context."""
+    file = Path(path).expanduser()
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except OSError as exc:
+        raise KubeConfigError(f"cannot read kubeconfig {str(file)!r}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise KubeConfigError(f"kubeconfig {str(file)!r} is not valid YAML: {exc}") from exc
+    doc = _mapping(raw, "the document", str(file))
+    ctx_name = context or doc.get("current-context")
+    if not ctx_name:
+        raise KubeConfigError(f"{file}: no context given and no current-context set")
+    ctx = _named(doc.get("contexts"), str(ctx_name), "context", str(file))
+    cluster = _named(doc.get("clusters"), str(ctx.get("cluster")), "cluster", str(file))
+    user: Mapping[str, Any] = {}
+    if ctx.get("user"):
+        user = _named(doc.get("users"), str(ctx.get("user")), "user", str(file))
+    server = cluster.get("server")
+    if not isinstance(server, str) or not server.startswith(("https://", "http://")):
+        raise KubeConfigError(f"{file}: cluster server must be an http(s) URL, got {server!r}")
+    token = user.get("token")
+    if not token and user.get("tokenFile"):
+        try:
+            token = Path(str(user["tokenFile"])).read_text().strip()
+        except OSError as exc:
+            raise KubeConfigError(f"{file}: tokenFile: {exc.strerror}") from exc
+    return ClusterAccess(
+        server=server.rstrip("/"),
+        ssl_context=_ssl_context(cluster, user, file.parent, str(file)),
+        token=str(token) if token else None,
+        source=str(file),
+    )
+
+
+def load_incluster(sa_dir: Path = SERVICE_ACCOUNT_DIR) -> ClusterAccess:
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host:
+        raise KubeConfigError("not running in a cluster (KUBERNETES_SERVICE_HOST unset)")
+    try:
+        token = (sa_dir / "token").read_text().strip()
+        ctx = ssl.create_default_context(cafile=str(sa_dir / "ca.crt"))
+    except (OSError, ssl.SSLError) as exc:
+        raise KubeConfigError(f"in-cluster service account unusable: {exc}") from exc
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return ClusterAccess(f"https://{host}:{port}", ctx, token, source="in-cluster")
+
+
+def load_access(kubeconfig: str | os.PathLike[str] | None = None) -> ClusterAccess:
+    """The explicit kubeconfig, else ``$KUBECONFIG``, else in-cluster config."""
+    path = kubeconfig or os.environ.get("KUBECONFIG")
+    if path:
+        return load_kubeconfig(str(path).split(os.pathsep)[0])
+    return load_incluster()

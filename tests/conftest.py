@@ -1,0 +1,75 @@
+"""Shared fixtures.
+
+Unit tests (tests/unit) need nothing. Integration tests (tests/integration) run
+against one local control plane per test session (real etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler and KWOK), each test in a fresh
+namespace. Tests never touch the user's own kube context: the session points
+KUBECONFIG at the local cluster's kubeconfig before any test runs.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from energysched.cluster.local import LocalCluster
+from energysched.kube.client import KubeClient, api_path
+from energysched.kube.config import load_kubeconfig
+from tests.support import Kubectl
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        if "integration" in path.parts:
+            item.add_marker(pytest.mark.integration)
+        elif "unit" in path.parts:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """The session's cluster; ENERGYSCHED_TEST_CLUSTER=NAME reuses a running one."""
+    reuse = os.environ.get("ENERGYSCHED_TEST_CLUSTER")
+    if reuse:
+        cluster = LocalCluster(reuse)
+        if not cluster.is_running():
+            pytest.fail(f"ENERGYSCHED_TEST_CLUSTER={reuse} is not running")
+        os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+        yield cluster
+        return
+    cluster = LocalCluster(f"pytest-{os.getpid()}")
+    cluster.up()
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture
+def kubeconfig(local_cluster: LocalCluster) -> Path:
+    return local_cluster.kubeconfig
+
+
+@pytest.fixture
+async def kube(kubeconfig: Path) -> AsyncIterator[KubeClient]:
+    async with KubeClient(load_kubeconfig(kubeconfig), qps=0) as client:
+        yield client
+
+
+@pytest.fixture
+async def namespace(kube: KubeClient) -> AsyncIterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    await kube.create(api_path("v1", "namespaces"), {"metadata": {"name": name}})
+    yield name
+    await kube.delete(api_path("v1", "namespaces", name=name))
+
+
+@pytest.fixture
+def kubectl(kubeconfig: Path) -> Kubectl:
+    return Kubectl(kubeconfig)
