@@ -10,8 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Final, Literal
 
 from energysched.contract import WorkloadType
+
+#: Where a figure comes from. An estimate is never presented as a measurement.
+FigureSource = Literal["measured", "estimated"]
+FIGURE_SOURCES: Final[tuple[FigureSource, ...]] = ("measured", "estimated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +25,12 @@ class WorkloadFigures:
 
     performance: float  # work units per second, higher is better
     power_watts: float  # wall power while running this workload
+    #: Work unit of ``performance`` ("steps/s"); all profiles must agree per workload type.
+    unit: str = ""
+    #: "measured" or "estimated"; None when the profile does not say.
+    source: FigureSource | None = None
+    #: What the figures were derived from and how.
+    provenance: str = ""
 
     @property
     def efficiency(self) -> float:
@@ -38,6 +49,10 @@ class ProfileSpec:
     max_power_watts: float | None = None
     #: ``metadata.resourceVersion`` of the object this was read from ("" for files).
     resource_version: str = ""
+    #: ``spec.provenance``: free text about where the profile as a whole comes from.
+    provenance: str = ""
+    #: ``metadata.generation`` of the object this was read from (0 for files).
+    generation: int = 0
 
     def matches(self, node_labels: Mapping[str, str]) -> bool:
         """Equality-based label selector, as in ``spec.nodeSelector`` of a pod.
