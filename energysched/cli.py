@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from energysched.cluster.commands import add_cluster_parser
+from energysched.scheduler.commands import add_parsers as add_scheduler_parsers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_cluster_parser(sub)
+    add_scheduler_parsers(sub)
     return parser
 
 

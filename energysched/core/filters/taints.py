@@ -1,0 +1,51 @@
+"""TaintToleration: NoSchedule and NoExecute taints filter; PreferNoSchedule only scores.
+
+Filter: the *first* taint (in node order) with effect NoSchedule or NoExecute
+that no toleration tolerates rejects the node, reason
+``node(s) had untolerated taint {key: value}`` (upstream reports only that one).
+Toleration matching is :meth:`energysched.core.model.Toleration.tolerates`.
+
+Score input: the number of PreferNoSchedule taints not tolerated by the pod's
+tolerations whose effect is empty or PreferNoSchedule (upstream
+``CountIntolerableTaintsPreferNoSchedule``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from energysched.core.model import NodeInfo, PodInfo, Taint, Toleration
+from energysched.core.snapshot import NodeUsage
+
+NAME: Final = "TaintToleration"
+_FILTERED_EFFECTS: Final = ("NoSchedule", "NoExecute")
+
+
+def reason(taint: Taint) -> str:
+    return f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}"
+
+
+def first_untolerated(taints: Sequence[Taint], tolerations: Sequence[Toleration]) -> Taint | None:
+    for taint in taints:
+        if taint.effect not in _FILTERED_EFFECTS:
+            continue
+        if not any(t.tolerates(taint) for t in tolerations):
+            return taint
+    return None
+
+
+def intolerable_prefer_no_schedule(
+    taints: Sequence[Taint], tolerations: Sequence[Toleration]
+) -> int:
+    relevant = [t for t in tolerations if t.effect in ("", "PreferNoSchedule")]
+    return sum(
+        1
+        for taint in taints
+        if taint.effect == "PreferNoSchedule" and not any(t.tolerates(taint) for t in relevant)
+    )
+
+
+def check(pod: PodInfo, node: NodeInfo, usage: NodeUsage) -> tuple[str, ...]:
+    taint = first_untolerated(node.taints, pod.tolerations)
+    return (reason(taint),) if taint is not None else ()

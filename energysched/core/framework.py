@@ -1,0 +1,164 @@
+"""The one entry point: :func:`schedule_one`.
+
+The scheduler, ``energysched explain``, the experiment simulator and the
+evaluation all call it, so they cannot disagree. It is pure: no I/O, no clock
+(``snapshot.now`` is the time), no randomness.
+
+Fast path (default): vectorised filters and scores; full breakdowns only for the
+top ``params.detail_top_k`` nodes. Explain path (``explain=True``): the
+reference per-node filters and a breakdown for every feasible node; same
+scoring. A property test keeps the two identical in feasibility and choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Final
+
+import numpy as np
+
+from energysched.contract import ScoringMode, WorkloadType
+from energysched.core.errors import InputError
+from energysched.core.filters import FILTER_NAMES, reference_outcome, run_filters
+from energysched.core.messages import fit_error_message
+from energysched.core.model import PodInfo
+from energysched.core.params import ScheduleParams
+from energysched.core.parse import parse_weight, parse_workload_type
+from energysched.core.scoring import ScoreBreakdown, breakdown, compute_scores, rank
+from energysched.core.snapshot import ClusterSnapshot
+
+_EMPTY: Final[MappingProxyType[str, int]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResult:
+    """One node's verdict (explain mode lists every node)."""
+
+    node: str
+    feasible: bool
+    #: The filter plugin that rejected it (None when feasible).
+    filter: str | None = None
+    reasons: tuple[str, ...] = ()
+    breakdown: ScoreBreakdown | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where a pod goes and why; or why it cannot go anywhere."""
+
+    pod: str  # namespace/name
+    mode: ScoringMode
+    node: str | None = None
+    runner_up: str | None = None
+    workload_type: WorkloadType | None = None
+    weight: float | None = None
+    total_nodes: int = 0
+    feasible_count: int = 0
+    #: Best first: the top ``detail_top_k`` feasible nodes, every feasible node in explain mode.
+    ranking: tuple[ScoreBreakdown, ...] = ()
+    #: Explain mode only: every node, in name order.
+    node_results: tuple[NodeResult, ...] = ()
+    #: Reason -> number of infeasible nodes reporting it.
+    reasons: MappingProxyType[str, int] = field(default_factory=lambda: _EMPTY)
+    #: FailedScheduling event text when no node fits (kube-scheduler's form).
+    failed_message: str | None = None
+    #: Normal Scheduled event text when a node was chosen.
+    scheduled_message: str | None = None
+    #: Hybrid: feasible nodes with figures whose reading was stale / missing.
+    stale_readings: int = 0
+    missing_readings: int = 0
+    #: The neutral policy placed the pod (and why, for the event).
+    fallback: bool = False
+    fallback_reason: str = ""
+    #: Bad input on the pod (weight, workload type): keep it Pending, Warning event.
+    error: InputError | None = None
+
+    @property
+    def message(self) -> str:
+        """The one line for an event or a log: scheduled, failed or the input error."""
+        if self.error is not None:
+            return self.error.message
+        return self.scheduled_message or self.failed_message or ""
+
+
+def _scheduled_message(pod: PodInfo, top: tuple[ScoreBreakdown, ...], d: Decision) -> str:
+    win = top[0]
+    head = f"Successfully assigned {pod.key} to {win.node}"
+    what = f"{d.mode}, {d.workload_type or 'no workload type'}, w={d.weight:.2f}"
+    if d.fallback:
+        text = f"{head} ({what}; {d.fallback_reason}): {win.why}"
+    else:
+        text = f"{head} ({what}): {win.why}"
+    if len(top) > 1:
+        text += f"; runner-up {top[1].why}"
+    return text
+
+
+def schedule_one(
+    pod: PodInfo, snapshot: ClusterSnapshot, params: ScheduleParams, *, explain: bool = False
+) -> Decision:
+    """Decide where ``pod`` goes in ``snapshot`` under ``params``. Never raises on bad input."""
+    weight = parse_weight(pod, params.default_weight)
+    if isinstance(weight, InputError):
+        return Decision(pod=pod.key, mode=params.mode, error=weight)
+    parsed_type = parse_workload_type(pod)
+    if isinstance(parsed_type, InputError):
+        return Decision(pod=pod.key, mode=params.mode, weight=weight, error=parsed_type)
+    workload_type = parsed_type if parsed_type is not None else params.default_workload_type
+
+    table = snapshot.table
+    if explain:
+        verdicts = reference_outcome(pod, snapshot)
+        feasible = np.fromiter((code == 0 for code, _ in verdicts), dtype=np.bool_,
+                               count=len(verdicts))
+        hist: dict[str, int] = {}
+        for _, reasons in verdicts:
+            for r in reasons:
+                hist[r] = hist.get(r, 0) + 1
+    else:
+        outcome = run_filters(pod, snapshot)
+        feasible = outcome.feasible
+        hist = outcome.histogram()
+    feasible_count = int(np.count_nonzero(feasible))
+
+    base = Decision(
+        pod=pod.key, mode=params.mode, workload_type=workload_type, weight=weight,
+        total_nodes=table.size, feasible_count=feasible_count,
+        reasons=MappingProxyType(hist),
+    )
+    results: tuple[NodeResult, ...] = ()
+    if feasible_count == 0:
+        if explain:
+            results = tuple(
+                NodeResult(table.names[i], False, FILTER_NAMES[code - 1], reasons)
+                for i, (code, reasons) in enumerate(verdicts)
+            )
+        return replace(base, node_results=results,
+                        failed_message=fit_error_message(table.size, hist))
+
+    scores = compute_scores(pod, snapshot, feasible, workload_type, weight, params)
+    order = rank(scores, feasible, None if explain else params.detail_top_k)
+    top = tuple(
+        breakdown(scores, snapshot, pod, params, i, r) for r, i in enumerate(order, start=1)
+    )
+    if explain:
+        by_node = {b.node: b for b in top}
+        results = tuple(
+            NodeResult(table.names[i], code == 0, FILTER_NAMES[code - 1] if code else None,
+                       reasons, by_node.get(table.names[i]))
+            for i, (code, reasons) in enumerate(verdicts)
+        )
+    decided = replace(
+        base,
+        node=top[0].node,
+        runner_up=top[1].node if len(top) > 1 else None,
+        ranking=top,
+        node_results=results,
+        stale_readings=scores.stale_count,
+        missing_readings=scores.missing_count,
+        fallback=scores.fallback,
+        fallback_reason=scores.fallback_reason,
+    )
+    return replace(decided, scheduled_message=_scheduled_message(pod, top, decided))
+

@@ -1,0 +1,234 @@
+"""The scheduler's configuration file, loaded and re-loaded without a restart.
+
+An invalid file never replaces a good one: the loader keeps the last good
+configuration and says exactly what is wrong (field path and offending value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from energysched import contract
+from energysched.core.params import STALE_POLICIES, ScheduleParams, StalePolicy
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """One scheduling profile: a scheduler name and how it scores."""
+
+    scheduler_name: str = contract.SCHEDULER_NAME
+    mode: contract.ScoringMode = "normalized"
+    default_weight: float = 0.5
+    hybrid_buffer_watts: float = 5.0
+    staleness_seconds: float = 60.0
+    stale_policy: StalePolicy = "ignore"
+
+    def params(self) -> ScheduleParams:
+        """The pure core's parameters for this profile."""
+        return ScheduleParams(
+            mode=self.mode,
+            default_weight=self.default_weight,
+            hybrid_buffer_watts=self.hybrid_buffer_watts,
+            staleness_window=timedelta(seconds=self.staleness_seconds),
+            stale_policy=self.stale_policy,
+        )
+
+
+@dataclass(frozen=True)
+class LeaderElectionConfig:
+    enabled: bool = True
+    namespace: str = "kube-system"
+    name: str = "energy-scheduler"
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    profiles: tuple[ProfileConfig, ...] = (ProfileConfig(),)
+    leader_election: LeaderElectionConfig = field(default_factory=LeaderElectionConfig)
+    metrics_address: str = "127.0.0.1:10261"  # "" disables the endpoint
+    qps: float = 50.0
+    burst: int = 100
+
+    def profile_for(self, scheduler_name: str) -> ProfileConfig | None:
+        return next((p for p in self.profiles if p.scheduler_name == scheduler_name), None)
+
+
+def _num(
+    raw: Mapping[str, Any], key: str, path: str, default: float, lo: float, hi: float
+) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{path}.{key}: {value!r} is not a number")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{path}.{key}: {value!r} is outside [{lo}, {hi}]")
+    return float(value)
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: must be a mapping, got {value!r:.60}")
+    return value
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: set[str], path: str) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def parse_config(doc: Any) -> SchedulerConfig:
+    raw = _mapping(doc, "config")
+    _check_keys(
+        raw,
+        {"apiVersion", "kind", "profiles", "leaderElection", "metricsAddress", "clientConnection"},
+        "config",
+    )
+    profiles = []
+    raw_profiles = raw.get("profiles", [{}])
+    if not isinstance(raw_profiles, list) or not raw_profiles:
+        raise ConfigError(f"profiles: must be a non-empty list, got {raw_profiles!r:.60}")
+    for i, item in enumerate(raw_profiles):
+        path = f"profiles[{i}]"
+        p = _mapping(item, path)
+        _check_keys(p, {"schedulerName", "mode", "defaultWeight", "hybrid"}, path)
+        mode = p.get("mode", "normalized")
+        if mode not in contract.SCORING_MODES:
+            raise ConfigError(
+                f"{path}.mode: {mode!r} is not one of {', '.join(contract.SCORING_MODES)}"
+            )
+        hybrid = _mapping(p.get("hybrid"), f"{path}.hybrid")
+        _check_keys(hybrid, {"bufferWatts", "stalenessSeconds", "stalePolicy"}, f"{path}.hybrid")
+        policy = hybrid.get("stalePolicy", "ignore")
+        if policy not in STALE_POLICIES:
+            raise ConfigError(
+                f"{path}.hybrid.stalePolicy: {policy!r} is not one of {', '.join(STALE_POLICIES)}"
+            )
+        name = p.get("schedulerName", contract.SCHEDULER_NAME)
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{path}.schedulerName: {name!r} must be a non-empty string")
+        profiles.append(
+            ProfileConfig(
+                scheduler_name=name,
+                mode=mode,
+                default_weight=_num(p, "defaultWeight", path, 0.5, 0.0, 1.0),
+                hybrid_buffer_watts=_num(hybrid, "bufferWatts", f"{path}.hybrid", 5.0, 0.0, 1e6),
+                staleness_seconds=_num(
+                    hybrid, "stalenessSeconds", f"{path}.hybrid", 60.0, 1.0, 86400.0
+                ),
+                stale_policy=policy,
+            )
+        )
+    names = [p.scheduler_name for p in profiles]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"profiles: schedulerName must be unique, got {names}")
+    le = _mapping(raw.get("leaderElection"), "leaderElection")
+    _check_keys(
+        le,
+        {
+            "enabled",
+            "namespace",
+            "name",
+            "leaseDurationSeconds",
+            "renewDeadlineSeconds",
+            "retryPeriodSeconds",
+        },
+        "leaderElection",
+    )
+    election = LeaderElectionConfig(
+        enabled=bool(le.get("enabled", True)),
+        namespace=str(le.get("namespace", "kube-system")),
+        name=str(le.get("name", "energy-scheduler")),
+        lease_duration=_num(le, "leaseDurationSeconds", "leaderElection", 15, 2, 3600),
+        renew_deadline=_num(le, "renewDeadlineSeconds", "leaderElection", 10, 1, 3600),
+        retry_period=_num(le, "retryPeriodSeconds", "leaderElection", 2, 0.1, 3600),
+    )
+    if not election.retry_period < election.renew_deadline < election.lease_duration:
+        raise ConfigError(
+            "leaderElection: need retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds"
+        )
+    client = _mapping(raw.get("clientConnection"), "clientConnection")
+    _check_keys(client, {"qps", "burst"}, "clientConnection")
+    metrics = raw.get("metricsAddress", "127.0.0.1:10261")
+    if not isinstance(metrics, str) or (metrics and ":" not in metrics):
+        raise ConfigError(f"metricsAddress: {metrics!r} must be HOST:PORT or empty")
+    return SchedulerConfig(
+        profiles=tuple(profiles),
+        leader_election=election,
+        metrics_address=metrics,
+        qps=_num(client, "qps", "clientConnection", 50, 0, 1e6),
+        burst=int(_num(client, "burst", "clientConnection", 100, 1, 1e6)),
+    )
+
+
+class ConfigSource:
+    """A config file polled for changes; ``poll()`` returns a new config or None.
+
+    ConfigMap volumes update by swapping a symlink, so the file's content hash
+    (not its mtime) decides whether it changed.
+    """
+
+    def __init__(self, path: Path | None, base: SchedulerConfig | None = None) -> None:
+        self.path = path
+        self.current = base or SchedulerConfig()
+        self.last_error: str | None = None
+        self._digest = ""
+
+    def load_initial(self) -> SchedulerConfig:
+        """At start-up an invalid file is fatal (there is no last good config yet)."""
+        if self.path is None:
+            return self.current
+        data = self.path.read_bytes()
+        self._digest = hashlib.sha256(data).hexdigest()
+        self.current = _parse_bytes(data, self.path)
+        return self.current
+
+    def poll(self) -> SchedulerConfig | None:
+        if self.path is None:
+            return None
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            self.last_error = f"{self.path}: {exc.strerror}; keeping the last good config"
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest == self._digest:
+            return None
+        self._digest = digest
+        try:
+            new = _parse_bytes(data, self.path)
+        except ConfigError as exc:
+            self.last_error = f"{exc}; keeping the last good config"
+            raise ConfigError(self.last_error) from exc
+        self.last_error = None
+        self.current = new
+        return new
+
+
+def _parse_bytes(data: bytes, path: Path) -> SchedulerConfig:
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return parse_config(doc)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

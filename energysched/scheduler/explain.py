@@ -1,0 +1,88 @@
+"""``energysched explain``: the numbers the scheduler would use, for every node.
+
+It lists the cluster once, builds the same ClusterState the scheduler keeps,
+and calls the same ``schedule_one`` in explain mode.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from typing import Any
+
+from energysched import contract
+from energysched.core.errors import InputError
+from energysched.core.framework import Decision, schedule_one
+from energysched.core.parse import parse_node, parse_pod, parse_power_reading
+from energysched.core.snapshot import ClusterState
+from energysched.kube.client import JSON, ApiError, KubeClient, api_path
+from energysched.profiles.book import ProfileBook
+from energysched.scheduler.config import SchedulerConfig
+
+
+async def load_state(kube: KubeClient) -> tuple[ClusterState, ProfileBook]:
+    state = ClusterState()
+    book = ProfileBook()
+    try:
+        profiles = await kube.list_all(api_path(contract.API_VERSION, contract.PROFILE_PLURAL))
+        for obj in profiles["items"]:
+            book.upsert(obj)
+    except ApiError as exc:
+        if not exc.not_found:
+            raise
+    state.set_knowledge_base(book.kb)
+    for obj in (await kube.list_all(api_path("v1", "nodes")))["items"]:
+        node = parse_node(obj)
+        if isinstance(node, InputError):
+            continue
+        state.upsert_node(node)
+        reading = parse_power_reading(node)
+        state.set_reading(node.name, None if isinstance(reading, InputError) else reading)
+    for obj in (await kube.list_all(api_path("v1", "pods")))["items"]:
+        pod = parse_pod(obj)
+        if not isinstance(pod, InputError):
+            state.add_pod(pod)
+    return state, book
+
+
+def render(decision: Decision) -> str:
+    lines = [
+        f"pod {decision.pod}: mode {decision.mode}, workload {decision.workload_type or '-'}, "
+        f"weight {decision.weight if decision.weight is not None else '-'}",
+        f"{'NODE':<16} {'FEASIBLE':<9} {'PROFILE':<12} {'normP':>7} {'normE':>7} "
+        f"{'liveW':>7} {'SCORE':>7}  WHY",
+    ]
+    for r in decision.node_results:
+        b = r.breakdown
+        if b is None:
+            lines.append(
+                f"{r.node:<16} {'no':<9} {'':<12} {'':>7} {'':>7} {'':>7} {'':>7}  "
+                + "; ".join(r.reasons)
+            )
+            continue
+
+        def num(v: float | None) -> str:
+            return "-" if v is None else f"{v:.1f}"
+
+        lines.append(
+            f"{r.node:<16} {'yes':<9} {(b.profile or 'none'):<12} {num(b.norm_p):>7} "
+            f"{num(b.norm_e):>7} {num(b.live_watts):>7} {b.score:>7.2f}  {b.why}"
+        )
+    lines.append("")
+    lines.append(f"decision: {decision.message}")
+    return "\n".join(lines)
+
+
+async def explain(kube: KubeClient, pod_obj: JSON, cfg: SchedulerConfig, mode: Any = None) -> str:
+    state, _ = await load_state(kube)
+    pod = parse_pod(pod_obj)
+    if isinstance(pod, InputError):
+        return f"pod is invalid: {pod.message}"
+    state.remove_pod(pod.uid or pod.key)  # explain where it would go now, not where it is
+    name = (pod_obj.get("spec") or {}).get("schedulerName", contract.SCHEDULER_NAME)
+    profile = cfg.profile_for(str(name)) or cfg.profiles[0]
+    params = profile.params()
+    if mode:
+        params = replace(params, mode=mode)
+    decision = schedule_one(pod, state.snapshot(dt.datetime.now(dt.UTC)), params, explain=True)
+    return render(decision)

@@ -1,0 +1,63 @@
+"""Integration fixtures: the EnergyProfile CRD and kb/ profiles, scheduler processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from energysched.cluster.local import LocalCluster
+from tests.support import ROOT, Kubectl, SchedulerProcess
+
+
+@pytest.fixture(scope="session")
+def knowledge_base(local_cluster: LocalCluster) -> None:
+    """The CRD and the thesis profiles (kb/profiles), installed once per session."""
+    kubectl = Kubectl(local_cluster.kubeconfig)
+    kubectl("apply", "-f", str(ROOT / "manifests" / "crd" / "energyprofiles.yaml"))
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/energyprofiles.energy.thesis.io",
+    )
+    kubectl("apply", "-f", str(ROOT / "kb" / "profiles"))
+
+
+def scheduler_config(namespace: str, **profile: Any) -> dict[str, Any]:
+    return {
+        "profiles": [{"schedulerName": "energy-scheduler", **profile}],
+        # The lease lives in the test's namespace: tests never share a leader.
+        "leaderElection": {
+            "enabled": True,
+            "namespace": namespace,
+            "name": "energy-scheduler",
+            "leaseDurationSeconds": 6,
+            "renewDeadlineSeconds": 4,
+            "retryPeriodSeconds": 1,
+        },
+        "metricsAddress": "",
+        "clientConnection": {"qps": 50, "burst": 100},
+    }
+
+
+@pytest.fixture
+def start_scheduler(
+    local_cluster: LocalCluster, knowledge_base: None, tmp_path: Path, namespace: str
+) -> Iterator[Callable[..., SchedulerProcess]]:
+    started: list[SchedulerProcess] = []
+
+    def start(name: str = "sched-a", wait: bool = True, **profile: Any) -> SchedulerProcess:
+        proc = SchedulerProcess(
+            local_cluster.kubeconfig, scheduler_config(namespace, **profile), tmp_path, name
+        )
+        started.append(proc)
+        if wait:
+            proc.wait_synced()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

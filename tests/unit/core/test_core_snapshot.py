@@ -1,0 +1,203 @@
+"""ClusterState: incremental updates equal a rebuild; snapshots are immutable."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from energysched.core import ClusterSnapshot, ClusterState, RecentBind, ScheduleParams, schedule_one
+from energysched.profiles.model import KnowledgeBase
+from tests.unit.core.core_helpers import (
+    NOW,
+    container,
+    node,
+    pod,
+    profile,
+    reading,
+    thesis_kb,
+    thesis_nodes,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def state_with(nodes: list[object] | None = None) -> ClusterState:
+    s = ClusterState(thesis_kb())
+    for n in nodes or thesis_nodes():
+        s.upsert_node(n)  # type: ignore[arg-type]
+    return s
+
+
+def test_incremental_equals_rebuild() -> None:
+    rng = random.Random(7)
+    s = state_with()
+    live: dict[str, object] = {}
+    s.snapshot(NOW)
+    for k in range(300):
+        if live and rng.random() < 0.4:
+            uid = rng.choice(sorted(live))
+            del live[uid]
+            s.remove_pod(uid)
+        else:
+            p = pod(f"p{k}", cpu=f"{rng.randrange(1, 900)}m", memory=f"{rng.randrange(1, 99)}Mi",
+                    node_name=rng.choice(["tvpc", "wyse", "rpi", "gone"]),
+                    containers=[container(f"{rng.randrange(1, 900)}m",
+                                          ports=[{"containerPort": 1, "hostPort": k}])])
+            live[p.uid] = p
+            s.add_pod(p)
+        if k % 50 == 0:
+            s.snapshot(NOW)  # interleave snapshots: exercises copy-on-write
+    got = s.snapshot(NOW)
+    want = ClusterSnapshot.build(thesis_nodes(), live.values(), now=NOW,  # type: ignore[arg-type]
+                                 kb=thesis_kb())
+    assert np.array_equal(got.requested, want.requested)
+    assert dict(got.used_ports) == dict(want.used_ports)
+
+
+def test_snapshots_are_immutable_and_copy_on_write() -> None:
+    s = state_with()
+    first = s.snapshot(NOW)
+    before = first.requested.copy()
+    s.add_pod(pod("a", cpu="1", node_name="wyse"))
+    s.set_reading("wyse", reading(9.0, 1))
+    second = s.snapshot(NOW)
+    assert np.array_equal(first.requested, before)
+    assert np.isnan(first.reading_watts).all()
+    i = second.table.index["wyse"]
+    assert second.requested[i, second.table.column_index["cpu"]] == 1000
+    assert second.requested[i, 0] == 1  # pods
+    assert second.reading_watts[i] == 9.0
+    with pytest.raises(ValueError):
+        second.requested[0, 0] = 5
+    assert s.snapshot(NOW) is second  # nothing changed: reused
+
+
+def test_terminal_and_rebound_pods() -> None:
+    s = state_with()
+    s.add_pod(pod("a", cpu="1", node_name="wyse"))
+    s.add_pod(pod("a", cpu="1", node_name="wyse", phase="Succeeded"))
+    assert s.snapshot(NOW).usage(s.snapshot(NOW).table.index["wyse"]).requested == {}
+    s.add_pod(pod("b", cpu="1", node_name="wyse"))
+    s.add_pod(pod("b", cpu="2", node_name="rpi"))  # same uid, updated: moves, no double count
+    snap = s.snapshot(NOW)
+    assert snap.usage(snap.table.index["wyse"]).requested == {}
+    assert snap.usage(snap.table.index["rpi"]).requested == {"cpu": 2000, "pods": 1}
+
+
+def test_assume_then_bound_then_forget() -> None:
+    s = state_with()
+    p = pod("a", cpu="1", workload="training")
+    s.assume(p, "tvpc", NOW)
+    snap = s.snapshot(NOW)
+    tvpc = snap.table.index["tvpc"]
+    assert snap.assumed == {p.uid}
+    assert snap.usage(tvpc).requested == {"cpu": 1000, "pods": 1}
+    assert snap.recent_binds == (RecentBind("tvpc", p.uid, NOW, "training"),)
+    s.add_pod(pod("a", cpu="1", workload="training", node_name="tvpc"))  # the watch confirms
+    snap = s.snapshot(NOW)
+    assert snap.assumed == frozenset() and snap.usage(tvpc).requested == {"cpu": 1000, "pods": 1}
+    s.forget(p.uid)  # no longer assumed: forgetting only drops the bind record
+    assert s.snapshot(NOW).usage(tvpc).requested == {"cpu": 1000, "pods": 1}
+    q = pod("q", cpu="1")
+    s.assume(q, "tvpc", NOW)
+    s.forget(q.uid)
+    snap = s.snapshot(NOW)
+    assert snap.usage(tvpc).requested == {"cpu": 1000, "pods": 1} and snap.recent_binds == ()
+
+
+def test_prune_binds() -> None:
+    s = state_with()
+    s.assume(pod("old"), "tvpc", NOW - timedelta(minutes=5))
+    s.assume(pod("new"), "tvpc", NOW)
+    s.prune_binds(NOW - timedelta(minutes=1))
+    assert [b.pod_uid for b in s.snapshot(NOW).recent_binds] == ["uid-new"]
+
+
+def test_annotation_change_keeps_the_table_label_change_patches_it() -> None:
+    s = state_with()
+    first = s.snapshot(NOW)
+    s.upsert_node(node("wyse", annotations={"x": "y"}))
+    second = s.snapshot(NOW)
+    assert second.table.allocatable is first.table.allocatable
+    assert second.nodes[second.table.index["wyse"]].annotations == {"x": "y"}
+    s.upsert_node(node("wyse", labels={"new": "label"}))
+    third = s.snapshot(NOW)
+    assert third.table is not second.table
+    assert third.table.allocatable is first.table.allocatable  # allocatable unchanged: shared
+    assert third.table.label_in("new", ["label"]).tolist() == [False, False, True]
+
+
+def test_pods_before_their_node_and_node_removal() -> None:
+    s = ClusterState(thesis_kb())
+    s.add_pod(pod("early", cpu="1", node_name="late"))
+    s.upsert_node(node("late"))
+    snap = s.snapshot(NOW)
+    assert snap.usage(0).requested == {"cpu": 1000, "pods": 1}
+    s.remove_node("late")
+    assert s.snapshot(NOW).table.size == 0
+
+
+def test_knowledge_base_swap() -> None:
+    s = state_with()
+    assert s.snapshot(NOW).table.profiles[0] is not None
+    s.set_knowledge_base(KnowledgeBase())
+    snap = s.snapshot(NOW)
+    assert all(p is None for p in snap.table.profiles)
+    assert np.isnan(snap.table.perf["training"]).all()
+
+
+def test_new_extended_resource_column_keeps_existing_requests() -> None:
+    s = state_with()
+    s.add_pod(pod("g", node_name="tvpc",
+                  containers=[container(extra={"nvidia.com/gpu": "1"})]))
+    s.upsert_node(node("tvpc", extra={"nvidia.com/gpu": "1"}))  # device plugin came up
+    snap = s.snapshot(NOW)
+    assert snap.usage(snap.table.index["tvpc"]).requested == {"nvidia.com/gpu": 1, "pods": 1}
+
+
+def test_at_moves_the_clock_only() -> None:
+    snap = ClusterSnapshot.build(thesis_nodes(), now=NOW)
+    later = snap.at(NOW + timedelta(seconds=5))
+    assert later.now > snap.now and later.requested is snap.requested
+
+
+def test_patched_node_table_equals_a_rebuild() -> None:
+    """One node's labels/taints/allocatable change: the patch equals a fresh build."""
+    rng = random.Random(11)
+    nodes = {n.name: n for n in thesis_nodes()}
+    nodes.update({f"x{i}": node(f"x{i}", labels={"class": "rpi"}) for i in range(4)})
+    kb = KnowledgeBase.of([*thesis_kb().profiles.values(), profile("rpi", {"class": "rpi"})])
+    s = ClusterState(kb)
+    for n in nodes.values():
+        s.upsert_node(n)
+    s.add_pod(pod("u", cpu="1", node_name="x1"))
+    probes = [
+        pod("a", cpu="1", workload="training", weight="0.5"),
+        pod("b", cpu="2", workload="training", weight="1", nodeSelector={"class": "rpi"}),
+        pod("c", cpu="1", workload="inference", tolerations=[{"key": "t", "operator": "Exists"}]),
+        pod("d", cpu="3500m", affinity={"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["2"]}]}]}}}),
+    ]
+    for _ in range(30):
+        s.snapshot(NOW)  # a table exists, so the next change is patched
+        name = rng.choice(sorted(nodes))
+        labels = {k: v for k, v in nodes[name].labels.items() if k != "kubernetes.io/hostname"}
+        labels[rng.choice(["class", "gen"])] = rng.choice(["rpi", "wyse", "1", "3"])
+        taints = rng.choice([[], [{"key": "t", "value": "v", "effect": "NoSchedule"}],
+                             [{"key": "p", "effect": "PreferNoSchedule"}]])
+        nodes[name] = node(name, cpu=rng.choice(["2", "4"]), labels=labels, taints=taints,
+                           unschedulable=rng.random() < 0.2)
+        s.upsert_node(nodes[name])
+        patched = s.snapshot(NOW)
+        fresh = ClusterSnapshot.build(nodes.values(), [pod("u", cpu="1", node_name="x1")],
+                                      now=NOW, kb=kb)
+        for p in probes:
+            for explain in (False, True):
+                a = schedule_one(p, patched, ScheduleParams(), explain=explain)
+                b = schedule_one(p, fresh, ScheduleParams(), explain=explain)
+                assert (a.node, a.runner_up, a.reasons, a.ranking) == (
+                    b.node, b.runner_up, b.reasons, b.ranking)
