@@ -24,32 +24,60 @@ def _parser() -> argparse.ArgumentParser:
         description="Benchmark kernels for the training, inference and sequential workload "
         "types; energy per unit when a power source is available.",
     )
-    p.add_argument("--json", action="store_true",
-                   help="print the result document (between marker lines) to stdout")
-    p.add_argument("--workloads", default=",".join(WORKLOADS),
-                   help="comma-separated subset of %(default)s")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result document (between marker lines) to stdout",
+    )
+    p.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help="comma-separated subset of %(default)s"
+    )
     p.add_argument("--repeats", type=int, default=5, help="timed repeats (default %(default)s)")
-    p.add_argument("--seconds", type=float, default=0.5,
-                   help="minimum seconds per repeat (default %(default)s)")
-    p.add_argument("--warmup", type=float, default=0.3,
-                   help="warm-up seconds per kernel (default %(default)s)")
-    p.add_argument("--size", choices=("standard", "tiny"), default="standard",
-                   help="kernel sizes; only 'standard' results become profiles")
-    p.add_argument("--dtype", choices=("float32", "float64"), default=None,
-                   help="float type of the MLP kernels (standard: float32)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="BLAS threads (sets OPENBLAS_NUM_THREADS/OMP_NUM_THREADS before numpy "
-                   "loads; default: BLAS's own choice, all CPUs)")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=0.5,
+        help="minimum seconds per repeat (default %(default)s)",
+    )
+    p.add_argument(
+        "--warmup", type=float, default=0.3, help="warm-up seconds per kernel (default %(default)s)"
+    )
+    p.add_argument(
+        "--size",
+        choices=("standard", "tiny"),
+        default="standard",
+        help="kernel sizes; only 'standard' results become profiles",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default=None,
+        help="float type of the MLP kernels (standard: float32)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="BLAS threads (sets OPENBLAS_NUM_THREADS/OMP_NUM_THREADS before numpy "
+        "loads; default: BLAS's own choice, all CPUs)",
+    )
     p.add_argument("--no-gpu", action="store_true", help="do not try the PyTorch/CUDA kernels")
-    p.add_argument("--power", default="auto",
-                   choices=("auto", "none", "shelly", "rapl", "monitor"),
-                   help="power source (auto: shelly if --shelly-url, else rapl if readable, "
-                   "else none = energy not measured)")
+    p.add_argument(
+        "--power",
+        default="auto",
+        choices=("auto", "none", "shelly", "rapl", "monitor"),
+        help="power source (auto: shelly if --shelly-url, else rapl if readable, "
+        "else none = energy not measured)",
+    )
     p.add_argument("--shelly-url", help="base URL of the node's Shelly plug, e.g. http://10.0.0.5")
     p.add_argument("--shelly-user", help="Gen1 HTTP Basic auth user")
     p.add_argument("--shelly-password", help="Gen1 HTTP Basic auth password")
-    p.add_argument("--idle-seconds", type=float, default=3.0,
-                   help="idle power measurement before the kernels, with a power source")
+    p.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=3.0,
+        help="idle power measurement before the kernels, with a power source",
+    )
     p.add_argument("--node", help="node name to report (default: $NODE_NAME, else host name)")
     return p
 
@@ -59,13 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     workloads = tuple(w.strip() for w in args.workloads.split(",") if w.strip())
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:
-        print(f"unknown workload(s) {', '.join(unknown)}; allowed: {', '.join(WORKLOADS)}",
-              file=sys.stderr)
+        print(
+            f"unknown workload(s) {', '.join(unknown)}; allowed: {', '.join(WORKLOADS)}",
+            file=sys.stderr,
+        )
         return 2
     if args.threads is not None:
         if "numpy" in sys.modules:
-            print("warning: numpy is already loaded; --threads may not take effect",
-                  file=sys.stderr)
+            print(
+                "warning: numpy is already loaded; --threads may not take effect", file=sys.stderr
+            )
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(args.threads)
     # numpy loads here, after the thread count is set.

@@ -53,7 +53,8 @@ def _pick_kernel(
     doc: Mapping[str, Any], workload: str, gpu_for: frozenset[str]
 ) -> Mapping[str, Any] | None:
     kernels = [
-        k for k in doc.get("kernels", [])
+        k
+        for k in doc.get("kernels", [])
         if isinstance(k, Mapping) and k.get("workload") == workload and k.get("available")
     ]
     by_device = {k.get("device"): k for k in kernels}
@@ -146,8 +147,11 @@ def convert_result(
                 provenance=_clip(
                     f"{perf_note}; powerWatts measured by {kernel.get('power_source')} "
                     f"({kernel.get('power_scope')}){scope_note}, average over the timed run"
-                    + (f", sample coverage {kernel['power_coverage']:.0%}"
-                       if kernel.get("power_coverage") is not None else "")
+                    + (
+                        f", sample coverage {kernel['power_coverage']:.0%}"
+                        if kernel.get("power_coverage") is not None
+                        else ""
+                    )
                 ),
             )
         elif fallback is not None and wtype in fallback.workloads:
@@ -242,16 +246,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Turn energysched-bench results into EnergyProfile manifests.",
     )
     p.add_argument("results", nargs="+", type=Path, help="result JSON files or pod logs")
-    p.add_argument("--power-from", action="append", type=Path, default=[],
-                   help="profile file or directory whose power figures fill in where power "
-                   "was not measured (marked estimated)")
-    p.add_argument("--gpu-for", default="training",
-                   help="workloads whose GPU figures are used when available (comma list, "
-                   "or 'none'; default %(default)s)")
-    p.add_argument("--allow-nonstandard", action="store_true",
-                   help="accept results of non-standard kernel sizes")
-    p.add_argument("--accept-package-power", action="store_true",
-                   help="accept RAPL CPU-package power as powerWatts (marked in provenance)")
+    p.add_argument(
+        "--power-from",
+        action="append",
+        type=Path,
+        default=[],
+        help="profile file or directory whose power figures fill in where power "
+        "was not measured (marked estimated)",
+    )
+    p.add_argument(
+        "--gpu-for",
+        default="training",
+        help="workloads whose GPU figures are used when available (comma list, "
+        "or 'none'; default %(default)s)",
+    )
+    p.add_argument(
+        "--allow-nonstandard",
+        action="store_true",
+        help="accept results of non-standard kernel sizes",
+    )
+    p.add_argument(
+        "--accept-package-power",
+        action="store_true",
+        help="accept RAPL CPU-package power as powerWatts (marked in provenance)",
+    )
     p.add_argument("-o", "--output", type=Path, help="write the manifests here (default stdout)")
     args = p.parse_args(argv)
 
@@ -272,8 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{path}: no energysched-bench result document in it", file=sys.stderr)
             return 1
         docs.extend(found)
-    gpu_for = () if args.gpu_for == "none" else tuple(
-        w.strip() for w in args.gpu_for.split(",") if w.strip()
+    gpu_for = (
+        ()
+        if args.gpu_for == "none"
+        else tuple(w.strip() for w in args.gpu_for.split(",") if w.strip())
     )
     try:
         manifests = convert_results(

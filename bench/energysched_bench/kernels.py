@@ -65,7 +65,12 @@ class KernelConfig:
 
 STANDARD = KernelConfig()
 TINY = KernelConfig(
-    inputs=16, hidden=32, hidden_layers=1, classes=4, train_batch=8, infer_batch=16,
+    inputs=16,
+    hidden=32,
+    hidden_layers=1,
+    classes=4,
+    train_batch=8,
+    infer_batch=16,
     seq_chunk=2_000,
 )
 

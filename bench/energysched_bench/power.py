@@ -137,8 +137,13 @@ class RaplSource(PowerSource):
     name = "rapl"
     scope: Scope = "cpu-package"
 
-    def __init__(self, zones: list[RaplZone], *, interval: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        zones: list[RaplZone],
+        *,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not zones:
             raise ValueError("no readable RAPL package zone")
         self.zones = zones

@@ -71,8 +71,11 @@ def extract_result(log_text: str) -> dict[str, Any]:
         has_begin = BEGIN_MARKER in log_text
         raise ResultNotFound(
             "no complete energysched-bench result in the log"
-            + (" (a begin marker without a parseable document before the end marker: "
-               "the run was cut short or the JSON is damaged)" if has_begin else
-               " (no begin marker: the bench did not finish, or ran without --json)")
+            + (
+                " (a begin marker without a parseable document before the end marker: "
+                "the run was cut short or the JSON is damaged)"
+                if has_begin
+                else " (no begin marker: the bench did not finish, or ran without --json)"
+            )
         )
     return docs[-1]

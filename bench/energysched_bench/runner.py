@@ -231,18 +231,24 @@ def run_all(
         say(f"{workload} (cpu): {options.config.describe(workload)}")
         doc["kernels"].append(
             run_kernel(
-                f"{workload}-cpu", workload, "cpu",
+                f"{workload}-cpu",
+                workload,
+                "cpu",
                 partial(kernels.CPU_KERNELS[workload], options.config),
-                options, source,
+                options,
+                source,
             )
         )
         if options.gpu and workload in GPU_WORKLOADS:
             say(f"{workload} (gpu)")
             doc["kernels"].append(
                 run_kernel(
-                    f"{workload}-gpu", workload, "gpu",
+                    f"{workload}-gpu",
+                    workload,
+                    "gpu",
                     partial(kernels.gpu_step, workload, options.config),
-                    options, source,
+                    options,
+                    source,
                 )
             )
     doc["loadavg_after"] = _loadavg()
@@ -281,4 +287,3 @@ def render(doc: dict[str, Any]) -> str:
             f"{watts:>9}{jpu:>12}"
         )
     return "\n".join(lines)
-

@@ -43,12 +43,27 @@ GIB = 1 << 30
 
 #: name: (idle W, cpu m, memory, gpus, {type: (performance, watts)})
 CLASSES: dict[str, tuple[float, int, int, int, dict[str, tuple[float, float]]]] = {
-    "tvpc": (25.0, 4000, 16 * GIB, 1,
-             {"training": (22036, 71), "inference": (9000, 60), "sequential": (800, 45)}),
-    "wyse": (6.5, 4000, 8 * GIB, 0,
-             {"training": (3000, 13.2), "inference": (900, 11), "sequential": (400, 9.5)}),
-    "rpi": (2.0, 4000, 1 * GIB, 0,
-            {"training": (1200, 3.5), "inference": (300, 3.2), "sequential": (120, 2.8)}),
+    "tvpc": (
+        25.0,
+        4000,
+        16 * GIB,
+        1,
+        {"training": (22036, 71), "inference": (9000, 60), "sequential": (800, 45)},
+    ),
+    "wyse": (
+        6.5,
+        4000,
+        8 * GIB,
+        0,
+        {"training": (3000, 13.2), "inference": (900, 11), "sequential": (400, 9.5)},
+    ),
+    "rpi": (
+        2.0,
+        4000,
+        1 * GIB,
+        0,
+        {"training": (1200, 3.5), "inference": (300, 3.2), "sequential": (120, 2.8)},
+    ),
 }
 
 
@@ -79,29 +94,45 @@ def cluster(n: int, now: datetime, rng: random.Random) -> ClusterState:
         alloc = {"cpu": cpu, "memory": mem, "pods": 110, "ephemeral-storage": 50 * GIB}
         if gpus:
             alloc["nvidia.com/gpu"] = gpus
-        state.upsert_node(NodeInfo(
-            name=name,
-            labels={"kubernetes.io/hostname": name, CLASS_LABEL: cls,
-                    ZONE_LABEL: f"zone-{i % 4}", "kubernetes.io/arch":
-                    "arm" if cls == "rpi" else "amd64"},
-            allocatable=alloc,
-            taints=taints,
-            unschedulable=i % 211 == 0,
-        ))
+        state.upsert_node(
+            NodeInfo(
+                name=name,
+                labels={
+                    "kubernetes.io/hostname": name,
+                    CLASS_LABEL: cls,
+                    ZONE_LABEL: f"zone-{i % 4}",
+                    "kubernetes.io/arch": "arm" if cls == "rpi" else "amd64",
+                },
+                allocatable=alloc,
+                taints=taints,
+                unschedulable=i % 211 == 0,
+            )
+        )
         for j in range(rng.randrange(0, 8)):
-            state.add_pod(PodInfo(
-                name=f"existing-{i}-{j}", uid=f"e-{i}-{j}", node_name=name, phase="Running",
-                requests={"cpu": rng.choice((100, 250, 500)), "memory": rng.choice((64, 256)) << 20,
-                          "pods": 1},
-            ))
+            state.add_pod(
+                PodInfo(
+                    name=f"existing-{i}-{j}",
+                    uid=f"e-{i}-{j}",
+                    node_name=name,
+                    phase="Running",
+                    requests={
+                        "cpu": rng.choice((100, 250, 500)),
+                        "memory": rng.choice((64, 256)) << 20,
+                        "pods": 1,
+                    },
+                )
+            )
         age = rng.choice((5, 10, 20, 30, 200))  # some stale
         watts = idle + rng.choice((0.5, 1.0, 2.0, 30.0))
         state.set_reading(name, PowerReading(watts, now - timedelta(seconds=age), "shelly"))
     for k in range(200):
         i = rng.randrange(n)
         cls = names[i % 3] if i % 50 else "unprofiled"
-        state.record_bind(RecentBind(f"{cls}-{i:05d}", f"b-{k}", now - timedelta(seconds=3),
-                                     rng.choice(WORKLOAD_TYPES)))
+        state.record_bind(
+            RecentBind(
+                f"{cls}-{i:05d}", f"b-{k}", now - timedelta(seconds=3), rng.choice(WORKLOAD_TYPES)
+            )
+        )
     return state
 
 
@@ -112,20 +143,29 @@ def pods(count: int, rng: random.Random) -> list[PodInfo]:
         selector = {ZONE_LABEL: f"zone-{k % 4}"} if k % 5 == 0 else {}
         affinity = None
         if k % 7 == 0:
-            affinity = (NodeSelectorTerm((NodeSelectorRequirement(
-                "kubernetes.io/arch", "In", ("amd64",)),)),)
+            affinity = (
+                NodeSelectorTerm(
+                    (NodeSelectorRequirement("kubernetes.io/arch", "In", ("amd64",)),)
+                ),
+            )
         requests = {"cpu": rng.choice((250, 500, 1000)), "memory": 512 << 20, "pods": 1}
         if wt == "training" and k % 3 == 0:
             requests["nvidia.com/gpu"] = 1
-        out.append(PodInfo(
-            name=f"pod-{k}", uid=f"p-{k}",
-            labels={WORKLOAD_TYPE_LABEL: wt},
-            annotations={PERFORMANCE_WEIGHT_ANNOTATION: f"{rng.random():.2f}"},
-            scheduler_name="energy-scheduler", requests=requests, node_selector=selector,
-            required_affinity=affinity,
-            tolerations=(Toleration(key="energy.thesis.io/maintenance", operator="Exists"),)
-            if k % 2 else (),
-        ))
+        out.append(
+            PodInfo(
+                name=f"pod-{k}",
+                uid=f"p-{k}",
+                labels={WORKLOAD_TYPE_LABEL: wt},
+                annotations={PERFORMANCE_WEIGHT_ANNOTATION: f"{rng.random():.2f}"},
+                scheduler_name="energy-scheduler",
+                requests=requests,
+                node_selector=selector,
+                required_affinity=affinity,
+                tolerations=(Toleration(key="energy.thesis.io/maintenance", operator="Exists"),)
+                if k % 2
+                else (),
+            )
+        )
     return out
 
 
@@ -146,7 +186,10 @@ def _time_decisions(
 
 
 def _time_assume_and_snapshot(
-    state: ClusterState, extra: list[PodInfo], names: tuple[str, ...], now: datetime,
+    state: ClusterState,
+    extra: list[PodInfo],
+    names: tuple[str, ...],
+    now: datetime,
     rng: random.Random,
 ) -> list[float]:
     """What the controller pays per decision besides schedule_one."""

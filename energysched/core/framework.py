@@ -110,8 +110,9 @@ def schedule_one(
     table = snapshot.table
     if explain:
         verdicts = reference_outcome(pod, snapshot)
-        feasible = np.fromiter((code == 0 for code, _ in verdicts), dtype=np.bool_,
-                               count=len(verdicts))
+        feasible = np.fromiter(
+            (code == 0 for code, _ in verdicts), dtype=np.bool_, count=len(verdicts)
+        )
         hist: dict[str, int] = {}
         for _, reasons in verdicts:
             for r in reasons:
@@ -123,8 +124,12 @@ def schedule_one(
     feasible_count = int(np.count_nonzero(feasible))
 
     base = Decision(
-        pod=pod.key, mode=params.mode, workload_type=workload_type, weight=weight,
-        total_nodes=table.size, feasible_count=feasible_count,
+        pod=pod.key,
+        mode=params.mode,
+        workload_type=workload_type,
+        weight=weight,
+        total_nodes=table.size,
+        feasible_count=feasible_count,
         reasons=MappingProxyType(hist),
     )
     results: tuple[NodeResult, ...] = ()
@@ -134,8 +139,9 @@ def schedule_one(
                 NodeResult(table.names[i], False, FILTER_NAMES[code - 1], reasons)
                 for i, (code, reasons) in enumerate(verdicts)
             )
-        return replace(base, node_results=results,
-                        failed_message=fit_error_message(table.size, hist))
+        return replace(
+            base, node_results=results, failed_message=fit_error_message(table.size, hist)
+        )
 
     scores = compute_scores(pod, snapshot, feasible, workload_type, weight, params)
     order = rank(scores, feasible, None if explain else params.detail_top_k)
@@ -145,8 +151,13 @@ def schedule_one(
     if explain:
         by_node = {b.node: b for b in top}
         results = tuple(
-            NodeResult(table.names[i], code == 0, FILTER_NAMES[code - 1] if code else None,
-                       reasons, by_node.get(table.names[i]))
+            NodeResult(
+                table.names[i],
+                code == 0,
+                FILTER_NAMES[code - 1] if code else None,
+                reasons,
+                by_node.get(table.names[i]),
+            )
             for i, (code, reasons) in enumerate(verdicts)
         )
     decided = replace(
@@ -161,4 +172,3 @@ def schedule_one(
         fallback_reason=scores.fallback_reason,
     )
     return replace(decided, scheduled_message=_scheduled_message(pod, top, decided))
-

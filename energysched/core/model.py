@@ -32,7 +32,6 @@ TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 UNSCHEDULABLE_TAINT_KEY: Final = "node.kubernetes.io/unschedulable"
 
 
-
 def _no_strings() -> Mapping[str, str]:
     return MappingProxyType({})
 

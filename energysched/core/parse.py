@@ -278,7 +278,8 @@ def _required_affinity(ctx: _Ctx, spec: JSON) -> tuple[NodeSelectorTerm, ...] | 
         terms.append(
             NodeSelectorTerm(
                 match_expressions=_requirements(
-                    ctx, ctx.seq(t, "matchExpressions", f"{p}.matchExpressions"),
+                    ctx,
+                    ctx.seq(t, "matchExpressions", f"{p}.matchExpressions"),
                     f"{p}.matchExpressions",
                 ),
                 match_fields=_requirements(
@@ -387,7 +388,9 @@ def parse_power_reading(node: NodeInfo) -> PowerReading | InputError | None:
     watts = float(text) if _DECIMAL.fullmatch(text) else math.nan
     if not math.isfinite(watts) or watts < 0:
         return InputError(
-            subject, f"annotation {CURRENT_WATTS_ANNOTATION}", raw_watts,
+            subject,
+            f"annotation {CURRENT_WATTS_ANNOTATION}",
+            raw_watts,
             "a non-negative decimal number of watts is allowed",
         )
     raw_ts = ann.get(CURRENT_WATTS_TIMESTAMP_ANNOTATION)

@@ -37,7 +37,16 @@ INT64_MIN: Final = -(2**63)
 _SUFFIX_CHARS: Final = frozenset("eEinumkKMGTP")
 _DIGITS: Final = frozenset("0123456789")
 _DECIMAL_SI: Final[dict[str, int]] = {
-    "n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18,
+    "n": -9,
+    "u": -6,
+    "m": -3,
+    "": 0,
+    "k": 3,
+    "M": 6,
+    "G": 9,
+    "T": 12,
+    "P": 15,
+    "E": 18,
 }
 _BINARY_SI: Final[dict[str, int]] = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _EXPONENT: Final = re.compile(r"[+-]?[0-9]+")
@@ -167,11 +176,7 @@ def parse_quantity(text: str) -> Fraction:
         precision = 18 - (len(num) + len(denom))
         fast_scale = exponent - len(denom)
         mantissa = 1
-    fast = (
-        precision >= 0
-        and fast_scale >= -9
-        and digits * mantissa <= INT64_MAX
-    )
+    fast = precision >= 0 and fast_scale >= -9 and digits * mantissa <= INT64_MAX
     if not fast:
         if magnitude.denominator != 1:
             nanos = magnitude / _NANO

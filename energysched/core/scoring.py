@@ -174,7 +174,8 @@ def compute_scores(
 
     pns_class = np.fromiter(
         (taints.intolerable_prefer_no_schedule(c.taints, pod.tolerations) for c in t.classes),
-        dtype=np.int64, count=len(t.classes),
+        dtype=np.int64,
+        count=len(t.classes),
     )
     pns = pns_class[t.class_ids]
     max_pns = int(pns[feasible].max()) if feasible.any() else 0
@@ -209,12 +210,30 @@ def compute_scores(
     if fallback_reason:
         base, free_cpu, free_mem = _neutral(pod, snap)
         return Scores(
-            mode=mode, workload_type=workload_type, weight=weight, tier=np.ones(n, dtype=np.bool_),
-            raw_p=perf, raw_e=nan, power=power, norm_p=nan, norm_e=nan, base=base,
-            predicted=predicted, state=state, busy=busy, pns=pns, factor=factor,
-            final=base * factor, max_p=np.nan, max_e=np.nan, fallback=True,
-            fallback_reason=fallback_reason, stale_count=0, missing_count=0,
-            free_cpu=free_cpu, free_mem=free_mem,
+            mode=mode,
+            workload_type=workload_type,
+            weight=weight,
+            tier=np.ones(n, dtype=np.bool_),
+            raw_p=perf,
+            raw_e=nan,
+            power=power,
+            norm_p=nan,
+            norm_e=nan,
+            base=base,
+            predicted=predicted,
+            state=state,
+            busy=busy,
+            pns=pns,
+            factor=factor,
+            final=base * factor,
+            max_p=np.nan,
+            max_e=np.nan,
+            fallback=True,
+            fallback_reason=fallback_reason,
+            stale_count=0,
+            missing_count=0,
+            free_cpu=free_cpu,
+            free_mem=free_mem,
         )
 
     scored = feasible & has
@@ -255,11 +274,30 @@ def compute_scores(
             score[unknown] = 0.0
 
     return Scores(
-        mode=mode, workload_type=workload_type, weight=weight, tier=has, raw_p=perf, raw_e=eff,
-        power=power, norm_p=norm_p, norm_e=norm_e, base=base, predicted=predicted, state=state,
-        busy=busy, pns=pns, factor=factor, final=np.where(has, score * factor, 0.0),
-        max_p=max_p, max_e=max_e, fallback=False, fallback_reason="",
-        stale_count=stale_count, missing_count=missing_count, free_cpu=nan, free_mem=nan,
+        mode=mode,
+        workload_type=workload_type,
+        weight=weight,
+        tier=has,
+        raw_p=perf,
+        raw_e=eff,
+        power=power,
+        norm_p=norm_p,
+        norm_e=norm_e,
+        base=base,
+        predicted=predicted,
+        state=state,
+        busy=busy,
+        pns=pns,
+        factor=factor,
+        final=np.where(has, score * factor, 0.0),
+        max_p=max_p,
+        max_e=max_e,
+        fallback=False,
+        fallback_reason="",
+        stale_count=stale_count,
+        missing_count=missing_count,
+        free_cpu=nan,
+        free_mem=nan,
     )
 
 
@@ -369,12 +407,25 @@ def breakdown(
         why += taint_note
 
     return ScoreBreakdown(
-        node=name, rank=rank_, kind=kind, profile=profile,
-        raw_p=_opt(float(scores.raw_p[i])), raw_e=_opt(float(scores.raw_e[i])),
-        power_watts=_opt(float(scores.power[i])), norm_p=_opt(float(scores.norm_p[i])),
-        norm_e=_opt(float(scores.norm_e[i])), base_score=base,
-        live_watts=None if reading is None else reading.watts, predicted_watts=predicted,
-        idle_watts=idle, reading_state=state, reading_age_s=age,
-        reading_source=None if reading is None else reading.source, busy=bool(scores.busy[i]),
-        prefer_no_schedule_taints=pns, taint_factor=factor, score=final, why=f"{name}: {why}",
+        node=name,
+        rank=rank_,
+        kind=kind,
+        profile=profile,
+        raw_p=_opt(float(scores.raw_p[i])),
+        raw_e=_opt(float(scores.raw_e[i])),
+        power_watts=_opt(float(scores.power[i])),
+        norm_p=_opt(float(scores.norm_p[i])),
+        norm_e=_opt(float(scores.norm_e[i])),
+        base_score=base,
+        live_watts=None if reading is None else reading.watts,
+        predicted_watts=predicted,
+        idle_watts=idle,
+        reading_state=state,
+        reading_age_s=age,
+        reading_source=None if reading is None else reading.source,
+        busy=bool(scores.busy[i]),
+        prefer_no_schedule_taints=pns,
+        taint_factor=factor,
+        score=final,
+        why=f"{name}: {why}",
     )

@@ -280,7 +280,8 @@ class NodeTable:
             other.class_ids = ids
         if node.labels != old.labels:
             changed = {
-                k for k in old.labels.keys() | node.labels.keys()
+                k
+                for k in old.labels.keys() | node.labels.keys()
                 if old.labels.get(k) != node.labels.get(k)
             }
             other._label_values = {k: v for k, v in self._label_values.items() if k not in changed}
@@ -458,8 +459,9 @@ class ClusterState:
         self._ts: FloatArray = np.zeros(0)
         self._readings_shared = False
         self._readings_view: tuple[PowerReading | None, ...] | None = None
-        self._binds_view: tuple[tuple[RecentBind, ...], IndexArray, FloatArray,
-                                npt.NDArray[np.int8]] | None = None
+        self._binds_view: (
+            tuple[tuple[RecentBind, ...], IndexArray, FloatArray, npt.NDArray[np.int8]] | None
+        ) = None
         self._last: ClusterSnapshot | None = None
 
     # -- nodes and profiles -------------------------------------------------------
@@ -644,11 +646,13 @@ class ClusterState:
             _readonly(self._ts)
             self._readings_shared = True
         if self._ports_view is None:
-            self._ports_view = MappingProxyType({
-                table.index[name]: frozenset(ports)
-                for name, ports in self._node_ports.items()
-                if ports and name in table.index
-            })
+            self._ports_view = MappingProxyType(
+                {
+                    table.index[name]: frozenset(ports)
+                    for name, ports in self._node_ports.items()
+                    if ports and name in table.index
+                }
+            )
         if self._readings_view is None:
             self._readings_view = tuple(self._readings.get(name) for name in table.names)
         if self._binds_view is None:
@@ -662,7 +666,8 @@ class ClusterState:
             bt = np.fromiter((b.at.timestamp() for b in binds), dtype=np.float64, count=len(binds))
             bw = np.fromiter(
                 (-1 if b.workload_type is None else WT_CODE[b.workload_type] for b in binds),
-                dtype=np.int8, count=len(binds),
+                dtype=np.int8,
+                count=len(binds),
             )
             for a in (bn, bt, bw):
                 _readonly(a)

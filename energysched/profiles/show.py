@@ -91,16 +91,36 @@ def kb_table(
         for wtype in workloads:
             if resolution is None:
                 rows.append(
-                    Row(node.name, wtype, NO_PROFILE, (), None, "", None, None, "-",
-                        "no profile matches this node's labels")
+                    Row(
+                        node.name,
+                        wtype,
+                        NO_PROFILE,
+                        (),
+                        None,
+                        "",
+                        None,
+                        None,
+                        "-",
+                        "no profile matches this node's labels",
+                    )
                 )
                 continue
             profile = resolution.profile
             figures = profile.workloads.get(wtype)
             if figures is None:
                 rows.append(
-                    Row(node.name, wtype, profile.name, resolution.also_matched, None, "",
-                        None, None, "-", f"profile {profile.name} has no {wtype} figures")
+                    Row(
+                        node.name,
+                        wtype,
+                        profile.name,
+                        resolution.also_matched,
+                        None,
+                        "",
+                        None,
+                        None,
+                        "-",
+                        f"profile {profile.name} has no {wtype} figures",
+                    )
                 )
                 continue
             rows.append(
@@ -131,8 +151,15 @@ def _fmt(value: float | None) -> str:
 
 
 HEADER = (
-    "NODE", "WORKLOAD", "PERFORMANCE", "UNIT", "POWER W", "EFFICIENCY /J", "SOURCE",
-    "PROFILE", "ALSO MATCHED",
+    "NODE",
+    "WORKLOAD",
+    "PERFORMANCE",
+    "UNIT",
+    "POWER W",
+    "EFFICIENCY /J",
+    "SOURCE",
+    "PROFILE",
+    "ALSO MATCHED",
 )
 
 

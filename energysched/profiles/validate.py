@@ -111,9 +111,7 @@ class _Checker:
     def fail(self, path: str, message: str) -> None:
         self.errors.append(FieldError(path, message))
 
-    def number(
-        self, path: str, value: object, *, minimum: float, exclusive: bool
-    ) -> float | None:
+    def number(self, path: str, value: object, *, minimum: float, exclusive: bool) -> float | None:
         """A finite number above (or at, unless exclusive) the minimum, or None after failing."""
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, f"{_show(value)} is a {_type_name(value)}; must be a number")
@@ -184,9 +182,7 @@ def label_key_problem(key: str) -> str | None:
     return None
 
 
-def _figures(
-    c: _Checker, path: str, value: object, idle: float | None
-) -> WorkloadFigures | None:
+def _figures(c: _Checker, path: str, value: object, idle: float | None) -> WorkloadFigures | None:
     obj = c.mapping(path, value)
     if obj is None:
         return None
@@ -196,9 +192,7 @@ def _figures(
     if "performance" not in obj:
         c.fail(f"{path}.performance", "is required (work units per second, > 0)")
     else:
-        performance = c.number(
-            f"{path}.performance", obj["performance"], minimum=0, exclusive=True
-        )
+        performance = c.number(f"{path}.performance", obj["performance"], minimum=0, exclusive=True)
     if "powerWatts" not in obj:
         c.fail(f"{path}.powerWatts", "is required (wall power while working, watts, > 0)")
     else:
@@ -338,9 +332,7 @@ def parse_profile(obj: Mapping[str, object]) -> ProfileSpec | ValidationFailure:
 
     max_power = None
     if "maxPowerWatts" in spec:
-        max_power = c.number(
-            "spec.maxPowerWatts", spec["maxPowerWatts"], minimum=0, exclusive=True
-        )
+        max_power = c.number("spec.maxPowerWatts", spec["maxPowerWatts"], minimum=0, exclusive=True)
         if max_power is not None and idle is not None and max_power < idle:
             c.fail(
                 "spec.maxPowerWatts",

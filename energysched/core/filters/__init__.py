@@ -126,7 +126,8 @@ def run_filters(pod: PodInfo, snap: ClusterSnapshot) -> FilterOutcome:
     tolerated = unschedulable.tolerates_unschedulable(pod)
     class_unsched = np.fromiter(
         (unschedulable.rejects(c.unschedulable, tolerated) for c in table.classes),
-        dtype=np.bool_, count=len(table.classes),
+        dtype=np.bool_,
+        count=len(table.classes),
     )
     untolerated = [taints.first_untolerated(c.taints, pod.tolerations) for c in table.classes]
     class_taint = np.fromiter(

@@ -64,8 +64,11 @@ KB = KnowledgeBase.of(profile(c, {"class": c}) for c in ("tvpc", "wyse", "rpi"))
 
 def ports(rng: random.Random) -> tuple[HostPort, ...]:
     return tuple(
-        HostPort(rng.choice((80, 443)), rng.choice(("TCP", "UDP")),
-                 rng.choice(("0.0.0.0", "10.0.0.1", "10.0.0.2")))
+        HostPort(
+            rng.choice((80, 443)),
+            rng.choice(("TCP", "UDP")),
+            rng.choice(("0.0.0.0", "10.0.0.1", "10.0.0.2")),
+        )
         for _ in range(rng.choice((0, 0, 0, 1, 2)))
     )
 
@@ -88,12 +91,17 @@ def random_node(rng: random.Random, i: int) -> NodeInfo:
     for key, values in (("zone", "abc"), ("gen", "123456789x"), ("disk", ("ssd", "hdd"))):
         if rng.random() < 0.7:
             labels[key] = rng.choice(list(values))
-    alloc = {"cpu": rng.randrange(500, 4001), "memory": rng.randrange(1, 9) << 30,
-             "pods": rng.randrange(1, 6)}
+    alloc = {
+        "cpu": rng.randrange(500, 4001),
+        "memory": rng.randrange(1, 9) << 30,
+        "pods": rng.randrange(1, 6),
+    }
     if rng.random() < 0.3:
         alloc["nvidia.com/gpu"] = rng.randrange(0, 3)
     return NodeInfo(
-        name=f"n{i:02d}", labels=labels, allocatable=alloc,
+        name=f"n{i:02d}",
+        labels=labels,
+        allocatable=alloc,
         taints=tuple(rng.sample(TAINTS, rng.choice((0, 0, 1, 2)))),
         unschedulable=rng.random() < 0.1,
     )
@@ -138,9 +146,13 @@ def random_pod(rng: random.Random, k: int, n: int) -> PodInfo:
     if rng.random() < 0.85:
         labels[WORKLOAD_TYPE_LABEL] = rng.choice(WORKLOAD_TYPES)
     return PodInfo(
-        name=f"p{k}", uid=f"p{k}", labels=labels,
+        name=f"p{k}",
+        uid=f"p{k}",
+        labels=labels,
         annotations={PERFORMANCE_WEIGHT_ANNOTATION: rng.choice(("0", "0.3", "0.5", "1"))},
-        requests=requests(rng), node_selector=selector, required_affinity=affinity,
+        requests=requests(rng),
+        node_selector=selector,
+        required_affinity=affinity,
         tolerations=tuple(rng.sample(TOLERATIONS, rng.choice((0, 0, 1, 2)))),
         host_ports=ports(rng),
         node_name=f"n{rng.randrange(n):02d}" if rng.random() < 0.05 else "",
@@ -151,28 +163,42 @@ def random_cluster(rng: random.Random) -> ClusterSnapshot:
     n = rng.randrange(1, 26)
     nodes = [random_node(rng, i) for i in range(n)]
     pods = [
-        PodInfo(name=f"e{i}-{j}", uid=f"e{i}-{j}", node_name=nodes[i].name, phase="Running",
-                requests=requests(rng), host_ports=ports(rng))
-        for i in range(n) for j in range(rng.randrange(0, 3))
+        PodInfo(
+            name=f"e{i}-{j}",
+            uid=f"e{i}-{j}",
+            node_name=nodes[i].name,
+            phase="Running",
+            requests=requests(rng),
+            host_ports=ports(rng),
+        )
+        for i in range(n)
+        for j in range(rng.randrange(0, 3))
     ]
     readings = {
-        node.name: PowerReading(rng.choice((2.0, 7.0, 26.0, 60.0)),
-                                NOW - timedelta(seconds=rng.choice((-5, 5, 30, 120, 600))))
-        for node in nodes if rng.random() < 0.7
+        node.name: PowerReading(
+            rng.choice((2.0, 7.0, 26.0, 60.0)),
+            NOW - timedelta(seconds=rng.choice((-5, 5, 30, 120, 600))),
+        )
+        for node in nodes
+        if rng.random() < 0.7
     }
     binds = [
-        RecentBind(rng.choice(nodes).name, f"b{j}", NOW - timedelta(seconds=rng.randrange(0, 60)),
-                   rng.choice((*WORKLOAD_TYPES, None)))
+        RecentBind(
+            rng.choice(nodes).name,
+            f"b{j}",
+            NOW - timedelta(seconds=rng.randrange(0, 60)),
+            rng.choice((*WORKLOAD_TYPES, None)),
+        )
         for j in range(rng.randrange(0, 5))
     ]
-    return ClusterSnapshot.build(nodes, pods, now=NOW, kb=KB, readings=readings,
-                                 recent_binds=binds)
+    return ClusterSnapshot.build(nodes, pods, now=NOW, kb=KB, readings=readings, recent_binds=binds)
 
 
 def oracle(pod: PodInfo, snap: ClusterSnapshot, mode: str) -> str | None:
     """The chosen node for the static modes, from first principles (one node at a time)."""
     feasible = [
-        (i, node) for i, node in enumerate(snap.nodes)
+        (i, node)
+        for i, node in enumerate(snap.nodes)
         if reference_filter(pod, node, snap.usage(i))[0] == 0
     ]
     if not feasible:
@@ -182,8 +208,11 @@ def oracle(pod: PodInfo, snap: ClusterSnapshot, mode: str) -> str | None:
 
     def pns(node: NodeInfo) -> int:
         tols = [t for t in pod.tolerations if t.effect in ("", "PreferNoSchedule")]
-        return sum(1 for t in node.taints if t.effect == "PreferNoSchedule"
-                   and not any(x.tolerates(t) for x in tols))
+        return sum(
+            1
+            for t in node.taints
+            if t.effect == "PreferNoSchedule" and not any(x.tolerates(t) for x in tols)
+        )
 
     max_pns = max(pns(node) for _, node in feasible)
 
@@ -220,7 +249,8 @@ def oracle(pod: PodInfo, snap: ClusterSnapshot, mode: str) -> str | None:
             base = min(max(w * p + (1 - w) * e, 0.0), 100.0)
         else:
             base = w * (100.0 * p / max_p if max_p > 0 else 0.0) + (1 - w) * (
-                100.0 * e / max_e if max_e > 0 else 0.0)
+                100.0 * e / max_e if max_e > 0 else 0.0
+            )
         score = base * factor(node)
         if best is None or score > best[0] + 1e-9:
             best = (score, node.name)
@@ -234,11 +264,15 @@ def test_fast_and_reference_paths_agree() -> None:
         snap = random_cluster(rng)
         pod = random_pod(rng, case, snap.table.size)
         outcome = run_filters(pod, snap)
-        reference = [reference_filter(pod, node, snap.usage(i)) for i, node in
-                     enumerate(snap.nodes)]
+        reference = [
+            reference_filter(pod, node, snap.usage(i)) for i, node in enumerate(snap.nodes)
+        ]
         for i, (code, reasons) in enumerate(reference):
             assert (int(outcome.failed_by[i]), outcome.reasons_of(i)) == (code, reasons), (
-                case, snap.nodes[i], pod)
+                case,
+                snap.nodes[i],
+                pod,
+            )
         hist: dict[str, int] = {}
         for _, reasons in reference:
             for r in reasons:
@@ -246,8 +280,9 @@ def test_fast_and_reference_paths_agree() -> None:
         assert outcome.histogram() == hist, case
 
         for mode in SCORING_MODES:
-            params = ScheduleParams(mode=mode, stale_policy=rng.choice(("ignore", "penalize",
-                                                                         "busy")))
+            params = ScheduleParams(
+                mode=mode, stale_policy=rng.choice(("ignore", "penalize", "busy"))
+            )
             fast = schedule_one(pod, snap, params)
             full = schedule_one(pod, snap, params, explain=True)
             assert_same(fast, full, case)
@@ -264,6 +299,9 @@ def assert_same(fast: Decision, full: Decision, case: int) -> None:
     assert fast.failed_message == full.failed_message, case
     assert fast.reasons == full.reasons, case
     assert (fast.fallback, fast.stale_readings, fast.missing_readings) == (
-        full.fallback, full.stale_readings, full.missing_readings), case
+        full.fallback,
+        full.stale_readings,
+        full.missing_readings,
+    ), case
     assert fast.ranking == full.ranking[: len(fast.ranking)], case
     assert fast.scheduled_message == full.scheduled_message, case

@@ -47,6 +47,7 @@ def training(weight: str, name: str = "p", **kw: Any) -> PodInfo:
 
 # -- v1.0 vs v1.1 ------------------------------------------------------------------------
 
+
 def test_static_raw_reproduces_the_v1_flaw() -> None:
     """Raw P (thousands) and E (hundreds) clip every node to 100: the weight does nothing."""
     snap = thesis()
@@ -79,8 +80,11 @@ def test_normalized_balances() -> None:
 
 
 def test_maxima_are_over_feasible_nodes_only() -> None:
-    nodes = [node("tvpc", taints=[{"key": "gpu", "effect": "NoSchedule"}]), node("wyse"),
-             node("rpi")]
+    nodes = [
+        node("tvpc", taints=[{"key": "gpu", "effect": "NoSchedule"}]),
+        node("wyse"),
+        node("rpi"),
+    ]
     snap = ClusterSnapshot.build(nodes, now=NOW, kb=thesis_kb())
     d = decide(training("1"), snap)
     assert d.node == "wyse" and d.ranking[0].norm_p == 100.0
@@ -127,8 +131,14 @@ def test_normalized_ignores_readings() -> None:
 )
 def test_hybrid_stale_reading_follows_policy(policy: str, winner: str) -> None:
     snap = thesis({**IDLE, "tvpc": reading(60.0, 300)})  # busy, but 5 minutes old
-    d = decide(training("0.5"), snap, mode="hybrid", stale_policy=policy,
-               staleness_window=timedelta(seconds=60), explain=True)
+    d = decide(
+        training("0.5"),
+        snap,
+        mode="hybrid",
+        stale_policy=policy,
+        staleness_window=timedelta(seconds=60),
+        explain=True,
+    )
     assert d.node == winner
     assert d.stale_readings == 1 and d.missing_readings == 0
     tvpc = next(b for b in d.ranking if b.node == "tvpc")
@@ -150,6 +160,7 @@ def test_future_timestamp_counts_as_fresh() -> None:
 
 def test_hybrid_burst_spreads_instead_of_piling_on_the_idle_node() -> None:
     """Readings lag binds: pods bound after a node's reading count as predicted load."""
+
     def run(record_binds: bool) -> list[str]:
         state = ClusterState(thesis_kb())
         for n in thesis_nodes():
@@ -190,14 +201,16 @@ def test_predicted_load_of_untyped_pod_is_the_largest_headroom() -> None:
     for name, r in IDLE.items():
         state.set_reading(name, r)
     state.assume(pod("untyped", cpu="100m"), "tvpc", NOW)
-    d = schedule_one(training("1"), state.snapshot(NOW), ScheduleParams(mode="hybrid"),
-                     explain=True)
+    d = schedule_one(
+        training("1"), state.snapshot(NOW), ScheduleParams(mode="hybrid"), explain=True
+    )
     tvpc = next(b for b in d.ranking if b.node == "tvpc")
     assert tvpc.predicted_watts == pytest.approx(71.0 - 25.0)  # training's headroom is largest
     assert tvpc.busy
 
 
 # -- no data never wins, neutral fallback -------------------------------------------------
+
 
 def test_node_without_profile_never_outscores_one_with_profile() -> None:
     nodes = [*thesis_nodes(), node("aaa-big", cpu="64", memory="256Gi")]
@@ -213,7 +226,9 @@ def test_node_without_profile_never_outscores_one_with_profile() -> None:
 
 def test_profile_without_figures_for_the_type_is_no_data() -> None:
     rpi_no_training = ProfileSpec(
-        name="rpi", node_selector={"kubernetes.io/hostname": "rpi"}, idle_power_watts=2.0,
+        name="rpi",
+        node_selector={"kubernetes.io/hostname": "rpi"},
+        idle_power_watts=2.0,
         workloads={"inference": WorkloadFigures(300.0, 3.2)},
     )
     kb = KnowledgeBase.of([profile("tvpc"), profile("wyse"), rpi_no_training])
@@ -225,7 +240,9 @@ def test_profile_without_figures_for_the_type_is_no_data() -> None:
 
 def test_broken_figures_are_no_data() -> None:
     zero_power = ProfileSpec(
-        name="rpi", node_selector={"kubernetes.io/hostname": "rpi"}, idle_power_watts=2.0,
+        name="rpi",
+        node_selector={"kubernetes.io/hostname": "rpi"},
+        idle_power_watts=2.0,
         workloads={"training": WorkloadFigures(1e9, 0.0)},
     )
     kb = KnowledgeBase.of([profile("tvpc"), profile("wyse"), zero_power])
@@ -246,8 +263,11 @@ def test_neutral_fallback_without_workload_type() -> None:
 
 
 def test_neutral_fallback_when_no_feasible_node_has_a_profile() -> None:
-    nodes = [*thesis_nodes(), node("x1", labels={"pool": "big"}),
-             node("x2", labels={"pool": "big"})]
+    nodes = [
+        *thesis_nodes(),
+        node("x1", labels={"pool": "big"}),
+        node("x2", labels={"pool": "big"}),
+    ]
     used = [pod("u", cpu="1", node_name="x1")]
     snap = ClusterSnapshot.build(nodes, used, now=NOW, kb=thesis_kb())
     d = decide(training("1", nodeSelector={"pool": "big"}), snap)
@@ -257,11 +277,17 @@ def test_neutral_fallback_when_no_feasible_node_has_a_profile() -> None:
 
 # -- PreferNoSchedule, ties --------------------------------------------------------------------
 
-def twins(*, a_taints: list[dict[str, str]] = (), b_taints: list[dict[str, str]] = ()  # type: ignore[assignment]
-          ) -> ClusterSnapshot:
+
+def twins(
+    *,
+    a_taints: list[dict[str, str]] = (),
+    b_taints: list[dict[str, str]] = (),  # type: ignore[assignment]
+) -> ClusterSnapshot:
     kb = KnowledgeBase.of([profile("wyse", {"class": "wyse"})])
-    nodes = [node("a", labels={"class": "wyse"}, taints=a_taints),
-             node("b", labels={"class": "wyse"}, taints=b_taints)]
+    nodes = [
+        node("a", labels={"class": "wyse"}, taints=a_taints),
+        node("b", labels={"class": "wyse"}, taints=b_taints),
+    ]
     return ClusterSnapshot.build(nodes, now=NOW, kb=kb)
 
 
@@ -293,16 +319,22 @@ def test_prefer_no_schedule_normalized_as_kube() -> None:
 
 
 def test_tolerated_prefer_no_schedule_does_not_count() -> None:
-    d = decide(training("0.5", tolerations=[{"key": "soon", "operator": "Exists",
-                                              "effect": "PreferNoSchedule"}]),
-               twins(a_taints=[PNS]))
+    d = decide(
+        training(
+            "0.5", tolerations=[{"key": "soon", "operator": "Exists", "effect": "PreferNoSchedule"}]
+        ),
+        twins(a_taints=[PNS]),
+    )
     assert d.node == "a" and d.ranking[0].taint_factor == 1.0
 
 
 # -- bad input, messages, explain ------------------------------------------------------------
 
-@pytest.mark.parametrize(("kw", "bad"), [({"weight": "2"}, '"2"'), ({"weight": "fast"}, '"fast"'),
-                                         ({"workload": "gpu"}, '"gpu"')])
+
+@pytest.mark.parametrize(
+    ("kw", "bad"),
+    [({"weight": "2"}, '"2"'), ({"weight": "fast"}, '"fast"'), ({"workload": "gpu"}, '"gpu"')],
+)
 def test_bad_input_is_an_error_decision(kw: dict[str, str], bad: str) -> None:
     p = pod(workload=kw.get("workload", "training"), weight=kw.get("weight"))
     d = schedule_one(p, thesis(), ScheduleParams())

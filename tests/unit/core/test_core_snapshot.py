@@ -42,17 +42,28 @@ def test_incremental_equals_rebuild() -> None:
             del live[uid]
             s.remove_pod(uid)
         else:
-            p = pod(f"p{k}", cpu=f"{rng.randrange(1, 900)}m", memory=f"{rng.randrange(1, 99)}Mi",
-                    node_name=rng.choice(["tvpc", "wyse", "rpi", "gone"]),
-                    containers=[container(f"{rng.randrange(1, 900)}m",
-                                          ports=[{"containerPort": 1, "hostPort": k}])])
+            p = pod(
+                f"p{k}",
+                cpu=f"{rng.randrange(1, 900)}m",
+                memory=f"{rng.randrange(1, 99)}Mi",
+                node_name=rng.choice(["tvpc", "wyse", "rpi", "gone"]),
+                containers=[
+                    container(
+                        f"{rng.randrange(1, 900)}m", ports=[{"containerPort": 1, "hostPort": k}]
+                    )
+                ],
+            )
             live[p.uid] = p
             s.add_pod(p)
         if k % 50 == 0:
             s.snapshot(NOW)  # interleave snapshots: exercises copy-on-write
     got = s.snapshot(NOW)
-    want = ClusterSnapshot.build(thesis_nodes(), live.values(), now=NOW,  # type: ignore[arg-type]
-                                 kb=thesis_kb())
+    want = ClusterSnapshot.build(
+        thesis_nodes(),
+        live.values(),
+        now=NOW,  # type: ignore[arg-type]
+        kb=thesis_kb(),
+    )
     assert np.array_equal(got.requested, want.requested)
     assert dict(got.used_ports) == dict(want.used_ports)
 
@@ -151,8 +162,7 @@ def test_knowledge_base_swap() -> None:
 
 def test_new_extended_resource_column_keeps_existing_requests() -> None:
     s = state_with()
-    s.add_pod(pod("g", node_name="tvpc",
-                  containers=[container(extra={"nvidia.com/gpu": "1"})]))
+    s.add_pod(pod("g", node_name="tvpc", containers=[container(extra={"nvidia.com/gpu": "1"})]))
     s.upsert_node(node("tvpc", extra={"nvidia.com/gpu": "1"}))  # device plugin came up
     snap = s.snapshot(NOW)
     assert snap.usage(snap.table.index["tvpc"]).requested == {"nvidia.com/gpu": 1, "pods": 1}
@@ -178,26 +188,55 @@ def test_patched_node_table_equals_a_rebuild() -> None:
         pod("a", cpu="1", workload="training", weight="0.5"),
         pod("b", cpu="2", workload="training", weight="1", nodeSelector={"class": "rpi"}),
         pod("c", cpu="1", workload="inference", tolerations=[{"key": "t", "operator": "Exists"}]),
-        pod("d", cpu="3500m", affinity={"nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["2"]}]}]}}}),
+        pod(
+            "d",
+            cpu="3500m",
+            affinity={
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {
+                                "matchExpressions": [
+                                    {"key": "gen", "operator": "Gt", "values": ["2"]}
+                                ]
+                            }
+                        ]
+                    }
+                }
+            },
+        ),
     ]
     for _ in range(30):
         s.snapshot(NOW)  # a table exists, so the next change is patched
         name = rng.choice(sorted(nodes))
         labels = {k: v for k, v in nodes[name].labels.items() if k != "kubernetes.io/hostname"}
         labels[rng.choice(["class", "gen"])] = rng.choice(["rpi", "wyse", "1", "3"])
-        taints = rng.choice([[], [{"key": "t", "value": "v", "effect": "NoSchedule"}],
-                             [{"key": "p", "effect": "PreferNoSchedule"}]])
-        nodes[name] = node(name, cpu=rng.choice(["2", "4"]), labels=labels, taints=taints,
-                           unschedulable=rng.random() < 0.2)
+        taints = rng.choice(
+            [
+                [],
+                [{"key": "t", "value": "v", "effect": "NoSchedule"}],
+                [{"key": "p", "effect": "PreferNoSchedule"}],
+            ]
+        )
+        nodes[name] = node(
+            name,
+            cpu=rng.choice(["2", "4"]),
+            labels=labels,
+            taints=taints,
+            unschedulable=rng.random() < 0.2,
+        )
         s.upsert_node(nodes[name])
         patched = s.snapshot(NOW)
-        fresh = ClusterSnapshot.build(nodes.values(), [pod("u", cpu="1", node_name="x1")],
-                                      now=NOW, kb=kb)
+        fresh = ClusterSnapshot.build(
+            nodes.values(), [pod("u", cpu="1", node_name="x1")], now=NOW, kb=kb
+        )
         for p in probes:
             for explain in (False, True):
                 a = schedule_one(p, patched, ScheduleParams(), explain=explain)
                 b = schedule_one(p, fresh, ScheduleParams(), explain=explain)
                 assert (a.node, a.runner_up, a.reasons, a.ranking) == (
-                    b.node, b.runner_up, b.reasons, b.ranking)
+                    b.node,
+                    b.runner_up,
+                    b.reasons,
+                    b.ranking,
+                )
