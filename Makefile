@@ -47,7 +47,8 @@ cluster-down: install
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache results
 
-# The experiment (ML workflow with both schedulers) is its own issue and not built yet.
-experiment:
-	@echo "make experiment: not built yet (tracked as its own issue); see README 'Experiment'." >&2
-	@exit 1
+# The main job: the ML workflow with kube-scheduler and with energysched on a
+# local cluster (started and stopped here), compared. WEIGHT=0.0 .. 1.0.
+MODE ?= normalized
+experiment: cluster-build
+	$(BIN)/energysched experiment --weight $(WEIGHT) --mode $(MODE)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from energysched.cluster.commands import add_cluster_parser
+from energysched.experiment import add_parser as add_experiment_parser
 from energysched.scheduler.commands import add_parsers as add_scheduler_parsers
 
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_cluster_parser(sub)
     add_scheduler_parsers(sub)
+    add_experiment_parser(sub)
     return parser
 
 
