@@ -15,8 +15,11 @@ from energysched.cluster.nodes import NodeClassError
 def add_cluster_parser(sub: Any) -> None:
     p = sub.add_parser("cluster", help="the local control plane (etcd, apiserver, KWOK, ...)")
     p.add_argument("--name", default="default", help="cluster name (state dir per name)")
+    # --name is accepted before or after the action ("cluster up --name x").
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    up = csub.add_parser("up", help="build (cached) and start the local cluster")
+    up = csub.add_parser("up", parents=[common], help="build (cached) and start the local cluster")
     up.add_argument(
         "--nodes",
         type=int,
@@ -32,14 +35,22 @@ def add_cluster_parser(sub: Any) -> None:
     )
     up.add_argument("--scheduler-burst", type=int, default=100)
     up.set_defaults(handler=_up)
-    csub.add_parser("down", help="stop every process of the cluster").set_defaults(handler=_down)
-    csub.add_parser("status", help="components, PIDs, health").set_defaults(handler=_status)
-    csub.add_parser("kubeconfig", help="print the admin kubeconfig path").set_defaults(
-        handler=_kubeconfig
-    )
-    csub.add_parser("build", help="only build the binaries (cached)").set_defaults(handler=_build)
     csub.add_parser(
-        "regenerate-gomod", help="rewrite the pinned Go module from kubernetes' go.mod"
+        "down", parents=[common], help="stop every process of the cluster"
+    ).set_defaults(handler=_down)
+    csub.add_parser("status", parents=[common], help="components, PIDs, health").set_defaults(
+        handler=_status
+    )
+    csub.add_parser(
+        "kubeconfig", parents=[common], help="print the admin kubeconfig path"
+    ).set_defaults(handler=_kubeconfig)
+    csub.add_parser(
+        "build", parents=[common], help="only build the binaries (cached)"
+    ).set_defaults(handler=_build)
+    csub.add_parser(
+        "regenerate-gomod",
+        parents=[common],
+        help="rewrite the pinned Go module from kubernetes' go.mod",
     ).set_defaults(handler=_regenerate)
 
 
