@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from energysched.cluster.commands import add_cluster_parser
 from energysched.experiment import add_parser as add_experiment_parser
+from energysched.kb_commands import add_parsers as add_kb_parsers
 from energysched.scheduler.commands import add_parsers as add_scheduler_parsers
 
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_parser(sub)
     add_scheduler_parsers(sub)
     add_experiment_parser(sub)
+    add_kb_parsers(sub)
     return parser
 
 

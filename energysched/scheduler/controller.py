@@ -132,6 +132,8 @@ class EnergyScheduler:
 
     def _on_profile(self, event: EventType, obj: JSON, old: JSON | None) -> None:
         name = str((obj.get("metadata") or {}).get("name"))
+        if event == "MODIFIED" and old is not None and _generation(old) == _generation(obj):
+            return  # a status-only change (the operator's): nothing the scores depend on
         if event == "DELETED":
             self.book.delete(name)
         else:
@@ -335,6 +337,10 @@ class EnergyScheduler:
 
 def _winner_score(d: Decision) -> float | None:
     return round(d.ranking[0].score, 2) if d.ranking else None
+
+
+def _generation(obj: Mapping[str, Any]) -> object:
+    return (obj.get("metadata") or {}).get("generation")
 
 
 def _structural(node: Mapping[str, Any]) -> tuple[Any, ...]:

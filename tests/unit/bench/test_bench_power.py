@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -111,10 +112,18 @@ def test_sampled_source_with_no_readings_measures_nothing() -> None:
 
 
 def test_sampled_source_averages() -> None:
-    values = iter([5.0, 15.0] * 1000)
-    source = SampledSource("monitor", lambda: next(values), interval=0.002)
+    reads: list[float] = []
+
+    def read() -> float:
+        reads.append(5.0 if len(reads) % 2 == 0 else 15.0)
+        return reads[-1]
+
+    source = SampledSource("monitor", read, interval=0.002)
     source.start()
-    threading.Event().wait(0.05)
+    # Wait for samples, not for a fixed time: a busy machine may delay the thread.
+    deadline = time.monotonic() + 10
+    while len(reads) < 20 and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
     reading = source.stop()
     assert reading is not None and 5.0 <= reading.watts <= 15.0
     assert reading.joules == pytest.approx(reading.watts * reading.seconds)

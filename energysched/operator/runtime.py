@@ -1,0 +1,334 @@
+"""The operator's I/O shell around :mod:`energysched.operator.state`.
+
+kopf delivers Node and EnergyProfile events to :meth:`OperatorRuntime.on_node`
+and :meth:`OperatorRuntime.on_profile`; they only update the in-memory state and
+mark it dirty (quick, no I/O, in kopf's event loop). One reconciler task
+coalesces bursts (``debounce_seconds``), computes the plan over the whole state
+and writes only what differs: a node heartbeat or a resync changes nothing and
+writes nothing, a new node patches the one profile it resolves to.
+
+Writes go through our own :class:`~energysched.kube.client.KubeClient`, not
+kopf's patch mechanism, because a node event changes the status of *other*
+objects (the profiles), and events about cluster-scoped objects must go to the
+``default`` namespace, which kopf's poster does not do when run in a pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import random
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+
+from energysched.contract import API_VERSION, PROFILE_KIND, PROFILE_PLURAL
+from energysched.kube.client import ApiError, KubeClient, api_path
+from energysched.kube.config import load_access
+from energysched.operator.state import EventSpec, OperatorState, Plan, WarningMemory, plan
+
+log = structlog.get_logger(__name__)
+
+#: ``reportingController`` of the operator's events; also its User-Agent.
+OPERATOR_NAME: Final = "energysched-operator"
+EVENTS_API: Final = "events.k8s.io/v1"
+PROFILES_PATH: Final = api_path(API_VERSION, PROFILE_PLURAL)
+NODES_PATH: Final = api_path("v1", "nodes")
+
+
+@dataclass(frozen=True)
+class OperatorOptions:
+    #: kubeconfig file; None: ``$KUBECONFIG``, else the in-cluster service account.
+    kubeconfig: str | None = None
+    #: Events about cluster-scoped objects must live in ``default`` or ``kube-system``.
+    events_namespace: str = "default"
+    #: Wait this long after a change before reconciling (coalesces bursts).
+    debounce_seconds: float = 0.2
+    qps: float = 20.0
+    burst: int = 50
+    #: Events have their own client and rate limit: a flood never delays status.
+    event_qps: float = 5.0
+    event_burst: int = 50
+    #: kopf's liveness endpoint, e.g. ``http://0.0.0.0:8080/healthz``.
+    liveness_endpoint: str | None = None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _micro_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class EventPoster:
+    """Posts events.k8s.io/v1 Warnings in the background, in order, rate-limited.
+
+    The queue is bounded: when it is full (an API server that does not answer),
+    further events are dropped and counted rather than held in memory.
+    """
+
+    def __init__(self, kube: KubeClient, namespace: str, max_queued: int = 1000) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.instance = f"{OPERATOR_NAME}-{os.uname().nodename}"[:128]
+        self.queue: asyncio.Queue[EventSpec] = asyncio.Queue(max_queued)
+        self.posted = 0
+        self.dropped = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="operator-events")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def post(self, spec: EventSpec) -> None:
+        try:
+            self.queue.put_nowait(spec)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning("event dropped: queue full", object=spec.name, reason=spec.reason)
+
+    def body(self, spec: EventSpec) -> dict[str, Any]:
+        regarding: dict[str, Any] = {
+            "apiVersion": "v1" if spec.kind == "Node" else API_VERSION,
+            "kind": spec.kind,
+            "name": spec.name,
+        }
+        if spec.uid:
+            regarding["uid"] = spec.uid
+        return {
+            "apiVersion": EVENTS_API,
+            "kind": "Event",
+            "metadata": {
+                "name": f"{spec.name}.{uuid.uuid4().hex[:16]}",
+                "namespace": self.namespace,
+            },
+            "eventTime": _micro_now(),
+            "reportingController": OPERATOR_NAME,
+            "reportingInstance": self.instance,
+            "action": "Reconcile",
+            "reason": spec.reason,
+            "type": "Warning",
+            "note": spec.message[:1024],
+            "regarding": regarding,
+        }
+
+    async def _run(self) -> None:
+        while True:
+            spec = await self.queue.get()
+            for attempt in range(3):
+                try:
+                    await self.kube.create(
+                        api_path(EVENTS_API, "events", self.namespace), self.body(spec)
+                    )
+                    self.posted += 1
+                    break
+                except ApiError as exc:
+                    if exc.status in (400, 403, 404, 422) or attempt == 2:
+                        # An event that cannot be written is logged, never fatal.
+                        log.warning(
+                            "event not posted",
+                            object=spec.name,
+                            reason=spec.reason,
+                            status=exc.status,
+                            error=exc.message[:300],
+                        )
+                        break
+                    await asyncio.sleep(1.0 + attempt)
+
+
+class OperatorRuntime:
+    """State, reconciler and clients of one operator instance (one event loop)."""
+
+    def __init__(self, options: OperatorOptions) -> None:
+        self.options = options
+        self.state = OperatorState()
+        self.memory = WarningMemory()
+        self.kube: KubeClient | None = None
+        self.events: EventPoster | None = None
+        self.last_plan: Plan | None = None
+        #: Set (thread-safely) once the first reconcile pass after start-up is done.
+        self.synced = threading.Event()
+        self.passes = 0
+        self.status_patches = 0
+        self._dirty: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._event_kube: KubeClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle (kopf's startup and cleanup handlers) ---------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        access = load_access(self.options.kubeconfig)
+        self.kube = KubeClient(
+            access, qps=self.options.qps, burst=self.options.burst, user_agent=OPERATOR_NAME
+        )
+        self._event_kube = KubeClient(
+            access,
+            qps=self.options.event_qps,
+            burst=self.options.event_burst,
+            user_agent=f"{OPERATOR_NAME}-events",
+        )
+        await self.kube.open()
+        await self._event_kube.open()
+        self.events = EventPoster(self._event_kube, self.options.events_namespace)
+        self.events.start()
+        self._dirty = asyncio.Event()
+        await self._seed()
+        self._task = asyncio.create_task(self._reconcile_forever(), name="operator-reconciler")
+        self._dirty.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.events is not None:
+            await self.events.stop()
+        for client in (self.kube, self._event_kube):
+            if client is not None:
+                await client.close()
+
+    async def _seed(self) -> None:
+        """A full LIST of profiles and nodes before the first reconcile.
+
+        Without it, the first passes would run on a half-listed cluster: nodes
+        not yet seen, profiles not yet known, and a Warning for every node that
+        "no profile matches". Waits (logging) while the CRD is not installed.
+        """
+        assert self.kube is not None
+        delay = 1.0
+        while True:
+            try:
+                profiles = await self.kube.list_all(PROFILES_PATH)
+                nodes = await self.kube.list_all(NODES_PATH)
+            except ApiError as exc:
+                what = (
+                    "the EnergyProfile CRD is not installed (apply manifests/crd/)"
+                    if exc.not_found
+                    else exc.message[:300]
+                )
+                log.warning("cannot list profiles and nodes yet", error=what, retry_in=delay)
+                await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+                delay = min(delay * 2, 30.0)
+                continue
+            self.state.replace_all(profiles.get("items") or [], nodes.get("items") or [])
+            log.info(
+                "operator state seeded",
+                profiles=len(self.state.profiles),
+                valid=len(self.state.kb.profiles),
+                nodes=len(self.state.nodes),
+            )
+            return
+
+    # -- kopf event handlers (quick, no I/O) --------------------------------------------
+
+    def mark_dirty(self) -> None:
+        if self._dirty is not None:
+            self._dirty.set()
+
+    @property
+    def events_posted(self) -> int:
+        return self.events.posted if self.events is not None else 0
+
+    def mark_dirty_threadsafe(self) -> None:
+        """Ask for a reconcile pass from another thread (e.g. the one embedding the operator)."""
+        if self._loop is not None and self._dirty is not None:
+            self._loop.call_soon_threadsafe(self._dirty.set)
+
+    def on_profile(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        if event_type == "DELETED":
+            name = str((body.get("metadata") or {}).get("name") or "")
+            changed = self.state.delete_profile(name)
+        else:
+            changed = self.state.upsert_profile(body)
+        if changed:
+            self.mark_dirty()
+
+    def on_node(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        if event_type == "DELETED":
+            name = str((body.get("metadata") or {}).get("name") or "")
+            changed = self.state.delete_node(name)
+        else:
+            changed = self.state.upsert_node(body)
+        if changed:
+            self.mark_dirty()
+
+    # -- the reconciler ------------------------------------------------------------------
+
+    async def _reconcile_forever(self) -> None:
+        assert self._dirty is not None
+        backoff = 0.5
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self.options.debounce_seconds)
+            self._dirty.clear()
+            try:
+                retry = await self.reconcile_once()
+            except Exception:  # a bug must not stop the operator; try again later
+                log.exception("reconcile pass failed")
+                retry = True
+            if retry:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                self._dirty.set()
+            else:
+                backoff = 0.5
+
+    async def reconcile_once(self) -> bool:
+        """One pass: patch the statuses that differ, post the new warnings.
+
+        Returns True when something failed and the pass should be retried.
+        """
+        assert self.kube is not None and self.events is not None
+        the_plan = plan(self.state, self.memory, _now())
+        self.last_plan = the_plan
+        self.passes += 1
+        for spec in the_plan.warnings:
+            log.warning(
+                "warning event",
+                object=spec.name,
+                kind=spec.kind,
+                reason=spec.reason,
+                message=spec.message,
+            )
+            self.events.post(spec)
+        failed = False
+        for name, status in the_plan.patches.items():
+            path = api_path(API_VERSION, PROFILE_PLURAL, name=name, subresource="status")
+            try:
+                result = await self.kube.patch(path, {"status": status})
+            except ApiError as exc:
+                if exc.not_found:
+                    continue  # deleted meanwhile; its DELETED event follows
+                log.warning(
+                    "status patch failed", profile=name, status=exc.status, error=exc.message[:300]
+                )
+                failed = True
+                continue
+            self.status_patches += 1
+            new_status = result.get("status")
+            self.state.record_status(name, new_status if isinstance(new_status, Mapping) else {})
+            log.info(
+                "profile status updated",
+                profile=name,
+                kind=PROFILE_KIND,
+                matched=status["matchedNodeCount"],
+                valid=status["conditions"][0]["status"],
+            )
+        if not self.synced.is_set():
+            self.synced.set()
+        return failed
