@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from energysched.cluster.commands import add_cluster_parser
 from energysched.experiment import add_parser as add_experiment_parser
@@ -26,10 +27,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_scheduler_parsers(sub)
     add_experiment_parser(sub)
     add_kb_parsers(sub)
+    _add_monitor_parser(sub)
     return parser
 
 
+def _add_monitor_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "monitor",
+        help="the energy monitor (DaemonSet process, or --model for simulated nodes)",
+        add_help=False,
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER)  # handled in main()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["monitor"]:  # the monitor parses its own options
+        from energysched_monitor.cli import main as monitor_main
+
+        return int(monitor_main(argv[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from energysched_mlworkflow.pipeline import PIPELINE, Stage, stage_job
 
 from energysched import contract
 from energysched.cluster.local import LocalCluster
@@ -34,6 +33,7 @@ from energysched.kube.config import load_kubeconfig
 from energysched.profiles.io import load_profiles
 from energysched.profiles.model import KnowledgeBase
 from energysched.profiles.validate import ValidationFailure, parse_profile
+from energysched_mlworkflow.pipeline import PIPELINE, Stage, stage_job
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD = ROOT / "manifests" / "crd" / "energyprofiles.yaml"

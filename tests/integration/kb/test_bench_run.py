@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
-from energysched_bench.result import extract_result
 
 from energysched import contract
 from energysched.cluster.local import LocalCluster
 from energysched.kube.client import ApiError, KubeClient, api_path
 from energysched.profiles.io import dump_profile, load_profiles
 from energysched.profiles.validate import ValidationFailure, parse_profile
+from energysched_bench.result import extract_result
 from tests.support import ROOT
 
 TINY = ["--size", "tiny", "--repeats", "2", "--seconds", "0.05", "--warmup", "0.01"]

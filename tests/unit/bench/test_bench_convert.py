@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 import yaml
-from energysched_bench.convert import ConversionError, convert_result, main
-from energysched_bench.kernels import STANDARD
-from energysched_bench.result import SCHEMA, format_result
 
 from energysched.profiles.io import load_profiles
 from energysched.profiles.model import ProfileSpec
 from energysched.profiles.validate import parse_profile
+from energysched_bench.convert import ConversionError, convert_result, main
+from energysched_bench.kernels import STANDARD
+from energysched_bench.result import SCHEMA, format_result
 
 pytestmark = pytest.mark.unit
 

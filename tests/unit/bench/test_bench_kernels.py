@@ -10,6 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from energysched.profiles.io import load_profiles
+from energysched.profiles.model import ProfileSpec
+from energysched.profiles.validate import parse_profile
 from energysched_bench import __main__ as cli
 from energysched_bench import kernels
 from energysched_bench.convert import ConversionError, convert_result
@@ -17,10 +21,6 @@ from energysched_bench.kernels import TINY, KernelConfig, NumpyMLP
 from energysched_bench.power import SampledSource
 from energysched_bench.result import extract_result
 from energysched_bench.runner import RunOptions, run_all, spread, timed_rates
-
-from energysched.profiles.io import load_profiles
-from energysched.profiles.model import ProfileSpec
-from energysched.profiles.validate import parse_profile
 
 pytestmark = pytest.mark.unit
 

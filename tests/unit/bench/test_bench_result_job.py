@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from energysched_bench.job import BENCH_NODE_LABEL, COMMAND, build_bench_job, job_name
 from energysched_bench.result import (
     BEGIN_MARKER,

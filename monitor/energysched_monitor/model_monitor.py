@@ -1,0 +1,173 @@
+"""The model mode: one process publishes model power for every simulated (KWOK) node.
+
+Each tick computes every served node's power from the cluster caches (no device
+I/O), runs it through the same NodeTracker as the DaemonSet, and then writes the
+due publications stalest-first, paced by a process-wide WriteBudget (a token
+bucket: ``maxWritesPerSecond``, ``burst``) over the tick's poll interval, with at
+most ``concurrency`` patches in flight. What the budget cannot fit before the next
+tick is not lost: the node is due again then. So the API write rate is bounded by
+``min(budget, nodes / min_interval)`` whatever the pods do, and writes are spread
+over the interval instead of arriving as one burst per tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from energysched.contract import POWER_SOURCE_CONFIG_ANNOTATION
+from energysched_monitor.config import ConfigError, ConfigStore, MonitorConfig, parse_override
+from energysched_monitor.model import ModelSource
+from energysched_monitor.node_monitor import tracker_for
+from energysched_monitor.ports import ClusterView, NodeAnnotator, NodeInfo
+from energysched_monitor.publish import WriteBudget
+from energysched_monitor.readings import ReadError, Reading
+from energysched_monitor.tracker import NodeTracker, Observation, Reporter
+
+
+def served_by_model(node: NodeInfo, config: MonitorConfig) -> bool:
+    """KWOK nodes, and nodes whose config or annotation says ``kind: model``."""
+    if node.simulated:
+        return True
+    text = node.annotations.get(POWER_SOURCE_CONFIG_ANNOTATION)
+    if text:
+        try:
+            return parse_override(text).kind == "model"
+        except ConfigError:
+            return False
+    spec, _ = config.source_for(node)
+    return spec is not None and spec.kind == "model"
+
+
+class ModelMonitor:
+    def __init__(
+        self,
+        view: ClusterView,
+        annotator: NodeAnnotator,
+        store: ConfigStore,
+        reporter: Reporter,
+        log: Any,
+        *,
+        concurrency: int = 16,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.view = view
+        self.annotator = annotator
+        self.store = store
+        self.reporter = reporter
+        self.metrics = reporter.metrics
+        self.log = log
+        self.concurrency = concurrency
+        self._clock, self._wall, self._sleep = clock, wall, sleep
+        config = store.config
+        self.budget = WriteBudget(config.max_writes_per_second, config.write_burst, clock())
+        self.trackers: dict[str, NodeTracker] = {}
+        self._synced_logged = False
+        self.last_loop = clock()  # liveness: when the loop last went round
+
+    def reconfigure(self) -> None:
+        changed, error = self.store.refresh()
+        self.metrics.config_valid.set(1 if self.store.valid else 0)
+        if error is not None:
+            self.metrics.config_reloads.labels("error").inc()
+            self.log.error("config invalid; keeping the last good config", error=str(error))
+            return
+        if not changed:
+            return
+        self.metrics.config_reloads.labels("ok").inc()
+        config = self.store.config
+        self.budget.rate, self.budget.burst = config.max_writes_per_second, config.write_burst
+        for name, tracker in self.trackers.items():
+            fresh = tracker_for(name, config, None, self._clock())
+            tracker.reconfigure(
+                policy=fresh.policy,
+                backoff=fresh.backoff,
+                physical=tracker.physical,
+                gap_seconds=config.gap_seconds,
+            )
+
+    async def tick(self, deadline: float | None = None) -> int:
+        """One pass over all served nodes; writes are paced until ``deadline``
+        (default: one poll interval from now). Returns the number of patches sent."""
+        if not self.view.has_synced():
+            return 0
+        if not self._synced_logged:
+            self._synced_logged = True
+            self.log.info("cluster caches synced; model mode publishing")
+        config = self.store.config
+        nodes = {n.name: n for n in self.view.nodes() if served_by_model(n, config)}
+        for gone in set(self.trackers) - set(nodes):
+            del self.trackers[gone]
+            self.metrics.forget_node(gone)
+            self.log.info("node gone; no longer served", node=gone)
+        self.metrics.nodes_served.set(len(nodes))
+
+        due: list[tuple[float, Observation]] = []
+        for name, info in nodes.items():
+            tracker = self.trackers.get(name)
+            mono, wall = self._clock(), self._wall()
+            if tracker is None:
+                tracker = self.trackers[name] = tracker_for(name, config, None, mono)
+                self.metrics.init_node(name, "model")
+            outcome: Reading | ReadError
+            try:
+                outcome = ModelSource(name, self.view).read_now(info)
+            except ReadError as exc:
+                outcome = exc
+            obs = tracker.observe(outcome, mono, wall)
+            self.reporter.observed(obs, "model", f"model of {name}", wall)
+            if obs.publish is not None:
+                last = tracker.last_published.at if tracker.last_published else float("-inf")
+                due.append((last, obs))
+
+        due.sort(key=lambda item: item[0])  # the stalest first: heartbeats never starve
+        if deadline is None:
+            deadline = self._clock() + config.poll_interval_seconds
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def write(obs: Observation) -> None:
+            async with semaphore:
+                await self._publish(obs)
+
+        tasks: list[asyncio.Task[None]] = []
+        for index, (_, obs) in enumerate(due):
+            now = self._clock()
+            wait = self.budget.wait_time(now)
+            if now + wait > deadline:
+                self.metrics.writes_deferred.inc(len(due) - index)
+                break
+            if wait > 0:
+                await self._sleep(wait)
+            self.budget.take(self._clock())
+            tasks.append(asyncio.create_task(write(obs)))
+        await asyncio.gather(*tasks)
+        return len(tasks)
+
+    async def _publish(self, obs: Observation) -> None:
+        assert obs.publish is not None and obs.reading is not None
+        tracker = self.trackers[obs.node]
+        try:
+            await self.annotator.patch_node_annotations(obs.node, dict(obs.publish))
+        except Exception as exc:
+            t = tracker.publish_failed(self._clock())
+            self.reporter.write_result(obs.node, obs.reason or "", t, exc)
+            return
+        t = tracker.published(obs.reading.watts, obs.at)
+        self.reporter.write_result(obs.node, obs.reason or "", t, None)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        next_reload = float("-inf")
+        while not stop.is_set():
+            started = self.last_loop = self._clock()
+            if started >= next_reload:
+                self.reconfigure()
+                next_reload = started + self.store.config.reload_seconds
+            await self.tick(started + self.store.config.poll_interval_seconds)
+            delay = max(0.0, self.store.config.poll_interval_seconds - (self._clock() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)

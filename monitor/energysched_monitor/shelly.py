@@ -1,0 +1,278 @@
+"""Shelly smart plugs as a power source: reply parsing (pure) and the HTTP client.
+
+Generation is detected from ``GET /shelly`` (never authenticated):
+
+* Gen1 (Plug S, ...): no ``gen`` field. ``GET /status`` gives ``meters[0].power`` (W)
+  and ``meters[0].total`` (watt-minutes, integer, reset on reboot). HTTP Basic auth.
+* Gen2/Gen3/Gen4: ``"gen": 2|3|4``, ``auth_en``. ``GET /rpc/Switch.GetStatus?id=0``
+  gives ``apower`` (W) and ``aenergy.total`` (Wh); metering-only devices have no
+  ``switch:0`` but ``pm1:0`` (``PM1.GetStatus``). Digest auth (SHA-256, user admin,
+  realm = device id), implemented in :mod:`energysched_monitor.digest`.
+
+Every failure becomes a :class:`ReadError` of one kind; passwords never appear in one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import aiohttp
+from multidict import CIMultiDictProxy
+
+from energysched_monitor.digest import DigestError, DigestSession, pick_challenge
+from energysched_monitor.readings import ReadError, Reading, SourceKind, excerpt
+from energysched_monitor.secret import Secret
+
+Component = Literal["auto", "switch", "pm1"]
+COMPONENTS: Final[tuple[Component, ...]] = ("auto", "switch", "pm1")
+RPC_GENERATIONS: Final = (2, 3, 4)
+_RPC_METHOD = {"switch": "Switch.GetStatus", "pm1": "PM1.GetStatus"}
+#: JSON-RPC error codes meaning "no such component / method here".
+_ABSENT_CODES: Final = frozenset({404, -105, -114})
+
+WATT_MINUTE_J: Final = 60.0
+WATT_HOUR_J: Final = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    gen: int
+    device_id: str
+    model: str
+    auth_required: bool
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ReadError("malformed", f"{where} is not a number: {excerpt(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ReadError("malformed", f"{where} is not finite: {excerpt(value)}")
+    return number
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ReadError("malformed", f"{where} is not a JSON object: {excerpt(value)}")
+    return value
+
+
+def parse_json(text: str, where: str) -> Mapping[str, Any]:
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        raise ReadError("malformed", f"{where}: not JSON: {excerpt(text)}") from None
+    return _mapping(value, where)
+
+
+def parse_device_info(obj: Mapping[str, Any]) -> DeviceInfo:
+    """``GET /shelly`` of any generation."""
+    if "gen" in obj:
+        gen = obj["gen"]
+        if isinstance(gen, bool) or not isinstance(gen, int):
+            raise ReadError("malformed", f"/shelly: gen is not an integer: {excerpt(gen)}")
+        if gen not in RPC_GENERATIONS:
+            raise ReadError("unsupported", f"/shelly: unsupported device generation {gen}")
+        device_id = obj.get("id")
+        if not isinstance(device_id, str) or not device_id:
+            raise ReadError("malformed", f"/shelly: gen {gen} reply without id: {excerpt(obj)}")
+        return DeviceInfo(gen, device_id, str(obj.get("model", "")), bool(obj.get("auth_en")))
+    if "type" in obj and "mac" in obj:  # Gen1: {"type": "SHPLG-S", "mac": ..., "auth": ...}
+        return DeviceInfo(1, f"{obj['type']}-{obj['mac']}", str(obj["type"]), bool(obj.get("auth")))
+    raise ReadError("malformed", f"/shelly: neither a Gen1 nor a Gen2+ reply: {excerpt(obj)}")
+
+
+def parse_gen1_status(obj: Mapping[str, Any]) -> Reading:
+    """``GET /status`` of a Gen1 device: ``meters[0].power`` W, ``meters[0].total`` W·min."""
+    meters = obj.get("meters")
+    if not isinstance(meters, list) or not meters:
+        raise ReadError("malformed", f"/status: no meters[0]: {excerpt(obj)}")
+    meter = _mapping(meters[0], "/status meters[0]")
+    if meter.get("is_valid") is False:
+        raise ReadError("malformed", "/status: meters[0].is_valid is false (meter self-check)")
+    watts = _number(meter.get("power"), "/status meters[0].power")
+    total = _number(meter.get("total"), "/status meters[0].total")
+    detail: dict[str, str | int | float] = {"gen": 1}
+    uptime = obj.get("uptime")
+    if isinstance(uptime, int) and not isinstance(uptime, bool):
+        detail["uptime"] = uptime
+    return Reading(watts, "shelly", energy_joules=total * WATT_MINUTE_J, detail=detail)
+
+
+def parse_rpc_meter(obj: Mapping[str, Any], method: str, gen: int) -> Reading:
+    """``Switch.GetStatus`` / ``PM1.GetStatus``: ``apower`` W, ``aenergy.total`` Wh."""
+    watts = _number(obj.get("apower"), f"{method} apower")
+    aenergy = _mapping(obj.get("aenergy"), f"{method} aenergy")
+    total = _number(aenergy.get("total"), f"{method} aenergy.total")
+    return Reading(
+        watts, "shelly", energy_joules=total * WATT_HOUR_J, detail={"gen": gen, "rpc": method}
+    )
+
+
+def _base_url(address: str) -> str:
+    address = address.strip().rstrip("/")
+    return address if "://" in address else f"http://{address}"
+
+
+class ShellySource:
+    """One plug. Holds a keep-alive session, the detected generation and the nonce."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        username: str = "admin",
+        password: Secret | None = None,
+        component: Component = "auto",
+        timeout: float = 3.0,
+    ) -> None:
+        self.base_url = _base_url(address)
+        self.username = username
+        self._password = password
+        self.component: Component = component
+        self.timeout = timeout
+        self._info: DeviceInfo | None = None
+        self._rpc_component: Literal["switch", "pm1"] | None = (
+            None if component == "auto" else component
+        )
+        self._digest = DigestSession(username, password.reveal()) if password else None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def kind(self) -> SourceKind:
+        return "shelly"
+
+    @property
+    def describe(self) -> str:
+        gen = f" gen{self._info.gen}" if self._info else ""
+        return f"shelly{gen} {self.base_url}"
+
+    def __repr__(self) -> str:
+        return f"ShellySource({self.base_url!r}, username={self.username!r})"
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def read(self) -> Reading:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._read()
+        except TimeoutError:
+            raise ReadError(
+                "timeout", f"{self.base_url} did not answer within {self.timeout:g} s"
+            ) from None
+        except ReadError as exc:
+            if exc.kind in ("malformed", "http", "unsupported"):
+                self._info = None  # maybe another device now: detect again next time
+            raise
+
+    async def _read(self) -> Reading:
+        if self._info is None:
+            status, text, _ = await self._get("/shelly", None)
+            if status != 200:
+                raise ReadError("http", f"GET {self.base_url}/shelly: HTTP {status}")
+            self._info = parse_device_info(parse_json(text, "/shelly"))
+        if self._info.gen == 1:
+            return await self._read_gen1()
+        return await self._read_rpc(self._info)
+
+    # -- Gen1 ----------------------------------------------------------------------
+
+    async def _read_gen1(self) -> Reading:
+        basic = (
+            aiohttp.encode_basic_auth(self.username, self._password.reveal())
+            if self._password
+            else None
+        )
+        status, text, _ = await self._get("/status", basic)
+        if status == 401:
+            raise self._auth_error("Basic")
+        if status != 200:
+            raise ReadError("http", f"GET {self.base_url}/status: HTTP {status}")
+        return parse_gen1_status(parse_json(text, "/status"))
+
+    # -- Gen2+ ---------------------------------------------------------------------
+
+    async def _read_rpc(self, info: DeviceInfo) -> Reading:
+        order: tuple[Literal["switch", "pm1"], ...] = (
+            (self._rpc_component,) if self._rpc_component else ("switch", "pm1")
+        )
+        for component in order:
+            method = _RPC_METHOD[component]
+            status, text = await self._get_digest(f"/rpc/{method}?id=0")
+            body: Mapping[str, Any] | None = None
+            if status != 200:
+                try:
+                    body = parse_json(text, method)
+                except ReadError:
+                    body = None
+            if status == 404 or (body is not None and body.get("code") in _ABSENT_CODES):
+                if self.component == "auto":
+                    continue
+                raise ReadError("unsupported", f"{self.base_url} has no {component}:0")
+            if status != 200:
+                raise ReadError(
+                    "http", f"GET {self.base_url}/rpc/{method}: HTTP {status} {excerpt(text)}"
+                )
+            reading = parse_rpc_meter(parse_json(text, method), method, info.gen)
+            self._rpc_component = component
+            return reading
+        raise ReadError("unsupported", f"{self.base_url} has neither switch:0 nor pm1:0")
+
+    async def _get_digest(self, uri: str) -> tuple[int, str]:
+        header = self._digest.header("GET", uri) if self._digest else None
+        status, text, headers = await self._get(uri, header)
+        if status != 401:
+            return status, text
+        if self._digest is None:
+            raise ReadError(
+                "auth",
+                f"{self.base_url} requires authentication but no credentials are configured",
+            )
+        try:
+            challenge = pick_challenge(headers.getall("WWW-Authenticate", []))
+        except DigestError as exc:
+            raise ReadError("auth", f"{self.base_url}: unusable 401 challenge: {exc}") from None
+        self._digest.challenged(challenge)
+        status, text, _ = await self._get(uri, self._digest.header("GET", uri))
+        if status == 401:
+            self._digest.forget()
+            raise self._auth_error(f"Digest {challenge.algorithm}")
+        return status, text
+
+    # -- transport -----------------------------------------------------------------
+
+    def _auth_error(self, scheme: str) -> ReadError:
+        return ReadError(
+            "auth",
+            f"{self.base_url} rejected the credentials of user {self.username!r} "
+            f"({scheme}): check the Secret",
+        )
+
+    async def _get(
+        self, path: str, authorization: str | None
+    ) -> tuple[int, str, CIMultiDictProxy[str]]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=2),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            )
+        headers = {"Authorization": authorization} if authorization else None
+        url = self.base_url + path
+        try:
+            async with self._session.get(url, headers=headers) as resp:
+                raw = await resp.read()
+                return resp.status, raw.decode("utf-8", errors="replace"), resp.headers
+        except TimeoutError:  # before OSError: TimeoutError is one
+            raise
+        except (aiohttp.ClientConnectionError, OSError) as exc:
+            raise ReadError("unreachable", f"GET {url}: {type(exc).__name__}: {exc}") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise ReadError("malformed", f"GET {url}: broken body: {exc}") from None
