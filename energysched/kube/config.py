@@ -52,17 +52,23 @@ def _named(entries: Any, name: str, kind: str, path: str) -> Mapping[str, Any]:
     raise KubeConfigError(f"{path}: no {kind} named {name!r}")
 
 
+def _resolve(file: Any, base: Path) -> Path:
+    """A path from the kubeconfig: ``~`` expanded, relative to the kubeconfig's folder."""
+    return base / Path(str(file)).expanduser()  # an absolute right side replaces base
+
+
 def _pem(section: Mapping[str, Any], key: str, base: Path, path: str) -> bytes | None:
     """The PEM bytes of ``key-data`` (base64) or of the file named by ``key``."""
     data = section.get(f"{key}-data")
     if data:
         try:
-            return base64.b64decode(str(data), validate=True)
+            # Go's decoder (kubectl's) skips line breaks in folded base64; so do we.
+            return base64.b64decode("".join(str(data).split()), validate=True)
         except ValueError as exc:
             raise KubeConfigError(f"{path}: {key}-data is not valid base64") from exc
     file = section.get(key)
     if file:
-        file_path = (base / str(file)).expanduser()
+        file_path = _resolve(file, base)
         try:
             return file_path.read_bytes()
         except OSError as exc:
@@ -76,16 +82,21 @@ def _ssl_context(
     server = str(cluster.get("server", ""))
     if not server.startswith("https://"):
         return None
-    ctx = ssl.create_default_context()
-    if cluster.get("insecure-skip-tls-verify"):
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
     ca = _pem(cluster, "certificate-authority", base, path)
+    cert = _pem(user, "client-certificate", base, path)
+    key = _pem(user, "client-key", base, path)
+    if bool(cert) != bool(key):
+        have, missing = (
+            ("client-certificate", "client-key") if cert else ("client-key", "client-certificate")
+        )
+        raise KubeConfigError(f"{path}: user has {have} but no {missing} (or {missing}-data)")
     try:
-        if ca:
-            ctx.load_verify_locations(cadata=ca.decode())
-        cert = _pem(user, "client-certificate", base, path)
-        key = _pem(user, "client-key", base, path)
+        # A cluster CA is the only trust root (as in client-go), not an addition
+        # to the system's public CAs.
+        ctx = ssl.create_default_context(cadata=ca.decode() if ca else None)
+        if cluster.get("insecure-skip-tls-verify"):
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
         if cert and key:
             # ssl can only load a client key pair from files: write them to a
             # private temporary directory that is gone when the load returns.
@@ -107,6 +118,8 @@ def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) ->
         raw = yaml.safe_load(file.read_text())
     except OSError as exc:
         raise KubeConfigError(f"cannot read kubeconfig {str(file)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise KubeConfigError(f"kubeconfig {str(file)!r} is not UTF-8 text: {exc}") from exc
     except yaml.YAMLError as exc:
         raise KubeConfigError(f"kubeconfig {str(file)!r} is not valid YAML: {exc}") from exc
     doc = _mapping(raw, "the document", str(file))
@@ -114,19 +127,29 @@ def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) ->
     if not ctx_name:
         raise KubeConfigError(f"{file}: no context given and no current-context set")
     ctx = _named(doc.get("contexts"), str(ctx_name), "context", str(file))
+    if not ctx.get("cluster"):
+        raise KubeConfigError(f"{file}: context {str(ctx_name)!r} names no cluster")
     cluster = _named(doc.get("clusters"), str(ctx.get("cluster")), "cluster", str(file))
     user: Mapping[str, Any] = {}
     if ctx.get("user"):
         user = _named(doc.get("users"), str(ctx.get("user")), "user", str(file))
+    for plugin in ("exec", "auth-provider"):
+        if user.get(plugin):
+            raise KubeConfigError(
+                f"{file}: user {str(ctx.get('user'))!r}: '{plugin}' credential plugins are not"
+                " supported; use a token, tokenFile or client certificate"
+            )
     server = cluster.get("server")
     if not isinstance(server, str) or not server.startswith(("https://", "http://")):
         raise KubeConfigError(f"{file}: cluster server must be an http(s) URL, got {server!r}")
     token = user.get("token")
     if not token and user.get("tokenFile"):
+        token_path = _resolve(user["tokenFile"], file.parent)
         try:
-            token = Path(str(user["tokenFile"])).read_text().strip()
-        except OSError as exc:
-            raise KubeConfigError(f"{file}: tokenFile: {exc.strerror}") from exc
+            token = token_path.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise KubeConfigError(f"{file}: tokenFile {str(token_path)!r}: {why}") from exc
     return ClusterAccess(
         server=server.rstrip("/"),
         ssl_context=_ssl_context(cluster, user, file.parent, str(file)),

@@ -79,6 +79,37 @@ def _num(
     return float(value)
 
 
+def _int(raw: Mapping[str, Any], key: str, path: str, default: int, lo: int, hi: int) -> int:
+    value = _num(raw, key, path, default, lo, hi)
+    if not value.is_integer():
+        raise ConfigError(f"{path}.{key}: {raw.get(key)!r} is not a whole number")
+    return int(value)
+
+
+def _bool(raw: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):  # bool("false") would be True
+        raise ConfigError(f"{path}.{key}: {value!r} is not true or false")
+    return value
+
+
+def _name(raw: Mapping[str, Any], key: str, path: str, default: str) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path}.{key}: {value!r} must be a non-empty string")
+    return value
+
+
+def _metrics_address(value: Any) -> str:
+    """``HOST:PORT`` (host may be empty or a bracketed IPv6 address), or "" for none."""
+    if value == "":
+        return ""
+    port = value.rpartition(":")[2] if isinstance(value, str) and ":" in value else ""
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"metricsAddress: {value!r} must be HOST:PORT (port 0-65535) or empty")
+    return str(value)
+
+
 def _mapping(value: Any, path: str) -> Mapping[str, Any]:
     if value is None:
         return {}
@@ -88,7 +119,7 @@ def _mapping(value: Any, path: str) -> Mapping[str, Any]:
 
 
 def _check_keys(raw: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    unknown = sorted(set(raw) - allowed)
+    unknown = sorted(str(k) for k in set(raw) - allowed)  # YAML keys may be numbers
     if unknown:
         raise ConfigError(
             f"{path}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
@@ -154,28 +185,28 @@ def parse_config(doc: Any) -> SchedulerConfig:
         "leaderElection",
     )
     election = LeaderElectionConfig(
-        enabled=bool(le.get("enabled", True)),
-        namespace=str(le.get("namespace", "kube-system")),
-        name=str(le.get("name", "energy-scheduler")),
+        enabled=_bool(le, "enabled", "leaderElection", True),
+        namespace=_name(le, "namespace", "leaderElection", "kube-system"),
+        name=_name(le, "name", "leaderElection", "energy-scheduler"),
         lease_duration=_num(le, "leaseDurationSeconds", "leaderElection", 15, 2, 3600),
         renew_deadline=_num(le, "renewDeadlineSeconds", "leaderElection", 10, 1, 3600),
         retry_period=_num(le, "retryPeriodSeconds", "leaderElection", 2, 0.1, 3600),
     )
     if not election.retry_period < election.renew_deadline < election.lease_duration:
         raise ConfigError(
-            "leaderElection: need retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds"
+            "leaderElection: need retryPeriodSeconds < renewDeadlineSeconds <"
+            f" leaseDurationSeconds, got retryPeriodSeconds={election.retry_period:g},"
+            f" renewDeadlineSeconds={election.renew_deadline:g},"
+            f" leaseDurationSeconds={election.lease_duration:g}"
         )
     client = _mapping(raw.get("clientConnection"), "clientConnection")
     _check_keys(client, {"qps", "burst"}, "clientConnection")
-    metrics = raw.get("metricsAddress", "127.0.0.1:10261")
-    if not isinstance(metrics, str) or (metrics and ":" not in metrics):
-        raise ConfigError(f"metricsAddress: {metrics!r} must be HOST:PORT or empty")
     return SchedulerConfig(
         profiles=tuple(profiles),
         leader_election=election,
-        metrics_address=metrics,
+        metrics_address=_metrics_address(raw.get("metricsAddress", "127.0.0.1:10261")),
         qps=_num(client, "qps", "clientConnection", 50, 0, 1e6),
-        burst=int(_num(client, "burst", "clientConnection", 100, 1, 1e6)),
+        burst=_int(client, "burst", "clientConnection", 100, 1, 1_000_000),
     )
 
 

@@ -47,6 +47,7 @@ class SchedulingQueue:
         self._entries: dict[str, _Entry] = {}
         self._active: OrderedDict[str, None] = OrderedDict()  # FIFO of ready keys
         self._backoff: list[tuple[float, str]] = []  # heap of (ready_at, key)
+        self._backing_off: set[str] = set()  # keys with a live entry in that heap
         self._unschedulable: set[str] = set()
         self._in_flight: set[str] = set()
         self._wakeup = asyncio.Event()
@@ -68,6 +69,7 @@ class SchedulingQueue:
         """The pod is gone or bound: drop every trace of it."""
         self._entries.pop(key, None)
         self._active.pop(key, None)
+        self._backing_off.discard(key)  # its heap entry, if any, is skipped as stale
         self._unschedulable.discard(key)
         self._in_flight.discard(key)
 
@@ -133,7 +135,7 @@ class SchedulingQueue:
     def depths(self) -> dict[str, int]:
         return {
             "active": len(self._active),
-            "backoff": sum(1 for _, k in self._backoff if self._is_backing_off(k)),
+            "backoff": len(self._backing_off),
             "unschedulable": len(self._unschedulable),
         }
 
@@ -142,13 +144,15 @@ class SchedulingQueue:
 
     # -- internals -----------------------------------------------------------------
 
-    def _is_backing_off(self, key: str) -> bool:
-        return key in self._entries and key not in self._active and key not in self._unschedulable
-
     def _push(self, key: str, entry: _Entry) -> None:
         if entry.ready_at > self.clock():
-            heapq.heappush(self._backoff, (entry.ready_at, key))
+            # Only keys that are not queued yet get here, or keys already backing
+            # off (an update): those keep their one heap entry and ready_at.
+            if key not in self._backing_off:
+                heapq.heappush(self._backoff, (entry.ready_at, key))
+                self._backing_off.add(key)
         else:
+            self._backing_off.discard(key)  # its backoff ended; the heap entry goes stale
             self._active[key] = None
         self._wakeup.set()
 
@@ -157,10 +161,11 @@ class SchedulingQueue:
         while self._backoff and self._backoff[0][0] <= now:
             ready_at, key = heapq.heappop(self._backoff)
             entry = self._entries.get(key)
-            # Stale heap entries (forgotten, re-pushed later, parked) are skipped.
-            if entry is None or entry.ready_at != ready_at or key in self._unschedulable:
+            # Stale heap entries (of a forgotten key, or one queued anew since) are skipped.
+            if entry is None or entry.ready_at != ready_at or key not in self._backing_off:
                 continue
-            if key not in self._in_flight:
+            self._backing_off.discard(key)
+            if key not in self._in_flight and key not in self._unschedulable:
                 self._active[key] = None
         expired = [
             k

@@ -1,0 +1,221 @@
+"""The scheduler's config file: defaults, one ConfigError per invalid field, live reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from energysched import contract
+from energysched.scheduler.config import (
+    ConfigError,
+    ConfigSource,
+    LeaderElectionConfig,
+    ProfileConfig,
+    SchedulerConfig,
+    parse_config,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_an_empty_document_gives_the_defaults() -> None:
+    docs: list[dict[str, Any] | None] = [None, {}]
+    for doc in docs:
+        cfg = parse_config(doc)
+        assert cfg == SchedulerConfig()
+    cfg = parse_config({})
+    (profile,) = cfg.profiles
+    assert profile == ProfileConfig()
+    assert profile.scheduler_name == contract.SCHEDULER_NAME == "energy-scheduler"
+    assert (profile.mode, profile.default_weight) == ("normalized", 0.5)
+    assert (profile.hybrid_buffer_watts, profile.staleness_seconds) == (5.0, 60.0)
+    assert profile.stale_policy == "ignore"
+    assert cfg.leader_election == LeaderElectionConfig()
+    le = cfg.leader_election
+    assert (le.enabled, le.namespace, le.name) == (True, "kube-system", "energy-scheduler")
+    assert (le.lease_duration, le.renew_deadline, le.retry_period) == (15.0, 10.0, 2.0)
+    assert (cfg.qps, cfg.burst, cfg.metrics_address) == (50.0, 100, "127.0.0.1:10261")
+
+
+def test_a_full_document_is_read() -> None:
+    cfg = parse_config(
+        {
+            "apiVersion": "energysched.thesis.io/v1",
+            "kind": "SchedulerConfiguration",
+            "profiles": [
+                {"schedulerName": "energy-scheduler", "mode": "static-raw", "defaultWeight": 1},
+                {
+                    "schedulerName": "hybrid-scheduler",
+                    "mode": "hybrid",
+                    "defaultWeight": 0.25,
+                    "hybrid": {"bufferWatts": 2.5, "stalenessSeconds": 30, "stalePolicy": "busy"},
+                },
+            ],
+            "leaderElection": {
+                "enabled": False,
+                "namespace": "energy",
+                "name": "lease",
+                "leaseDurationSeconds": 30,
+                "renewDeadlineSeconds": 20,
+                "retryPeriodSeconds": 5,
+            },
+            "metricsAddress": "",
+            "clientConnection": {"qps": 0, "burst": 7},
+        }
+    )
+    assert [p.scheduler_name for p in cfg.profiles] == ["energy-scheduler", "hybrid-scheduler"]
+    hybrid = cfg.profile_for("hybrid-scheduler")
+    assert hybrid is not None
+    assert (hybrid.mode, hybrid.default_weight, hybrid.stale_policy) == ("hybrid", 0.25, "busy")
+    params = hybrid.params()
+    assert params.mode == "hybrid" and params.hybrid_buffer_watts == 2.5
+    assert params.staleness_window.total_seconds() == 30
+    assert cfg.profile_for("default-scheduler") is None
+    assert cfg.leader_election == LeaderElectionConfig(False, "energy", "lease", 30, 20, 5)
+    assert (cfg.qps, cfg.burst, cfg.metrics_address) == (0.0, 7, "")
+
+
+def _profile(**fields: Any) -> dict[str, Any]:
+    return {"profiles": [fields]}
+
+
+def _election(**fields: Any) -> dict[str, Any]:
+    return {"leaderElection": fields}
+
+
+@pytest.mark.parametrize(
+    ("doc", "field", "value"),
+    [
+        (["a", "list"], "config", "['a', 'list']"),
+        ({"profile": []}, "config", "profile"),  # a typo is an unknown field
+        ({"profiles": []}, "profiles", "[]"),
+        ({"profiles": {"mode": "hybrid"}}, "profiles", "'mode'"),
+        ({"profiles": ["hybrid"]}, "profiles[0]", "'hybrid'"),
+        (_profile(mode="bogus"), "profiles[0].mode", "'bogus'"),
+        (_profile(mode=None), "profiles[0].mode", "None"),
+        (_profile(schedulerName=""), "profiles[0].schedulerName", "''"),
+        (_profile(schedulerName=7), "profiles[0].schedulerName", "7"),
+        (_profile(defaultWeight=1.5), "profiles[0].defaultWeight", "1.5"),
+        (_profile(defaultWeight=-0.1), "profiles[0].defaultWeight", "-0.1"),
+        (_profile(defaultWeight="0.5"), "profiles[0].defaultWeight", "'0.5'"),
+        (_profile(defaultWeight=True), "profiles[0].defaultWeight", "True"),
+        (_profile(defaultWeight=float("nan")), "profiles[0].defaultWeight", "nan"),
+        (_profile(weight=0.5), "profiles[0]", "weight"),
+        (_profile(hybrid=[1]), "profiles[0].hybrid", "[1]"),
+        (_profile(hybrid={"bufferWatts": -1}), "profiles[0].hybrid.bufferWatts", "-1"),
+        (_profile(hybrid={"stalenessSeconds": 0}), "profiles[0].hybrid.stalenessSeconds", "0"),
+        (_profile(hybrid={"stalePolicy": "drop"}), "profiles[0].hybrid.stalePolicy", "'drop'"),
+        (_profile(hybrid={"buffer": 1}), "profiles[0].hybrid", "buffer"),
+        (
+            {"profiles": [{"schedulerName": "a"}, {"schedulerName": "a"}]},
+            "profiles",
+            "'a', 'a'",
+        ),
+        (_election(enabled="false"), "leaderElection.enabled", "'false'"),
+        (_election(namespace=""), "leaderElection.namespace", "''"),
+        (_election(namespace=None), "leaderElection.namespace", "None"),
+        (_election(name=["x"]), "leaderElection.name", "['x']"),
+        (_election(leaseDurationSeconds=1), "leaderElection.leaseDurationSeconds", "1"),
+        (_election(renewDeadlineSeconds="10"), "leaderElection.renewDeadlineSeconds", "'10'"),
+        (_election(retryPeriodSeconds=0), "leaderElection.retryPeriodSeconds", "0"),
+        (_election(retryPeriodSeconds=12), "retryPeriodSeconds", "12"),  # not < renew 10
+        (_election(leaseDurationSeconds=8), "leaseDurationSeconds", "8"),  # not > renew 10
+        (_election(lease=15), "leaderElection", "lease"),
+        ({"metricsAddress": "10261"}, "metricsAddress", "'10261'"),
+        ({"metricsAddress": "host:http"}, "metricsAddress", "'host:http'"),
+        ({"metricsAddress": "host:70000"}, "metricsAddress", "'host:70000'"),
+        ({"metricsAddress": 10261}, "metricsAddress", "10261"),
+        ({"clientConnection": {"qps": -1}}, "clientConnection.qps", "-1"),
+        ({"clientConnection": {"burst": 0}}, "clientConnection.burst", "0"),
+        ({"clientConnection": {"burst": 2.5}}, "clientConnection.burst", "2.5"),
+        ({"clientConnection": {"timeout": 1}}, "clientConnection", "timeout"),
+        ({"clientConnection": "fast"}, "clientConnection", "'fast'"),
+        ({1: "numeric key"}, "config", "1"),
+    ],
+)
+def test_each_invalid_field_is_named_with_its_value(doc: Any, field: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc)
+    message = str(info.value)
+    assert field in message, message
+    assert value in message, message
+
+
+# -- ConfigSource --------------------------------------------------------------------------
+
+
+def _write(path: Path, doc: Any) -> None:
+    path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
+
+
+def test_without_a_file_the_defaults_apply_and_nothing_changes() -> None:
+    source = ConfigSource(None)
+    assert source.load_initial() == SchedulerConfig()
+    assert source.poll() is None
+
+
+def test_an_invalid_file_at_start_up_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.yaml"
+    _write(path, _profile(mode="fast"))
+    with pytest.raises(ConfigError) as info:
+        ConfigSource(path).load_initial()
+    assert str(path) in str(info.value) and "'fast'" in str(info.value)
+    _write(path, "profiles: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        ConfigSource(path).load_initial()
+
+
+def test_poll_keeps_the_last_good_config_and_picks_up_a_valid_change(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.yaml"
+    _write(path, _profile(mode="normalized", defaultWeight=1.0))
+    source = ConfigSource(path)
+    good = source.load_initial()
+    assert good.profiles[0].default_weight == 1.0
+    assert source.poll() is None  # unchanged
+
+    _write(path, _profile(mode="hybird"))
+    with pytest.raises(ConfigError) as info:
+        source.poll()
+    assert "'hybird'" in str(info.value) and "keeping the last good config" in str(info.value)
+    assert source.current is good
+    assert source.last_error is not None and "hybird" in source.last_error
+    assert source.poll() is None  # the same bad content is reported once
+
+    _write(path, "::: not yaml :::\n  - [")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        source.poll()
+    assert source.current is good
+
+    path.unlink()  # a ConfigMap volume mid-swap: keep going
+    assert source.poll() is None
+    assert source.current is good and source.last_error is not None
+
+    _write(path, _profile(mode="hybrid", defaultWeight=0.0))
+    new = source.poll()
+    assert new is not None and new is source.current
+    assert (new.profiles[0].mode, new.profiles[0].default_weight) == ("hybrid", 0.0)
+    assert source.last_error is None
+    assert source.poll() is None
+
+
+def test_poll_sees_a_symlink_swap_with_the_same_mtime(tmp_path: Path) -> None:
+    """ConfigMap volumes swap a ..data symlink; the content decides, not the mtime."""
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    v1.mkdir()
+    v2.mkdir()
+    _write(v1 / "config.yaml", _profile(defaultWeight=0.1))
+    _write(v2 / "config.yaml", _profile(defaultWeight=0.9))
+    data = tmp_path / "..data"
+    data.symlink_to(v1)
+    path = tmp_path / "config.yaml"
+    path.symlink_to(data / "config.yaml")
+    source = ConfigSource(path)
+    assert source.load_initial().profiles[0].default_weight == 0.1
+    tmp_link = tmp_path / "..data_tmp"
+    tmp_link.symlink_to(v2)
+    tmp_link.replace(data)
+    new = source.poll()
+    assert new is not None and new.profiles[0].default_weight == 0.9
