@@ -91,7 +91,7 @@ class Toleration:
 
 @dataclass(frozen=True, slots=True)
 class HostPort:
-    """A host port a pod binds. ``ip`` is normalised: unspecified ("", ``::``) is 0.0.0.0."""
+    """A host port a pod binds. ``ip`` "" is normalised to 0.0.0.0 (all addresses)."""
 
     port: int
     protocol: str = "TCP"

@@ -25,7 +25,6 @@ running pods) and DRA-claimed resources.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -215,14 +214,9 @@ def _pod_subject(pod: JSON) -> str:
 
 
 def _normalise_ip(ip: str) -> str:
-    if not ip:
-        return "0.0.0.0"
-    try:
-        if ipaddress.ip_address(ip).is_unspecified:
-            return "0.0.0.0"
-    except ValueError:
-        pass
-    return ip
+    # kube-scheduler's HostPortInfo treats only "" and "0.0.0.0" as "all
+    # addresses"; "::" is compared like any other IP (framework/types.go).
+    return ip or "0.0.0.0"
 
 
 def _host_ports(ctx: _Ctx, spec: JSON) -> tuple[HostPort, ...]:

@@ -2,8 +2,9 @@
 
 Wanted ports are those with hostPort > 0 of regular and sidecar containers
 (upstream ``GetHostPorts``). A (ip, protocol, port) conflicts with a used one of
-the same protocol and port when either ip is the wildcard 0.0.0.0 (``""`` and
-``::`` are normalised to it at parse time) or the ips are equal; protocol
+the same protocol and port when either ip is the wildcard 0.0.0.0 (``""`` is
+normalised to it at parse time; ``::`` is a plain address, as in
+kube-scheduler's HostPortInfo) or the ips are equal; protocol
 defaults to TCP (upstream ``HostPortInfo.CheckConflict``).
 """
 

@@ -230,7 +230,7 @@ def placed(*ports: dict[str, Any]) -> Any:
         (port(80, ip="10.0.0.1"), port(80), True),  # wanted wildcard conflicts with any ip
         (port(80, ip="10.0.0.1"), port(80, ip="10.0.0.2"), False),
         (port(80, ip="10.0.0.1"), port(80, ip="10.0.0.1"), True),
-        (port(80, ip="::"), port(80, ip="10.0.0.1"), True),  # "::" is the wildcard too
+        (port(80, ip="::"), port(80, ip="10.0.0.1"), False),  # "::" is no wildcard (kube)
         (port(80, ip="0.0.0.0"), port(80, ip="10.0.0.1"), True),
     ],
 )

@@ -229,11 +229,12 @@ def test_pod_fields() -> None:
         Toleration(operator="Exists"),
         Toleration(key="k", operator="", value="v", effect="NoSchedule"),
     )
-    # sidecar ports count, regular init container ports do not; "" and "::" are the wildcard
+    # sidecar ports count, regular init container ports do not; only "" means all addresses
+    # ("::" is a plain address to kube-scheduler's HostPortInfo)
     assert p.host_ports == (
         HostPort(9000, "UDP", "0.0.0.0"),
         HostPort(8080, "TCP", "0.0.0.0"),
-        HostPort(8081, "TCP", "0.0.0.0"),
+        HostPort(8081, "TCP", "::"),
         HostPort(8082, "TCP", "10.0.0.1"),
     )
 
