@@ -52,7 +52,7 @@ def _named(entries: Any, name: str, kind: str, path: str) -> Mapping[str, Any]:
     raise KubeConfigError(f"{path}: no {kind} named {name!r}")
 
 
-def _resolve(file: Any, base: Path) -> Path:
+def resolve_path(file: Any, base: Path) -> Path:
     """A path from the kubeconfig: ``~`` expanded, relative to the kubeconfig's folder."""
     return base / Path(str(file)).expanduser()  # an absolute right side replaces base
 
@@ -68,7 +68,7 @@ def _pem(section: Mapping[str, Any], key: str, base: Path, path: str) -> bytes |
             raise KubeConfigError(f"{path}: {key}-data is not valid base64") from exc
     file = section.get(key)
     if file:
-        file_path = _resolve(file, base)
+        file_path = resolve_path(file, base)
         try:
             return file_path.read_bytes()
         except OSError as exc:
@@ -111,7 +111,23 @@ def _ssl_context(
     return ctx
 
 
-def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) -> ClusterAccess:
+@dataclass(frozen=True)
+class KubeConfigEntry:
+    """One context of a kubeconfig file, checked and with its token resolved.
+
+    Shared by :func:`load_kubeconfig` (our client) and the operator's kopf
+    login, so both accept and reject exactly the same files.
+    """
+
+    file: Path
+    server: str
+    cluster: Mapping[str, Any]
+    user: Mapping[str, Any]
+    namespace: str
+    token: str | None
+
+
+def read_kubeconfig(path: str | os.PathLike[str], context: str | None = None) -> KubeConfigEntry:
     """Read a kubeconfig file; ``context`` defaults to its current-context."""
     file = Path(path).expanduser()
     try:
@@ -144,17 +160,30 @@ def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) ->
         raise KubeConfigError(f"{file}: cluster server must be an http(s) URL, got {server!r}")
     token = user.get("token")
     if not token and user.get("tokenFile"):
-        token_path = _resolve(user["tokenFile"], file.parent)
+        token_path = resolve_path(user["tokenFile"], file.parent)
         try:
             token = token_path.read_text().strip()
         except (OSError, UnicodeDecodeError) as exc:
             why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise KubeConfigError(f"{file}: tokenFile {str(token_path)!r}: {why}") from exc
-    return ClusterAccess(
+    return KubeConfigEntry(
+        file=file,
         server=server.rstrip("/"),
-        ssl_context=_ssl_context(cluster, user, file.parent, str(file)),
+        cluster=cluster,
+        user=user,
+        namespace=str(ctx.get("namespace") or "default"),
         token=str(token) if token else None,
-        source=str(file),
+    )
+
+
+def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) -> ClusterAccess:
+    """Read a kubeconfig file into access for our client."""
+    entry = read_kubeconfig(path, context)
+    return ClusterAccess(
+        server=entry.server,
+        ssl_context=_ssl_context(entry.cluster, entry.user, entry.file.parent, str(entry.file)),
+        token=entry.token,
+        source=str(entry.file),
     )
 
 

@@ -15,64 +15,32 @@ from pathlib import Path
 from typing import Any
 
 import kopf
-import yaml
 
-from energysched.kube.config import SERVICE_ACCOUNT_DIR, KubeConfigError
-
-
-def _named(doc: Mapping[str, Any], kind: str, name: str, path: str) -> Mapping[str, Any]:
-    entries = doc.get(f"{kind}s")
-    if isinstance(entries, list):
-        for entry in entries:
-            if isinstance(entry, Mapping) and entry.get("name") == name:
-                value = entry.get(kind)
-                if isinstance(value, Mapping):
-                    return value
-    raise KubeConfigError(f"{path}: no {kind} named {name!r}")
+from energysched.kube.config import (
+    SERVICE_ACCOUNT_DIR,
+    KubeConfigError,
+    read_kubeconfig,
+    resolve_path,
+)
 
 
 def _file(section: Mapping[str, Any], key: str, base: Path) -> str | None:
     value = section.get(key)
-    if not value:
-        return None
-    return str((base / str(value)).expanduser())
+    return str(resolve_path(value, base)) if value else None
 
 
 def connection_from_kubeconfig(path: str | os.PathLike[str]) -> kopf.ConnectionInfo:
     """The current context of a kubeconfig file as kopf credentials.
 
-    Relative certificate paths are resolved against the kubeconfig's directory
-    (as kubectl does); ``*-data`` fields are passed on (kopf decodes base64).
+    Parsed and checked by the same reader as our own client
+    (:func:`energysched.kube.config.read_kubeconfig`). Relative certificate
+    paths are resolved against the kubeconfig's directory (as kubectl does);
+    ``*-data`` fields are passed on (kopf decodes base64).
     """
-    file = Path(path).expanduser()
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except OSError as exc:
-        raise KubeConfigError(f"cannot read kubeconfig {str(file)!r}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise KubeConfigError(f"kubeconfig {str(file)!r} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, Mapping):
-        raise KubeConfigError(f"{file}: not a kubeconfig (a mapping)")
-    context_name = raw.get("current-context")
-    if not context_name:
-        raise KubeConfigError(f"{file}: no current-context set")
-    context = _named(raw, "context", str(context_name), str(file))
-    cluster = _named(raw, "cluster", str(context.get("cluster")), str(file))
-    user: Mapping[str, Any] = {}
-    if context.get("user"):
-        user = _named(raw, "user", str(context.get("user")), str(file))
-    server = cluster.get("server")
-    if not isinstance(server, str) or not server.startswith(("https://", "http://")):
-        raise KubeConfigError(f"{file}: cluster server must be an http(s) URL, got {server!r}")
-    token = user.get("token")
-    if not token and user.get("tokenFile"):
-        try:
-            token = Path(str(user["tokenFile"])).read_text().strip()
-        except OSError as exc:
-            raise KubeConfigError(f"{file}: tokenFile: {exc.strerror}") from exc
-    base = file.parent
+    entry = read_kubeconfig(path)
+    cluster, user, base = entry.cluster, entry.user, entry.file.parent
     return kopf.ConnectionInfo(
-        server=server.rstrip("/"),
+        server=entry.server,
         ca_path=_file(cluster, "certificate-authority", base),
         ca_data=cluster.get("certificate-authority-data") or None,
         insecure=bool(cluster.get("insecure-skip-tls-verify")) or None,
@@ -80,8 +48,8 @@ def connection_from_kubeconfig(path: str | os.PathLike[str]) -> kopf.ConnectionI
         certificate_data=user.get("client-certificate-data") or None,
         private_key_path=_file(user, "client-key", base),
         private_key_data=user.get("client-key-data") or None,
-        token=str(token) if token else None,
-        default_namespace=str(context.get("namespace") or "default"),
+        token=entry.token,
+        default_namespace=entry.namespace,
     )
 
 
