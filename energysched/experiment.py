@@ -30,6 +30,7 @@ from energysched import contract
 from energysched.cluster.local import LocalCluster
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.config import load_kubeconfig
+from energysched.kube.waiting import wait_for
 from energysched.profiles.io import load_profiles
 from energysched.profiles.model import KnowledgeBase
 from energysched.profiles.validate import ValidationFailure, parse_profile
@@ -103,16 +104,6 @@ async def install_knowledge_base(kube: KubeClient) -> KnowledgeBase:
     return KnowledgeBase.of(specs)
 
 
-async def _wait(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = await pred()
-        if got:
-            return got
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 async def run_stage(
     kube: KubeClient,
     kb: KnowledgeBase,
@@ -136,7 +127,7 @@ async def run_stage(
         pods = (await kube.get(api_path("v1", "pods", ns), labelSelector=selector))["items"]
         return next((p for p in pods if p["spec"].get("nodeName")), None)
 
-    pod = await _wait(bound_pod, 120, f"{stage.name} to be scheduled by {scheduler}")
+    pod = await wait_for(bound_pod, 120, f"{stage.name} to be scheduled by {scheduler}")
     node_name = pod["spec"]["nodeName"]
     node = await kube.get(api_path("v1", "nodes", name=node_name))
     resolution = kb.resolve(node["metadata"].get("labels") or {})
@@ -171,7 +162,7 @@ async def run_stage(
             raise RuntimeError(f"stage {stage.name} failed")
         return bool(status.get("succeeded"))
 
-    await _wait(done, delay + 120, f"{stage.name} to complete")
+    await wait_for(done, delay + 120, f"{stage.name} to complete")
     return StageResult(
         scheduler=scheduler,
         stage=stage.name,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from energysched.cluster.build import bin_dir
+from energysched.kube.waiting import wait_for as wait_for  # re-exported for the tests
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,20 +50,6 @@ def pod_manifest(name: str, **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
-
-
-async def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.25) -> Any:
-    """Poll an async predicate until it returns something truthy."""
-    import asyncio
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class SchedulerProcess:

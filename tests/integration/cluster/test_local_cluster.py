@@ -10,7 +10,7 @@ from typing import Any
 from energysched import contract
 from energysched.cluster.local import ClusterError, LocalCluster
 from energysched.kube.client import KubeClient, api_path
-from tests.support import Kubectl, pod_manifest
+from tests.support import Kubectl, pod_manifest, wait_for
 
 
 def _ready(node: dict[str, Any]) -> bool:
@@ -35,16 +35,6 @@ def test_thesis_nodes_are_ready_with_their_labels(kubectl: Kubectl) -> None:
     assert "nvidia.com/gpu" not in nodes["wyse"]["status"]["allocatable"]
 
 
-async def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 async def test_default_scheduler_job_runs_and_completes_after_its_delay(
     kube: KubeClient, namespace: str
 ) -> None:
@@ -67,7 +57,7 @@ async def test_default_scheduler_job_runs_and_completes_after_its_delay(
         pods = (await kube.get(api_path("v1", "pods", namespace)))["items"]
         return next((p for p in pods if p["status"].get("phase") == "Running"), None)
 
-    pod = await _wait_for(running_pod, 60, "the Job's pod to run")
+    pod = await wait_for(running_pod, 60, "the Job's pod to run")
     assert pod["spec"]["nodeName"] in {"tvpc", "wyse", "rpi"}
     assert pod["spec"].get("schedulerName", "default-scheduler") == "default-scheduler"
     started = time.monotonic()
@@ -79,7 +69,7 @@ async def test_default_scheduler_job_runs_and_completes_after_its_delay(
         status = (await kube.get(api_path("batch/v1", "jobs", namespace, "baseline")))["status"]
         return bool(status.get("succeeded"))
 
-    await _wait_for(job_complete, 60, "the Job to complete")
+    await wait_for(job_complete, 60, "the Job to complete")
     # KWOK completes the pod no earlier than the delay the pod carries.
     assert time.monotonic() - started >= 2.5
     done = await kube.get(api_path("v1", "pods", namespace, pod["metadata"]["name"]))
@@ -100,7 +90,7 @@ async def test_energy_scheduler_pod_stays_pending_without_energysched(
         pod = await kube.get(api_path("v1", "pods", namespace, "control"))
         return bool(pod["spec"].get("nodeName"))
 
-    await _wait_for(control_bound, 30, "the control pod to be bound")
+    await wait_for(control_bound, 30, "the control pod to be bound")
     await asyncio.sleep(2)
     pod = await kube.get(api_path("v1", "pods", namespace, "waits"))
     assert "nodeName" not in pod["spec"]
