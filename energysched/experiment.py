@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -249,6 +250,10 @@ async def run_experiment(
             if sched_proc is not None:
                 sched_proc.terminate()
                 sched_proc.wait(15)
+            for scheduler in schedulers:
+                ns = f"{run_id}-{'default' if scheduler == DEFAULT_SCHEDULER else 'energy'}"
+                with contextlib.suppress(ApiError):
+                    await kube.delete(api_path("v1", "namespaces", name=ns))
     result: dict[str, Any] = {
         "weight": weight,
         "mode": mode,

@@ -553,9 +553,32 @@ class ClusterState:
             self._last = None
 
     def record_bind(self, bind: RecentBind) -> None:
+        is_new = bind.pod_uid not in self._binds
         self._binds[bind.pod_uid] = bind
-        self._binds_view = None
         self._last = None
+        view, table = self._binds_view, self._table
+        # Binds arrive in time order: append to the view instead of re-sorting and
+        # re-indexing every recent bind before the next decision (that was O(binds)
+        # Python work per decision during a burst).
+        if (
+            is_new
+            and view is not None
+            and table is not None
+            and bind.node in table.index
+            and (not view[0] or (view[0][-1].at, view[0][-1].pod_uid) <= (bind.at, bind.pod_uid))
+        ):
+            binds, bn, bt, bw = view
+            code = -1 if bind.workload_type is None else WT_CODE[bind.workload_type]
+            arrays = (
+                np.append(bn, np.intp(table.index[bind.node])),
+                np.append(bt, bind.at.timestamp()),
+                np.append(bw, np.int8(code)),
+            )
+            for a in arrays:
+                _readonly(a)
+            self._binds_view = ((*binds, bind), *arrays)
+        else:
+            self._binds_view = None
 
     def prune_binds(self, before: datetime) -> None:
         """Drop binds older than ``before`` (``now - staleness_window`` is enough:

@@ -88,16 +88,23 @@ class EnergyScheduler:
             self._first_seen.pop(key, None)
             self.queue.move_all_to_active()  # capacity freed
             return
+        if (
+            event == "MODIFIED"
+            and old is not None
+            and _scheduling_view(old) == _scheduling_view(obj)
+        ):
+            # Status-only churn (KWOK or a kubelet reporting a running pod): nothing
+            # a decision depends on changed. Skipping it keeps the loop free for binds.
+            return
         parsed = parse_pod(obj)
         bound = bool((obj.get("spec") or {}).get("nodeName"))
         if isinstance(parsed, PodInfo):
-            was_placed = old is not None and bool((old.get("spec") or {}).get("nodeName"))
             self.state.add_pod(parsed)
-            if bound and parsed.is_terminal and was_placed:
-                self.queue.move_all_to_active()
+            if bound and parsed.is_terminal:
+                self.queue.move_all_to_active()  # it just finished: capacity freed
         elif bound:
-            # A bound pod we cannot parse still exists; it is counted as best we
-            # can only by kube itself. Say so once per value.
+            # The API server accepted this pod, so its node really holds it; we
+            # cannot count its requests. Say so, with the offending value.
             log.warning("cannot account a bound pod", pod=key, error=parsed.message)
         if bound or (obj.get("metadata") or {}).get("deletionTimestamp"):
             self.queue.forget(key)
@@ -222,9 +229,16 @@ class EnergyScheduler:
                         self.queue.add(key)
 
     async def _schedule_loop(self) -> None:
+        last_prune = 0.0
         while True:
             key = await self.queue.pop()
             self._update_depths()
+            if time.monotonic() - last_prune > 1.0:
+                # Binds older than the staleness window show in every fresh reading
+                # already; dropping them keeps each snapshot's bind list short.
+                window = max(p.staleness_seconds for p in self.cfg.profiles)
+                self.state.prune_binds(_now() - dt.timedelta(seconds=window))
+                last_prune = time.monotonic()
             if self.elector is not None and not self.elector.is_leader():
                 self.queue.retry_after_error(key)
                 await asyncio.sleep(0.1)
@@ -337,6 +351,19 @@ class EnergyScheduler:
 
 def _winner_score(d: Decision) -> float | None:
     return round(d.ranking[0].score, 2) if d.ranking else None
+
+
+def _scheduling_view(pod: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a pod a decision can depend on (not its status details)."""
+    meta = pod.get("metadata") or {}
+    phase = (pod.get("status") or {}).get("phase")
+    return (
+        pod.get("spec"),
+        meta.get("labels"),
+        meta.get("annotations"),
+        meta.get("deletionTimestamp"),
+        phase in ("Succeeded", "Failed"),
+    )
 
 
 def _generation(obj: Mapping[str, Any]) -> object:

@@ -32,6 +32,18 @@ async def extra_nodes(kube: KubeClient) -> Any:
         await kube.delete(api_path("v1", "nodes", name=name))
 
 
+@pytest.fixture
+async def burst_cleanup(kube: KubeClient, namespace: str) -> Any:
+    """500 pods fill the thesis nodes: remove them before the next test, not lazily."""
+    yield
+    await kube.delete(api_path("v1", "pods", namespace), gracePeriodSeconds=0)
+
+    async def gone() -> bool:
+        return not (await kube.get(api_path("v1", "pods", namespace), limit=1))["items"]
+
+    await wait_for(gone, 120, "the burst's pods to be deleted")
+
+
 def _tiny_pod(i: int) -> dict[str, Any]:
     pod = pod_manifest(
         f"burst-{i:03d}",
@@ -47,6 +59,7 @@ async def test_standby_takes_over_and_every_pod_is_bound_once(
     namespace: str,
     start_scheduler: Callable[..., SchedulerProcess],
     extra_nodes: None,
+    burst_cleanup: None,
 ) -> None:
     a = start_scheduler("replica-a")
     await asyncio.sleep(2)  # a holds the lease before b starts

@@ -240,3 +240,32 @@ def test_patched_node_table_equals_a_rebuild() -> None:
                     b.reasons,
                     b.ranking,
                 )
+
+
+def test_binds_appended_in_a_burst_equal_a_full_rebuild() -> None:
+    """record_bind appends to the snapshot's bind arrays; they must equal a rebuild."""
+    from energysched.core import bench as core_bench
+
+    rng = random.Random(3)
+    now = core_bench.datetime.now(core_bench.UTC)
+    state = core_bench.cluster(60, now, rng)
+    pods = core_bench.pods(80, rng)
+    params = ScheduleParams(mode="hybrid")
+    for i, burst_pod in enumerate(pods):
+        at = now + timedelta(milliseconds=i)
+        decision = schedule_one(burst_pod, state.snapshot(at), params)
+        if decision.node:
+            state.assume(burst_pod, decision.node, at)
+    incremental = state.snapshot(now + timedelta(seconds=1))
+    state._binds_view = None  # force the full rebuild
+    state._last = None
+    rebuilt = state.snapshot(now + timedelta(seconds=1))
+    assert incremental.recent_binds == rebuilt.recent_binds
+    assert len(rebuilt.recent_binds) > 50
+    for a, b in (
+        (incremental.bind_node, rebuilt.bind_node),
+        (incremental.bind_ts, rebuilt.bind_ts),
+        (incremental.bind_type, rebuilt.bind_type),
+    ):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
