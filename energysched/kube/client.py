@@ -81,29 +81,34 @@ def api_path(
 
 
 class TokenBucket:
-    """client-go's flowcontrol token bucket: ``qps`` tokens a second, ``burst`` at most."""
+    """client-go's flowcontrol token bucket: ``qps`` tokens a second, ``burst`` at most.
+
+    Each caller reserves its token at once (the bucket may go into debt) and then
+    sleeps off its own wait, as golang.org/x/time/rate does. Nothing sleeps while
+    holding the bucket, so a busy event loop that wakes a waiter late loses no
+    tokens: the rate stays the configured one.
+    """
 
     def __init__(self, qps: float, burst: int) -> None:
         self.qps = qps
         self.burst = max(1, burst)
         self._tokens = float(self.burst)
         self._stamp = time.monotonic()
-        self._lock = asyncio.Lock()
+
+    def reserve(self) -> float:
+        """Take one token; return how long to wait before using it (seconds)."""
+        if self.qps <= 0:
+            return 0.0
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.qps)
+        self._stamp = now
+        self._tokens -= 1.0
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
 
     async def acquire(self) -> None:
-        if self.qps <= 0:
-            return
-        async with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.qps)
-            self._stamp = now
-            if self._tokens < 1.0:
-                wait = (1.0 - self._tokens) / self.qps
-                await asyncio.sleep(wait)
-                self._stamp = time.monotonic()
-                self._tokens = 0.0
-            else:
-                self._tokens -= 1.0
+        wait = self.reserve()  # no await before this: reservations are atomic
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 class KubeClient:

@@ -68,8 +68,9 @@ def _run_scheduler(args: argparse.Namespace) -> int:
         async with (
             KubeClient(access, qps=cfg.qps, burst=cfg.burst, user_agent="energysched") as kube,
             KubeClient(access, qps=cfg.qps, burst=cfg.burst, user_agent="energysched-events") as ev,
+            KubeClient(access, qps=5, burst=10, user_agent="energysched-leader") as lease,
         ):
-            sched = EnergyScheduler(kube, ev, source, args.identity, metrics)
+            sched = EnergyScheduler(kube, ev, source, args.identity, metrics, lease_kube=lease)
             task = asyncio.create_task(sched.run())
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -56,6 +56,9 @@ class EnergyScheduler:
     metrics: SchedulerMetrics = field(default_factory=SchedulerMetrics)
     max_binds_in_flight: int = 64
     config_poll_seconds: float = 2.0
+    #: Leader election's own client (as kube-scheduler has): a renewal must never
+    #: queue behind a burst of binds in the main client's rate limiter.
+    lease_kube: KubeClient | None = None
 
     def __post_init__(self) -> None:
         self.cfg: SchedulerConfig = self.config.current
@@ -180,7 +183,7 @@ class EnergyScheduler:
             le = self.cfg.leader_election
             if le.enabled:
                 self.elector = LeaderElector(
-                    self.kube,
+                    self.lease_kube or self.kube,
                     le.namespace,
                     le.name,
                     self.identity,

@@ -90,16 +90,23 @@ async def test_no_positive_qps_means_no_limit(fake: FakeTime, qps: float) -> Non
 
 
 async def test_concurrent_callers_are_spaced_out(fake: FakeTime) -> None:
-    """Waiters queue on the lock; each gets its own token, none two at once."""
+    """Each concurrent caller reserves its own token at once and waits its own share:
+    from the same instant, the waits are 0, 0, 0.1, 0.2, 0.3, 0.4 s (none two at once)."""
     bucket = TokenBucket(qps=10, burst=2)
-    stamps: list[float] = []
+    waits = [bucket.reserve() for _ in range(6)]
+    assert waits == pytest.approx([0.0, 0.0, 0.1, 0.2, 0.3, 0.4])
 
-    async def call() -> None:
-        await bucket.acquire()
-        stamps.append(fake.now)
 
-    await asyncio.gather(*(call() for _ in range(6)))
-    assert stamps == pytest.approx([100.0, 100.0, 100.1, 100.2, 100.3, 100.4])
+async def test_a_late_wakeup_loses_no_tokens(fake: FakeTime) -> None:
+    """A waiter woken late (busy event loop) does not reset the bucket: the time it
+    overslept has refilled tokens for the callers after it."""
+    bucket = TokenBucket(qps=10, burst=5)
+    assert [bucket.reserve() for _ in range(5)] == [0.0] * 5
+    assert bucket.reserve() == pytest.approx(0.1)  # in debt by one token
+    fake.now += 0.5  # the loop was busy: that 0.1 s sleep ended 0.4 s late
+    # 5 tokens accrued, one paid the debt: 4 free now, the next waits 0.1 s.
+    assert [bucket.reserve() for _ in range(4)] == [0.0] * 4
+    assert bucket.reserve() == pytest.approx(0.1)
 
 
 async def test_real_clock_smoke() -> None:
