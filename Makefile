@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 WEIGHT ?= 0.5
 NODES ?= 0
+PERF_ARGS ?=
 
-.PHONY: install lint typecheck test test-unit test-integration cluster-up cluster-down cluster-build clean experiment
+.PHONY: install lint typecheck test test-unit test-integration cluster-up cluster-down cluster-build clean experiment perf
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,12 @@ cluster-up: install
 
 cluster-down: install
 	$(BIN)/energysched cluster down
+
+# Benchmark, not a test: energysched vs kube-scheduler binding a burst of pods on a local
+# KWOK cluster (default 1,000 nodes x 5,000 pods); writes results/perf.json and BENCHMARKS.md.
+# E.g. make perf PERF_ARGS='--nodes 5000 --pods 5000'
+perf: install cluster-build
+	$(PY) -m energysched.perf $(PERF_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache results
