@@ -48,7 +48,7 @@ def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
     try:
         yield cluster
     finally:
-        cluster.down()
+        cluster.purge()  # a test cluster's etcd data is worth nothing afterwards
 
 
 @pytest.fixture

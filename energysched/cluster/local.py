@@ -407,6 +407,11 @@ class LocalCluster:
             raise ClusterError(f"still running after stop: {[p.pid for p in left]}")
         return stopped
 
+    def purge(self) -> None:
+        """Stop the cluster and delete its state (etcd data, certificates, logs)."""
+        self.down()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def status(self) -> dict[str, Any]:
         state = self.load_state()
         if state is None:

@@ -117,3 +117,4 @@ def test_scale_up_second_up_refused_and_down_leaves_nothing(local_cluster: Local
         cluster.down()
     assert not any(p.alive() for p in state.processes)
     assert not cluster.is_running()
+    cluster.purge()
