@@ -35,6 +35,7 @@ from energysched.kube.waiting import wait_for
 from energysched.profiles.io import load_profiles
 from energysched.profiles.model import KnowledgeBase
 from energysched.profiles.validate import ValidationFailure, parse_profile
+from energysched.scheduler.process import SchedulerProcess
 from energysched_mlworkflow.pipeline import PIPELINE, Stage, stage_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -248,8 +249,7 @@ async def run_experiment(
                     rows.append(row)
         finally:
             if sched_proc is not None:
-                sched_proc.terminate()
-                sched_proc.wait(15)
+                sched_proc.stop()
             for scheduler in schedulers:
                 ns = f"{run_id}-{'default' if scheduler == DEFAULT_SCHEDULER else 'energy'}"
                 with contextlib.suppress(ApiError):
@@ -280,38 +280,15 @@ async def run_experiment(
 
 def _start_energysched(
     kubeconfig: Path, workdir: Path, *, mode: str, weight: float, run_id: str
-) -> Any:
-    import subprocess
-
-    cfg = workdir / f"{run_id}-scheduler.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "profiles": [
-                    {
-                        "schedulerName": contract.SCHEDULER_NAME,
-                        "mode": mode,
-                        "defaultWeight": weight,
-                    }
-                ],
-                "leaderElection": {"enabled": False},
-                "metricsAddress": "",
-            }
-        )
-    )
-    log = (workdir / f"{run_id}-scheduler.log").open("wb")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "energysched.cli",
-            "scheduler",
-            f"--kubeconfig={kubeconfig}",
-            f"--config={cfg}",
+) -> SchedulerProcess:
+    config = {
+        "profiles": [
+            {"schedulerName": contract.SCHEDULER_NAME, "mode": mode, "defaultWeight": weight}
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+        "leaderElection": {"enabled": False},
+        "metricsAddress": "",
+    }
+    return SchedulerProcess(kubeconfig, config, workdir, f"{run_id}-scheduler")
 
 
 def add_parser(sub: Any) -> None:

@@ -69,6 +69,7 @@ from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.config import ClusterAccess, load_kubeconfig
 from energysched.kube.reflector import EventType, Reflector
 from energysched.profiles.io import dump_profile, load_profiles
+from energysched.scheduler.process import SchedulerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 CRD_PATH = ROOT / "manifests" / "crd" / "energyprofiles.yaml"
@@ -371,7 +372,9 @@ def _kube_scheduler_ctx(kubeconfig: Path) -> ssl.SSLContext:
 # -- the energysched subprocess ----------------------------------------------------------
 
 
-class EnergyschedProcess:
+class EnergyschedProcess(SchedulerProcess):
+    """energysched with a metrics port, optionally under cProfile."""
+
     def __init__(
         self,
         kubeconfig: Path,
@@ -385,36 +388,22 @@ class EnergyschedProcess:
     ) -> None:
         self.port = free_port()
         self.metrics_url = f"http://127.0.0.1:{self.port}/metrics"
+        self.profile = profile
+        self.leader_election = leader_election
         config = {
             "profiles": [{"schedulerName": contract.SCHEDULER_NAME, "mode": "normalized"}],
             "leaderElection": {"enabled": leader_election, "name": "energy-scheduler-perf"},
             "metricsAddress": f"127.0.0.1:{self.port}",
             "clientConnection": {"qps": qps, "burst": burst},
         }
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path = workdir / f"energysched-{tag}.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.log_path = workdir / f"energysched-{tag}.log"
-        self._log = self.log_path.open("wb")
-        self.profile = profile
-        prefix = ["-m", "cProfile", "-o", str(profile)] if profile else []
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                *prefix,
-                "-m",
-                "energysched.cli",
-                "scheduler",
-                f"--kubeconfig={kubeconfig}",
-                f"--config={self.config_path}",
-                "--identity=perf",
-                f"--log-level={log_level}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            kubeconfig,
+            config,
+            workdir,
+            f"energysched-{tag}",
+            log_level=log_level,
+            python_args=("-m", "cProfile", "-o", str(profile)) if profile else (),
         )
-        self.started = time.monotonic()
-        self.leader_election = leader_election
 
     def metrics(self) -> str:
         return _fetch(self.metrics_url)
@@ -430,26 +419,15 @@ class EnergyschedProcess:
                 ready = (
                     re.search(r"^energysched_leader 1(\.0)?$", self.metrics(), re.MULTILINE)
                     if self.leader_election
-                    else "caches synced" in self.log_path.read_text(errors="replace")
+                    else "caches synced" in self.log()
                 )
                 if ready:
                     return time.monotonic() - self.started
             time.sleep(0.25)
         raise RuntimeError(f"energysched not leader after {timeout:.0f} s: {self.tail()}")
 
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+    def stop(self, timeout: float = 60) -> int | None:
+        return super().stop(timeout)
 
 
 # -- one burst ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 from energysched.cluster.build import bin_dir
 from energysched.kube.waiting import wait_for as wait_for  # re-exported for the tests
+from energysched.scheduler.process import SchedulerProcess as SchedulerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,62 +51,3 @@ def pod_manifest(name: str, **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
-
-
-class SchedulerProcess:
-    """``energysched scheduler`` as a real subprocess against the local cluster."""
-
-    def __init__(self, kubeconfig: Path, config: dict[str, Any], workdir: Path, name: str) -> None:
-        import sys
-
-        import yaml
-
-        self.config_path = workdir / f"{name}.yaml"
-        self.config_path.write_text(yaml.safe_dump(config))
-        self.log_path = workdir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "energysched.cli",
-                "scheduler",
-                f"--kubeconfig={kubeconfig}",
-                f"--config={self.config_path}",
-                f"--identity={name}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_synced(self, timeout: float = 60) -> None:
-        import time
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "caches synced" in self.log():
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"scheduler exited: {self.log()[-3000:]}")
-            time.sleep(0.2)
-        raise AssertionError(f"scheduler did not sync: {self.log()[-3000:]}")
-
-    def update_config(self, config: dict[str, Any]) -> None:
-        import yaml
-
-        tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump(config))
-        tmp.replace(self.config_path)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
