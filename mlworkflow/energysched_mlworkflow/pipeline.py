@@ -20,8 +20,8 @@ class Stage:
     memory: str = "256Mi"
 
 
-#: The thesis workflow. The amounts of work are those of one run of the stage
-#: code in ``stages`` with its default sizes.
+#: The thesis workflow; ``stages`` runs each as that many units of the
+#: benchmark kernel of its workload type.
 PIPELINE: tuple[Stage, ...] = (
     Stage("preprocessing", "sequential", work=60.0, unit="Miter"),
     Stage("training", "training", work=3000.0, unit="steps"),
