@@ -49,7 +49,7 @@ cluster-down: install
 # KWOK cluster (default 1,000 nodes x 5,000 pods); writes results/perf.json and BENCHMARKS.md.
 # E.g. make perf PERF_ARGS='--nodes 5000 --pods 5000'
 perf: install cluster-build
-	$(PY) -m energysched.perf $(PERF_ARGS)
+	$(PY) -m energysched.lab.perf $(PERF_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache results

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from energysched.cluster.commands import add_cluster_parser
-from energysched.experiment import add_parser as add_experiment_parser
-from energysched.kb_commands import add_parsers as add_kb_parsers
+from energysched.kb.commands import add_parsers as add_kb_parsers
+from energysched.lab.cluster.commands import add_cluster_parser
+from energysched.lab.experiment import add_parser as add_experiment_parser
 from energysched.scheduler.commands import add_parsers as add_scheduler_parsers
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from energysched.cluster.local import LocalCluster
 from energysched.kube.client import KubeClient, api_path
 from energysched.kube.config import load_kubeconfig
+from energysched.lab.cluster.local import LocalCluster
 from tests.support import Kubectl
 
 

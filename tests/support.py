@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from energysched.cluster.build import bin_dir
 from energysched.kube.waiting import wait_for as wait_for  # re-exported for the tests
+from energysched.lab.cluster.build import bin_dir
 from energysched.scheduler.process import SchedulerProcess as SchedulerProcess
 
 ROOT = Path(__file__).resolve().parents[1]

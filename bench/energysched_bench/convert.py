@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from energysched.contract import API_VERSION, PROFILE_KIND, WORKLOAD_TYPES
-from energysched.profiles.io import dump_profile, dump_yaml, load_profiles
-from energysched.profiles.model import KnowledgeBase, ProfileSpec, WorkloadFigures
-from energysched.profiles.validate import ValidationFailure, parse_profile
+from energysched.kb.io import dump_profile, dump_yaml, load_profiles
+from energysched.kb.model import KnowledgeBase, ProfileSpec, WorkloadFigures
+from energysched.kb.validate import ValidationFailure, parse_profile
 from energysched_bench.job import HOSTNAME_LABEL
 from energysched_bench.kernels import STANDARD
 from energysched_bench.result import SCHEMA, ResultNotFound, extract_results

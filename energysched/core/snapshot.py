@@ -65,7 +65,7 @@ from energysched.core.model import (
     Taint,
 )
 from energysched.core.parse import parse_workload_type
-from energysched.profiles.model import KnowledgeBase, Resolution
+from energysched.kb.model import KnowledgeBase, Resolution
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]

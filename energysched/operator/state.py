@@ -8,7 +8,7 @@ posts only the warnings whose situation is new, so a resync, a node heartbeat or
 a status echo writes nothing.
 
 Semantics shared with the scheduler (so that the status says what the scheduler
-does): profiles are kept in a :class:`~energysched.profiles.book.ProfileBook`,
+does): profiles are kept in a :class:`~energysched.kb.book.ProfileBook`,
 so an invalid edit keeps the last valid version in use, and nodes resolve to
 profiles through :meth:`KnowledgeBase.resolve` (most specific selector wins, then
 the name that sorts first).
@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from energysched.contract import PROFILE_KIND
-from energysched.profiles.book import ProfileBook
-from energysched.profiles.model import KnowledgeBase, ProfileSpec
-from energysched.profiles.validate import ValidationFailure, best_efficiency, parse_profile
+from energysched.kb.book import ProfileBook
+from energysched.kb.model import KnowledgeBase, ProfileSpec
+from energysched.kb.validate import ValidationFailure, best_efficiency, parse_profile
 
 CONDITION_VALID: Final = "Valid"
 REASON_VALIDATED: Final = "Validated"

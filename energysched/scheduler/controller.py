@@ -29,9 +29,9 @@ from energysched.core.framework import Decision, schedule_one
 from energysched.core.model import PodInfo
 from energysched.core.parse import parse_node, parse_pod, parse_power_reading
 from energysched.core.snapshot import ClusterState
+from energysched.kb.book import ProfileBook
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.reflector import EventType, Reflector, object_key
-from energysched.profiles.book import ProfileBook
 from energysched.scheduler.config import ConfigError, ConfigSource, SchedulerConfig
 from energysched.scheduler.events import EventRecorder, set_pod_scheduled_false
 from energysched.scheduler.leader import LeaderElector

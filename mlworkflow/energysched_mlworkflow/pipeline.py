@@ -40,8 +40,8 @@ def stage_job(
         annotations[contract.PERFORMANCE_WEIGHT_ANNOTATION] = f"{weight:g}"
     labels = {
         contract.WORKLOAD_TYPE_LABEL: stage.workload_type,
-        "energysched.experiment/run": run_id,
-        "energysched.experiment/stage": stage.name,
+        "energysched.lab.experiment/run": run_id,
+        "energysched.lab.experiment/stage": stage.name,
     }
     return {
         "apiVersion": "batch/v1",

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from energysched.contract import API_VERSION, PROFILE_KIND, PROFILE_PLURAL
+from energysched.kb.model import KnowledgeBase, ProfileSpec
+from energysched.kb.validate import parse_profile
 from energysched.kube import ApiError, KubeClient
 from energysched.kube.client import api_path
 from energysched.kube.reflector import Reflector, object_key
-from energysched.profiles.model import KnowledgeBase, ProfileSpec
-from energysched.profiles.validate import parse_profile
 from energysched_monitor.ports import NodeInfo, PodInfo, node_info, pod_info
 
 

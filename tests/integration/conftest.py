@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from energysched.cluster.local import LocalCluster
+from energysched.lab.cluster.local import LocalCluster
 from tests.support import ROOT, Kubectl, SchedulerProcess
 
 

@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 from energysched import contract
-from energysched.cluster.local import ClusterError, LocalCluster
 from energysched.kube.client import KubeClient, api_path
+from energysched.lab.cluster.local import ClusterError, LocalCluster
 from tests.support import Kubectl, pod_manifest, wait_for
 
 

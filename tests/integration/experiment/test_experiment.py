@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from energysched import contract
-from energysched.experiment import DEFAULT_SCHEDULER, render, run_experiment
-from energysched.profiles.io import load_profiles
+from energysched.kb.io import load_profiles
+from energysched.lab.experiment import DEFAULT_SCHEDULER, render, run_experiment
 from tests.support import ROOT
 
 

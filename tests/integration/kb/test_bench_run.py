@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from energysched import contract
-from energysched.cluster.local import LocalCluster
+from energysched.kb.io import dump_profile, load_profiles
+from energysched.kb.validate import ValidationFailure, parse_profile
 from energysched.kube.client import ApiError, KubeClient, api_path
-from energysched.profiles.io import dump_profile, load_profiles
-from energysched.profiles.validate import ValidationFailure, parse_profile
+from energysched.lab.cluster.local import LocalCluster
 from energysched_bench.result import extract_result
 from tests.support import ROOT
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import aiohttp
 
-from energysched.cluster.local import LocalCluster
 from energysched.kube.client import KubeClient, api_path
 from energysched.kube.reflector import Reflector
+from energysched.lab.cluster.local import LocalCluster
 from tests.support import pod_manifest, wait_for
 
 

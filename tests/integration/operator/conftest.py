@@ -11,9 +11,9 @@ import pytest
 from kopf.testing import KopfRunner
 
 from energysched import contract
-from energysched.cluster.local import LocalCluster
-from energysched.cluster.nodes import load_node_classes
 from energysched.kube.client import ApiError, KubeClient, api_path
+from energysched.lab.cluster.local import LocalCluster
+from energysched.lab.cluster.nodes import load_node_classes
 from energysched.operator.handlers import build_registry, build_settings
 from energysched.operator.runtime import OperatorOptions, OperatorRuntime
 

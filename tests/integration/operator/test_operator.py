@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from energysched import contract
+from energysched.kb.io import load_profiles
+from energysched.kb.validate import best_efficiency
 from energysched.kube.client import KubeClient, api_path
 from energysched.operator.runtime import OperatorRuntime
-from energysched.profiles.io import load_profiles
-from energysched.profiles.validate import best_efficiency
 from tests.integration.operator.conftest import ClusterObjects, profile_manifest
 from tests.support import ROOT, Kubectl, wait_for
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from energysched import contract
-from energysched.cluster.local import LocalCluster
 from energysched.kube.client import KubeClient, api_path
+from energysched.lab.cluster.local import LocalCluster
 from energysched.operator.embed import OperatorThread
 from energysched.operator.runtime import OperatorOptions
 from tests.integration.operator.conftest import ClusterObjects

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from energysched import contract
-from energysched.cluster.nodes import load_node_classes
 from energysched.kube.client import KubeClient, api_path
+from energysched.lab.cluster.nodes import load_node_classes
 from tests.support import SchedulerProcess, pod_manifest, wait_for
 
 EXTRA_NODES = [f"failover-{i}" for i in range(3)]

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from energysched import contract
+from energysched.kb.io import load_profiles
 from energysched.kube.client import KubeClient, api_path
-from energysched.profiles.io import load_profiles
 from tests.support import ROOT, SchedulerProcess, pod_manifest, wait_for
 
 THESIS_NODES = ("tvpc", "wyse", "rpi")

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from energysched.profiles.io import load_profiles
-from energysched.profiles.model import ProfileSpec
-from energysched.profiles.validate import parse_profile
+from energysched.kb.io import load_profiles
+from energysched.kb.model import ProfileSpec
+from energysched.kb.validate import parse_profile
 from energysched_bench.convert import ConversionError, convert_result, main
 from energysched_bench.kernels import STANDARD
 from energysched_bench.result import SCHEMA, format_result

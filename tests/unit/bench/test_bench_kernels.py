@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from energysched.profiles.io import load_profiles
-from energysched.profiles.model import ProfileSpec
-from energysched.profiles.validate import parse_profile
+from energysched.kb.io import load_profiles
+from energysched.kb.model import ProfileSpec
+from energysched.kb.validate import parse_profile
 from energysched_bench import __main__ as cli
 from energysched_bench import kernels
 from energysched_bench.convert import ConversionError, convert_result

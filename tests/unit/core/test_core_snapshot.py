@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from energysched.core import ClusterSnapshot, ClusterState, RecentBind, ScheduleParams, schedule_one
-from energysched.profiles.model import KnowledgeBase
+from energysched.kb.model import KnowledgeBase
 from tests.unit.core.core_helpers import (
     NOW,
     container,
@@ -244,7 +244,7 @@ def test_patched_node_table_equals_a_rebuild() -> None:
 
 def test_binds_appended_in_a_burst_equal_a_full_rebuild() -> None:
     """record_bind appends to the snapshot's bind arrays; they must equal a rebuild."""
-    from energysched.core import bench as core_bench
+    from energysched.lab import microbench as core_bench
 
     rng = random.Random(3)
     now = core_bench.datetime.now(core_bench.UTC)

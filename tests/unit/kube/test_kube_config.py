@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from energysched.cluster.pki import LocalPKI, Pair
 from energysched.kube.config import KubeConfigError, load_access, load_kubeconfig
+from energysched.lab.cluster.pki import LocalPKI, Pair
 
 pytestmark = pytest.mark.unit
 

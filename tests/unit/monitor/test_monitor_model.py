@@ -16,7 +16,7 @@ from energysched.contract import (
     POWER_SOURCE_ANNOTATION,
     WORKLOAD_TYPE_LABEL,
 )
-from energysched.profiles.model import KnowledgeBase, ProfileSpec, WorkloadFigures
+from energysched.kb.model import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched_monitor.config import ConfigStore, parse_config_text
 from energysched_monitor.metrics import Metrics
 from energysched_monitor.model import ModelSource, model_power

@@ -28,17 +28,17 @@ from typing import Any
 import yaml
 
 from energysched import contract
-from energysched.cluster.local import LocalCluster
+from energysched.kb.io import load_profiles
+from energysched.kb.model import KnowledgeBase
+from energysched.kb.validate import ValidationFailure, parse_profile
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.config import load_kubeconfig
 from energysched.kube.waiting import wait_for
-from energysched.profiles.io import load_profiles
-from energysched.profiles.model import KnowledgeBase
-from energysched.profiles.validate import ValidationFailure, parse_profile
+from energysched.lab.cluster.local import LocalCluster
 from energysched.scheduler.process import SchedulerProcess
 from energysched_mlworkflow.pipeline import PIPELINE, Stage, stage_job
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CRD = ROOT / "manifests" / "crd" / "energyprofiles.yaml"
 PROFILES = ROOT / "kb" / "profiles"
 DEFAULT_SCHEDULER = "default-scheduler"

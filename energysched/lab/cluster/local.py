@@ -26,11 +26,11 @@ from typing import Any
 
 import yaml
 
-from energysched.cluster import build, nodes
-from energysched.cluster.pki import LocalPKI, Pair
-from energysched.cluster.processes import ManagedProcess, free_port, start
 from energysched.kube.client import KubeClient, api_path
 from energysched.kube.config import load_kubeconfig
+from energysched.lab.cluster import build, nodes
+from energysched.lab.cluster.pki import LocalPKI, Pair
+from energysched.lab.cluster.processes import ManagedProcess, free_port, start
 
 KWOK_CONFIG = Path(__file__).with_name("kwok.yaml")
 #: Above KWOK's lease renewal interval (nodeLeaseDurationSeconds/4 in kwok.yaml).

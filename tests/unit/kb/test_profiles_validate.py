@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from energysched.profiles.model import ProfileSpec
-from energysched.profiles.validate import (
+from energysched.kb.model import ProfileSpec
+from energysched.kb.validate import (
     ValidationFailure,
     best_efficiency,
     label_key_problem,

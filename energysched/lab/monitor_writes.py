@@ -1,6 +1,6 @@
 """Measure the monitor's API write rate for a large simulated cluster (not a timed test).
 
-    python -m energysched_monitor.writebench --nodes 1000 --minutes 30
+    python -m energysched.lab.monitor_writes --nodes 1000 --minutes 30
 
 Two scenarios on simulated time (no sleeping, no API server; a recording
 NodeAnnotator counts the patches):
@@ -31,7 +31,7 @@ from types import MappingProxyType
 import structlog
 
 from energysched.contract import KWOK_NODE_ANNOTATION, WORKLOAD_TYPES
-from energysched.profiles.model import KnowledgeBase, ProfileSpec, WorkloadFigures
+from energysched.kb.model import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched_monitor.config import ConfigStore, MonitorConfig
 from energysched_monitor.health import Backoff
 from energysched_monitor.metrics import Metrics
@@ -252,7 +252,7 @@ def run_daemonset(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m energysched_monitor.writebench")
+    parser = argparse.ArgumentParser(prog="python -m energysched.lab.monitor_writes")
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--minutes", type=float, default=30.0, help="simulated time")
     parser.add_argument("--seed", type=int, default=1)

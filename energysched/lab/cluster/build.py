@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from energysched.cluster import versions
+from energysched.lab.cluster import versions
 
 GOMOD_DIR = Path(__file__).parent / "gomod"
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")

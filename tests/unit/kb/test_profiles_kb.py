@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from energysched.contract import WORKLOAD_TYPES
-from energysched.profiles.io import load_profiles
-from energysched.profiles.model import KnowledgeBase
-from energysched.profiles.show import nodes_from_objects
-from energysched.profiles.validate import unit_conflicts
+from energysched.kb.io import load_profiles
+from energysched.kb.model import KnowledgeBase
+from energysched.kb.show import nodes_from_objects
+from energysched.kb.validate import unit_conflicts
 
 pytestmark = pytest.mark.unit
 

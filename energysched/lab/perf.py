@@ -61,17 +61,17 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from energysched import contract
-from energysched.cluster import nodes as node_classes
-from energysched.cluster import versions
-from energysched.cluster.local import LocalCluster
-from energysched.cluster.processes import free_port
+from energysched.kb.io import dump_profile, load_profiles
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.config import ClusterAccess, load_kubeconfig
 from energysched.kube.reflector import EventType, Reflector
-from energysched.profiles.io import dump_profile, load_profiles
+from energysched.lab.cluster import nodes as node_classes
+from energysched.lab.cluster import versions
+from energysched.lab.cluster.local import LocalCluster
+from energysched.lab.cluster.processes import free_port
 from energysched.scheduler.process import SchedulerProcess
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "manifests" / "crd" / "energyprofiles.yaml"
 PROFILES_DIR = ROOT / "kb" / "profiles"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
@@ -638,11 +638,11 @@ async def install_profiles(access: ClusterAccess) -> int:
 
 
 def core_bench() -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "energysched.core.bench"]
+    cmd = [sys.executable, "-m", "energysched.lab.microbench"]
     say("pure-core timing: " + " ".join(["python", *cmd[1:]]))
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=ROOT)
     return {
-        "command": "python -m energysched.core.bench",
+        "command": "python -m energysched.lab.microbench",
         "output": proc.stdout.strip(),
         "returncode": proc.returncode,
         "loadavg": _loadavg(),
@@ -1068,7 +1068,7 @@ def write_results(result: dict[str, Any], out: Path, md: Path | None) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
-        prog="python -m energysched.perf", description=__doc__.split("\n")[0]
+        prog="python -m energysched.lab.perf", description=__doc__.split("\n")[0]
     )
     ap.add_argument("--nodes", type=int, default=1000, help="generated KWOK nodes (default 1000)")
     ap.add_argument("--pods", type=int, default=5000, help="pods per burst (default 5000)")
@@ -1094,7 +1094,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run energysched without leader election (the local kube-scheduler has none)",
     )
     ap.add_argument("--profile", default="", help="run energysched under cProfile, stats here")
-    ap.add_argument("--no-core-bench", action="store_true", help="skip energysched.core.bench")
+    ap.add_argument("--no-core-bench", action="store_true", help="skip energysched.lab.microbench")
     ap.add_argument("--note", action="append", default=[], help="a note for BENCHMARKS.md")
     args = ap.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])

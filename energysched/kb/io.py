@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from energysched.contract import API_VERSION, PROFILE_KIND, WORKLOAD_TYPES
-from energysched.profiles.model import KnowledgeBase, ProfileSpec
-from energysched.profiles.validate import FieldError, ValidationFailure, parse_profile
+from energysched.kb.model import KnowledgeBase, ProfileSpec
+from energysched.kb.validate import FieldError, ValidationFailure, parse_profile
 
 YAML_SUFFIXES = (".yaml", ".yml")
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from energysched.profiles.io import dump_profile, dump_yaml, load_objects, load_profiles
-from energysched.profiles.model import ProfileSpec
-from energysched.profiles.validate import parse_profile
+from energysched.kb.io import dump_profile, dump_yaml, load_objects, load_profiles
+from energysched.kb.model import ProfileSpec
+from energysched.kb.validate import parse_profile
 
 pytestmark = pytest.mark.unit
 

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Final
 
 from energysched.contract import API_VERSION, PROFILE_KIND, WORKLOAD_TYPES, WorkloadType
-from energysched.profiles.model import (
+from energysched.kb.model import (
     FIGURE_SOURCES,
     FigureSource,
     ProfileSpec,

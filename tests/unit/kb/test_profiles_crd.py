@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from energysched import contract
-from energysched.profiles.validate import ValidationFailure, parse_profile
+from energysched.kb.validate import ValidationFailure, parse_profile
 
 pytestmark = pytest.mark.unit
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from energysched.profiles.model import KnowledgeBase, ProfileSpec
-from energysched.profiles.show import NO_PROFILE, NodeRef, kb_table, nodes_from_objects, show
-from energysched.profiles.validate import parse_profile
+from energysched.kb.model import KnowledgeBase, ProfileSpec
+from energysched.kb.show import NO_PROFILE, NodeRef, kb_table, nodes_from_objects, show
+from energysched.kb.validate import parse_profile
 
 pytestmark = pytest.mark.unit
 

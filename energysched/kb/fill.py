@@ -29,9 +29,9 @@ from typing import Any
 import aiohttp
 
 from energysched.contract import API_VERSION, KWOK_NODE_ANNOTATION, PROFILE_PLURAL
+from energysched.kb.io import dump_yaml
+from energysched.kb.model import KnowledgeBase
 from energysched.kube.client import ApiError, KubeClient, api_path
-from energysched.profiles.io import dump_yaml
-from energysched.profiles.model import KnowledgeBase
 
 FIELD_MANAGER = "energysched-bench"
 JOB_POLL_SECONDS = 2.0

@@ -2,7 +2,7 @@
 
 For tests and the local demo, never for production::
 
-    python -m energysched_monitor.fake_shelly --gen 2 --port 0 --power 12.5 \\
+    python -m energysched.lab.fake_shelly --gen 2 --port 0 --power 12.5 \\
         --password-env FAKE_SHELLY_PASSWORD
 
 prints one JSON line ``{"url": "http://127.0.0.1:PORT", ...}`` and serves until
@@ -486,7 +486,7 @@ async def _serve(device: FakeShelly) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m energysched_monitor.fake_shelly", description=__doc__.split("\n\n")[0]
+        prog="python -m energysched.lab.fake_shelly", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--gen", type=int, choices=(1, 2, 3, 4), default=2)
     parser.add_argument("--component", choices=("switch", "pm1"), default="switch")

@@ -1,6 +1,6 @@
 """Micro-benchmark of :func:`~energysched.core.framework.schedule_one` (prints figures).
 
-``python -m energysched.core.bench [--decisions N]`` builds 1,000- and 5,000-node
+``python -m energysched.lab.microbench [--decisions N]`` builds 1,000- and 5,000-node
 clusters of thesis-like node classes (tvpc: i5 + GTX 1060, wyse: Celeron J4105,
 rpi: Pi 2B, plus a few tainted control-plane and cordoned nodes), with existing
 pods, live readings (some stale), recent binds, and times N decisions per
@@ -35,7 +35,7 @@ from energysched.core.model import (
 )
 from energysched.core.params import ScheduleParams
 from energysched.core.snapshot import ClusterSnapshot, ClusterState
-from energysched.profiles.model import KnowledgeBase, ProfileSpec, WorkloadFigures
+from energysched.kb.model import KnowledgeBase, ProfileSpec, WorkloadFigures
 
 CLASS_LABEL = "node.kubernetes.io/instance-type"
 ZONE_LABEL = "topology.kubernetes.io/zone"

@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any
 
-from energysched.cluster import build
-from energysched.cluster.local import ClusterError, LocalCluster
-from energysched.cluster.nodes import NodeClassError
+from energysched.lab.cluster import build
+from energysched.lab.cluster.local import ClusterError, LocalCluster
+from energysched.lab.cluster.nodes import NodeClassError
 
 
 def add_cluster_parser(sub: Any) -> None:

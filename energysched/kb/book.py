@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from energysched.profiles.model import KnowledgeBase, ProfileSpec
-from energysched.profiles.validate import ValidationFailure, parse_profile
+from energysched.kb.model import KnowledgeBase, ProfileSpec
+from energysched.kb.validate import ValidationFailure, parse_profile
 
 
 @dataclass

@@ -18,7 +18,7 @@ import yaml
 from energysched.contract import KWOK_NODE_ANNOTATION, NODE_CLASS_ANNOTATION
 
 #: The repository's kb/nodes, found relative to the package (editable install).
-DEFAULT_NODES_DIR = Path(__file__).resolve().parents[2] / "kb" / "nodes"
+DEFAULT_NODES_DIR = Path(__file__).resolve().parents[3] / "kb" / "nodes"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from energysched.cluster.nodes import DEFAULT_NODES_DIR
 from energysched.contract import API_VERSION, PROFILE_PLURAL, WORKLOAD_TYPES
+from energysched.lab.cluster.nodes import DEFAULT_NODES_DIR
 
 DEFAULT_PROFILES_DIR = DEFAULT_NODES_DIR.parent / "profiles"
 
@@ -104,11 +104,11 @@ async def _cluster_objects(
 
 
 def _kb_show(args: argparse.Namespace) -> int:
+    from energysched.kb.io import load_objects, load_profiles
+    from energysched.kb.show import kb_table, nodes_from_objects, render_table
+    from energysched.kb.validate import unit_conflicts
     from energysched.kube.client import ApiError
     from energysched.kube.config import KubeConfigError
-    from energysched.profiles.io import load_objects, load_profiles
-    from energysched.profiles.show import kb_table, nodes_from_objects, render_table
-    from energysched.profiles.validate import unit_conflicts
 
     offline = args.offline or args.profiles is not None or args.nodes is not None
     if offline and args.kubeconfig:
@@ -291,16 +291,16 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def _bench_run(args: argparse.Namespace) -> int:
-    from energysched.bench_run import (
+    from energysched.kb.fill import (
         ConvertOptions,
         JobOptions,
         collect_local,
         convert_collected,
         write_manifests,
     )
+    from energysched.kb.io import load_profiles
     from energysched.kube.client import ApiError
     from energysched.kube.config import KubeConfigError
-    from energysched.profiles.io import load_profiles
 
     power_from = None
     if args.power_from:
@@ -390,7 +390,7 @@ def _report(
 
 
 async def _apply_only(kubeconfig: str | None, converted: list[Any]) -> list[str]:
-    from energysched.bench_run import apply_manifests
+    from energysched.kb.fill import apply_manifests
     from energysched.kube.client import KubeClient
     from energysched.kube.config import load_access
 
@@ -401,7 +401,7 @@ async def _apply_only(kubeconfig: str | None, converted: list[Any]) -> list[str]
 async def _cluster_run(
     kubeconfig: str | None, options: Any, convert: Any, apply: bool
 ) -> tuple[list[Any], list[str], list[str], int]:
-    from energysched.bench_run import (
+    from energysched.kb.fill import (
         apply_manifests,
         convert_collected,
         is_simulated,

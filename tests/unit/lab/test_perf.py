@@ -7,7 +7,7 @@ import math
 import pytest
 
 from energysched import contract
-from energysched.perf import (
+from energysched.lab.perf import (
     bind_rates,
     class_profiles,
     histogram_delta,
