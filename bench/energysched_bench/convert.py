@@ -26,7 +26,7 @@ from typing import Any
 
 from energysched.contract import API_VERSION, PROFILE_KIND, WORKLOAD_TYPES
 from energysched.kb.io import dump_profile, dump_yaml, load_profiles
-from energysched.kb.model import KnowledgeBase, ProfileSpec, WorkloadFigures
+from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched.kb.validate import ValidationFailure, parse_profile
 from energysched_bench.job import HOSTNAME_LABEL
 from energysched_bench.kernels import STANDARD

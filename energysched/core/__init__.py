@@ -11,17 +11,6 @@ from energysched.core.errors import InputError
 from energysched.core.filters import FILTER_NAMES, FilterOutcome, reference_filter, run_filters
 from energysched.core.framework import Decision, NodeResult, schedule_one
 from energysched.core.messages import fit_error_message
-from energysched.core.model import (
-    HostPort,
-    NodeInfo,
-    NodeSelectorRequirement,
-    NodeSelectorTerm,
-    PodInfo,
-    PowerReading,
-    RecentBind,
-    Taint,
-    Toleration,
-)
 from energysched.core.params import STALE_POLICIES, ScheduleParams, StalePolicy
 from energysched.core.parse import (
     parse_node,
@@ -34,6 +23,17 @@ from energysched.core.parse import (
 from energysched.core.quantity import QuantityError, parse_quantity
 from energysched.core.scoring import ScoreBreakdown
 from energysched.core.snapshot import ClusterSnapshot, ClusterState, NodeTable, NodeUsage
+from energysched.core.values import (
+    HostPort,
+    NodeInfo,
+    NodeSelectorRequirement,
+    NodeSelectorTerm,
+    PodInfo,
+    PowerReading,
+    RecentBind,
+    Taint,
+    Toleration,
+)
 
 __all__ = [
     "FILTER_NAMES",

@@ -22,11 +22,11 @@ from energysched.contract import ScoringMode, WorkloadType
 from energysched.core.errors import InputError
 from energysched.core.filters import FILTER_NAMES, reference_outcome, run_filters
 from energysched.core.messages import fit_error_message
-from energysched.core.model import PodInfo
 from energysched.core.params import ScheduleParams
 from energysched.core.parse import parse_weight, parse_workload_type
 from energysched.core.scoring import ScoreBreakdown, breakdown, compute_scores, rank
 from energysched.core.snapshot import ClusterSnapshot
+from energysched.core.values import PodInfo
 
 _EMPTY: Final[MappingProxyType[str, int]] = MappingProxyType({})
 

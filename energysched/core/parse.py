@@ -43,7 +43,8 @@ from energysched.contract import (
     WorkloadType,
 )
 from energysched.core.errors import InputError, InputErrorSignal
-from energysched.core.model import (
+from energysched.core.quantity import ALLOWED_QUANTITY, QuantityError, canonical, parse_quantity
+from energysched.core.values import (
     CPU,
     MEMORY,
     PODS,
@@ -57,7 +58,6 @@ from energysched.core.model import (
     Toleration,
     is_tracked_resource,
 )
-from energysched.core.quantity import ALLOWED_QUANTITY, QuantityError, canonical, parse_quantity
 
 __all__ = [
     "ALLOWED_WEIGHT",

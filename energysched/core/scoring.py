@@ -58,9 +58,9 @@ import numpy as np
 
 from energysched.contract import WORKLOAD_TYPE_LABEL, WORKLOAD_TYPES, ScoringMode, WorkloadType
 from energysched.core.filters import taints
-from energysched.core.model import CPU, MEMORY, PodInfo
 from energysched.core.params import ScheduleParams
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
+from energysched.core.values import CPU, MEMORY, PodInfo
 
 Kind = Literal["profile", "no-profile", "neutral"]
 ReadingState = Literal["fresh", "stale", "missing", "not-used"]

@@ -54,7 +54,8 @@ import numpy as np
 import numpy.typing as npt
 
 from energysched.contract import WORKLOAD_TYPES, WorkloadType
-from energysched.core.model import (
+from energysched.core.parse import parse_workload_type
+from energysched.core.values import (
     BASE_RESOURCES,
     PODS,
     HostPort,
@@ -64,8 +65,7 @@ from energysched.core.model import (
     RecentBind,
     Taint,
 )
-from energysched.core.parse import parse_workload_type
-from energysched.kb.model import KnowledgeBase, Resolution
+from energysched.kb.profiles import KnowledgeBase, Resolution
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]

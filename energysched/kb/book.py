@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from energysched.kb.model import KnowledgeBase, ProfileSpec
+from energysched.kb.profiles import KnowledgeBase, ProfileSpec
 from energysched.kb.validate import ValidationFailure, parse_profile
 
 

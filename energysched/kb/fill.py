@@ -30,7 +30,7 @@ import aiohttp
 
 from energysched.contract import API_VERSION, KWOK_NODE_ANNOTATION, PROFILE_PLURAL
 from energysched.kb.io import dump_yaml
-from energysched.kb.model import KnowledgeBase
+from energysched.kb.profiles import KnowledgeBase
 from energysched.kube.client import ApiError, KubeClient, api_path
 
 FIELD_MANAGER = "energysched-bench"

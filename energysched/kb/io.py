@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from energysched.contract import API_VERSION, PROFILE_KIND, WORKLOAD_TYPES
-from energysched.kb.model import KnowledgeBase, ProfileSpec
+from energysched.kb.profiles import KnowledgeBase, ProfileSpec
 from energysched.kb.validate import FieldError, ValidationFailure, parse_profile
 
 YAML_SUFFIXES = (".yaml", ".yml")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from energysched.contract import WORKLOAD_TYPES, WorkloadType
-from energysched.kb.model import KnowledgeBase
+from energysched.kb.profiles import KnowledgeBase
 
 NO_PROFILE = "none"
 HOSTNAME_LABEL = "kubernetes.io/hostname"

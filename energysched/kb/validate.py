@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import Final
 
 from energysched.contract import API_VERSION, PROFILE_KIND, WORKLOAD_TYPES, WorkloadType
-from energysched.kb.model import (
+from energysched.kb.profiles import (
     FIGURE_SOURCES,
     FigureSource,
     ProfileSpec,

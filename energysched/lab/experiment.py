@@ -29,7 +29,7 @@ import yaml
 
 from energysched import contract
 from energysched.kb.io import load_profiles
-from energysched.kb.model import KnowledgeBase
+from energysched.kb.profiles import KnowledgeBase
 from energysched.kb.validate import ValidationFailure, parse_profile
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.config import load_kubeconfig

@@ -23,7 +23,9 @@ from energysched.contract import (
     WORKLOAD_TYPES,
 )
 from energysched.core.framework import schedule_one
-from energysched.core.model import (
+from energysched.core.params import ScheduleParams
+from energysched.core.snapshot import ClusterSnapshot, ClusterState
+from energysched.core.values import (
     NodeInfo,
     NodeSelectorRequirement,
     NodeSelectorTerm,
@@ -33,9 +35,7 @@ from energysched.core.model import (
     Taint,
     Toleration,
 )
-from energysched.core.params import ScheduleParams
-from energysched.core.snapshot import ClusterSnapshot, ClusterState
-from energysched.kb.model import KnowledgeBase, ProfileSpec, WorkloadFigures
+from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 
 CLASS_LABEL = "node.kubernetes.io/instance-type"
 ZONE_LABEL = "topology.kubernetes.io/zone"

@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 
 from energysched.contract import PROFILE_KIND
 from energysched.kb.book import ProfileBook
-from energysched.kb.model import KnowledgeBase, ProfileSpec
+from energysched.kb.profiles import KnowledgeBase, ProfileSpec
 from energysched.kb.validate import ValidationFailure, best_efficiency, parse_profile
 
 CONDITION_VALID: Final = "Valid"

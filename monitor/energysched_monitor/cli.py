@@ -32,9 +32,9 @@ from energysched.kube import KubeClient, KubeConfigError, load_access
 from energysched_monitor.config import ConfigStore
 from energysched_monitor.kubeio import KubeNodeAnnotator, KubeNodeReader, ReflectorClusterView
 from energysched_monitor.metrics import Metrics, start_metrics_server
-from energysched_monitor.model_monitor import ModelMonitor
 from energysched_monitor.node_monitor import NodeMonitor
 from energysched_monitor.ports import NodeAnnotator, NodeReader
+from energysched_monitor.power_model_monitor import ModelMonitor
 from energysched_monitor.tracker import Reporter
 
 DEFAULT_METRICS_PORT = 9101

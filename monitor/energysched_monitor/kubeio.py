@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from energysched.contract import API_VERSION, PROFILE_KIND, PROFILE_PLURAL
-from energysched.kb.model import KnowledgeBase, ProfileSpec
+from energysched.kb.profiles import KnowledgeBase, ProfileSpec
 from energysched.kb.validate import parse_profile
 from energysched.kube import ApiError, KubeClient
 from energysched.kube.client import api_path

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from energysched.contract import KWOK_NODE_ANNOTATION, WORKLOAD_TYPE_LABEL
-from energysched.kb.model import KnowledgeBase
+from energysched.kb.profiles import KnowledgeBase
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from energysched_monitor.config import ConfigError, MonitorConfig, SourceSpec
 from energysched_monitor.energy import MonotonicCounter
-from energysched_monitor.model import ModelSource
 from energysched_monitor.nvml import NvmlSource
 from energysched_monitor.ports import ClusterView
+from energysched_monitor.power_model import ModelSource
 from energysched_monitor.rapl import RaplSource
 from energysched_monitor.readings import PowerSource, ReadError, Reading, SourceKind
 from energysched_monitor.shelly import ShellySource

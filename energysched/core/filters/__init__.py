@@ -25,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from energysched.core.filters import affinity, nodename, ports, resources, taints, unschedulable
-from energysched.core.model import NodeInfo, PodInfo
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, IndexArray, NodeUsage
+from energysched.core.values import NodeInfo, PodInfo
 
 Check = Callable[[PodInfo, NodeInfo, NodeUsage], tuple[str, ...]]
 

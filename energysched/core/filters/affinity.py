@@ -23,8 +23,8 @@ from typing import Final
 
 import numpy as np
 
-from energysched.core.model import NodeInfo, NodeSelectorRequirement, NodeSelectorTerm, PodInfo
 from energysched.core.snapshot import BoolArray, NodeTable, NodeUsage, parse_int64
+from energysched.core.values import NodeInfo, NodeSelectorRequirement, NodeSelectorTerm, PodInfo
 
 NAME: Final = "NodeAffinity"
 REASON: Final = "node(s) didn't match Pod's node affinity/selector"

@@ -11,8 +11,8 @@ from typing import Final
 
 import numpy as np
 
-from energysched.core.model import NodeInfo, PodInfo
 from energysched.core.snapshot import BoolArray, NodeTable, NodeUsage
+from energysched.core.values import NodeInfo, PodInfo
 
 NAME: Final = "NodeName"
 REASON: Final = "node(s) didn't match the requested node name"

@@ -15,8 +15,8 @@ from typing import Final
 
 import numpy as np
 
-from energysched.core.model import HostPort, NodeInfo, PodInfo
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, NodeUsage
+from energysched.core.values import HostPort, NodeInfo, PodInfo
 
 NAME: Final = "NodePorts"
 REASON: Final = "node(s) didn't have free ports for the requested pod ports"

@@ -20,8 +20,8 @@ from typing import Final
 
 import numpy as np
 
-from energysched.core.model import BASE_RESOURCES, PODS, NodeInfo, PodInfo
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, NodeUsage
+from energysched.core.values import BASE_RESOURCES, PODS, NodeInfo, PodInfo
 
 NAME: Final = "NodeResourcesFit"
 TOO_MANY_PODS: Final = "Too many pods"

@@ -3,7 +3,7 @@
 Filter: the *first* taint (in node order) with effect NoSchedule or NoExecute
 that no toleration tolerates rejects the node, reason
 ``node(s) had untolerated taint {key: value}`` (upstream reports only that one).
-Toleration matching is :meth:`energysched.core.model.Toleration.tolerates`.
+Toleration matching is :meth:`energysched.core.values.Toleration.tolerates`.
 
 Score input: the number of PreferNoSchedule taints not tolerated by the pod's
 tolerations whose effect is empty or PreferNoSchedule (upstream
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from energysched.core.model import NodeInfo, PodInfo, Taint, Toleration
 from energysched.core.snapshot import NodeUsage
+from energysched.core.values import NodeInfo, PodInfo, Taint, Toleration
 
 NAME: Final = "TaintToleration"
 _FILTERED_EFFECTS: Final = ("NoSchedule", "NoExecute")

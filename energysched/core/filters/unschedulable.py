@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from energysched.core.model import UNSCHEDULABLE_TAINT_KEY, NodeInfo, PodInfo, Taint
 from energysched.core.snapshot import NodeUsage
+from energysched.core.values import UNSCHEDULABLE_TAINT_KEY, NodeInfo, PodInfo, Taint
 
 NAME: Final = "NodeUnschedulable"
 REASON: Final = "node(s) were unschedulable"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from energysched.kb.io import load_profiles
-from energysched.kb.model import ProfileSpec
+from energysched.kb.profiles import ProfileSpec
 from energysched.kb.validate import parse_profile
 from energysched_bench.convert import ConversionError, convert_result, main
 from energysched_bench.kernels import STANDARD

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from energysched.kb.io import load_profiles
-from energysched.kb.model import ProfileSpec
+from energysched.kb.profiles import ProfileSpec
 from energysched.kb.validate import parse_profile
 from energysched_bench import __main__ as cli
 from energysched_bench import kernels

@@ -18,7 +18,7 @@ from energysched.core import (
     reference_filter,
     run_filters,
 )
-from energysched.kb.model import KnowledgeBase, ProfileSpec, WorkloadFigures
+from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 T = TypeVar("T")

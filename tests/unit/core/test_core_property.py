@@ -37,7 +37,7 @@ from energysched.core import (
     run_filters,
     schedule_one,
 )
-from energysched.kb.model import KnowledgeBase
+from energysched.kb.profiles import KnowledgeBase
 from tests.unit.core.core_helpers import NOW, profile
 
 pytestmark = pytest.mark.unit

@@ -16,7 +16,7 @@ from energysched.core import (
     ScheduleParams,
     schedule_one,
 )
-from energysched.kb.model import KnowledgeBase, ProfileSpec, WorkloadFigures
+from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from tests.unit.core.core_helpers import (
     NOW,
     THESIS,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from energysched.core import ClusterSnapshot, ClusterState, RecentBind, ScheduleParams, schedule_one
-from energysched.kb.model import KnowledgeBase
+from energysched.kb.profiles import KnowledgeBase
 from tests.unit.core.core_helpers import (
     NOW,
     container,

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from energysched.kb.io import dump_profile, dump_yaml, load_objects, load_profiles
-from energysched.kb.model import ProfileSpec
+from energysched.kb.profiles import ProfileSpec
 from energysched.kb.validate import parse_profile
 
 pytestmark = pytest.mark.unit

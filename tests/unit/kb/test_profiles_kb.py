@@ -9,7 +9,7 @@ import yaml
 
 from energysched.contract import WORKLOAD_TYPES
 from energysched.kb.io import load_profiles
-from energysched.kb.model import KnowledgeBase
+from energysched.kb.profiles import KnowledgeBase
 from energysched.kb.show import nodes_from_objects
 from energysched.kb.validate import unit_conflicts
 

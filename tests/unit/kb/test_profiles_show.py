@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from energysched.kb.model import KnowledgeBase, ProfileSpec
+from energysched.kb.profiles import KnowledgeBase, ProfileSpec
 from energysched.kb.show import NO_PROFILE, NodeRef, kb_table, nodes_from_objects, show
 from energysched.kb.validate import parse_profile
 

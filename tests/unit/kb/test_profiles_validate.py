@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from energysched.kb.model import ProfileSpec
+from energysched.kb.profiles import ProfileSpec
 from energysched.kb.validate import (
     ValidationFailure,
     best_efficiency,

@@ -16,12 +16,12 @@ from energysched.contract import (
     POWER_SOURCE_ANNOTATION,
     WORKLOAD_TYPE_LABEL,
 )
-from energysched.kb.model import KnowledgeBase, ProfileSpec, WorkloadFigures
+from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched_monitor.config import ConfigStore, parse_config_text
 from energysched_monitor.metrics import Metrics
-from energysched_monitor.model import ModelSource, model_power
-from energysched_monitor.model_monitor import ModelMonitor
 from energysched_monitor.ports import NodeInfo, PodInfo, node_info, parse_cpu, pod_info
+from energysched_monitor.power_model import ModelSource, model_power
+from energysched_monitor.power_model_monitor import ModelMonitor
 from energysched_monitor.readings import ReadError
 from energysched_monitor.tracker import Reporter
 

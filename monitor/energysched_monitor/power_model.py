@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from energysched.contract import WORKLOAD_TYPES
-from energysched.kb.model import ProfileSpec
+from energysched.kb.profiles import ProfileSpec
 from energysched_monitor.ports import ClusterView, NodeInfo, PodInfo
 from energysched_monitor.readings import ReadError, Reading, SourceKind
 
