@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from energysched_bench.job import BENCH_NODE_LABEL, COMMAND, build_bench_job, job_name
+from energysched.kb.bench_job import BENCH_NODE_LABEL, COMMAND, build_bench_job, job_name
 from energysched_bench.result import (
     BEGIN_MARKER,
     END_MARKER,
