@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from energysched.contract import API_VERSION, PROFILE_PLURAL, WORKLOAD_TYPES
-from energysched.lab.cluster.nodes import DEFAULT_NODES_DIR
+from energysched.kb.io import REPO_KB_DIR
 
-DEFAULT_PROFILES_DIR = DEFAULT_NODES_DIR.parent / "profiles"
+DEFAULT_NODES_DIR = REPO_KB_DIR / "nodes"
+DEFAULT_PROFILES_DIR = REPO_KB_DIR / "profiles"
 
 
 def add_parsers(sub: Any) -> None:

@@ -20,6 +20,9 @@ from energysched.kb.profiles import KnowledgeBase, ProfileSpec
 from energysched.kb.validate import FieldError, ValidationFailure, parse_profile
 
 YAML_SUFFIXES = (".yaml", ".yml")
+#: The repository's kb/ folder (node classes and thesis profiles), found relative to
+#: the package in a source checkout.
+REPO_KB_DIR = Path(__file__).resolve().parents[2] / "kb"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,10 @@ from typing import Any
 import yaml
 
 from energysched.contract import KWOK_NODE_ANNOTATION, NODE_CLASS_ANNOTATION
+from energysched.kb.io import REPO_KB_DIR
 
-#: The repository's kb/nodes, found relative to the package (editable install).
-DEFAULT_NODES_DIR = Path(__file__).resolve().parents[3] / "kb" / "nodes"
+#: The repository's kb/nodes.
+DEFAULT_NODES_DIR = REPO_KB_DIR / "nodes"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 
