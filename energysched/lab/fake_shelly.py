@@ -12,14 +12,19 @@ SIGINT/SIGTERM. It answers ``GET /shelly`` (never authenticated) and
   HTTP Basic auth when a password is set;
 * Gen2/3/4: ``GET /rpc/Switch.GetStatus?id=0`` or, with ``--component pm1``,
   ``GET /rpc/PM1.GetStatus?id=0`` (``apower`` W, ``aenergy.total`` Wh), plus
-  ``Shelly.GetDeviceInfo`` and ``Sys.GetStatus``; SHA-256 digest auth (user admin,
-  realm = device id, nonces reusable with an increasing ``nc``, as firmware 2.0+).
+  ``Shelly.GetStatus`` (every component and ``sys``), ``Shelly.GetDeviceInfo`` and
+  ``Sys.GetStatus`` (``uptime``); SHA-256 digest auth (user admin, realm = device id,
+  nonces reusable with an increasing ``nc``, as firmware 2.0+).
 
-The energy counter advances in real time at the current power. A control API under
-``/_fake/`` (unauthenticated; POST JSON) steers it, as do the Python methods:
+The energy counter and the uptime advance with ``clock`` (the monotonic clock, or a
+test's own) at the current power. ``true_energy_wh`` is what the load really drew
+since the fake started: it survives reboots and ``/_fake/energy``, so a test can
+compare a monitor's integral with it. A control API under ``/_fake/``
+(unauthenticated; POST JSON) steers the device, as do the Python methods:
 
 * ``/_fake/power {"watts": 40}``, ``/_fake/energy {"wh": 0}``
-* ``/_fake/reboot``: counters to 0, uptime to 0, nonces forgotten
+* ``/_fake/reboot``: counters to 0, uptime to 0, nonces forgotten (the load keeps
+  drawing: a plug's meter restarts, the machine behind it does not)
 * ``/_fake/hang {"on": true}``: accept connections, never answer
 * ``/_fake/garbage {"on": true}``: answer 200 with a truncated, non-JSON body
 * ``/_fake/password {"password": "new"}`` (or null): change or drop the credentials
@@ -82,8 +87,10 @@ class FakeShelly:
     port: int = 0
     mac: str = field(default_factory=lambda: secrets.token_hex(6).upper())
     realtime: bool = True  # the counter advances with the clock at `power`
+    clock: Callable[[], float] = time.monotonic  # uptime and realtime energy follow it
 
     energy_wh: float = 0.0
+    true_energy_wh: float = 0.0
     hanging: bool = False
     garbage: bool = False
     #: (path with query, authorized) of every device request, for assertions.
@@ -94,7 +101,7 @@ class FakeShelly:
             raise ValueError(f"no fake for gen {self.gen} with component {self.component}")
         prefix, self.model, self.app_name = _MODELS[(self.gen, self.component)]
         self.device_id = f"{prefix}-{self.mac.lower()}"
-        self._boot = time.monotonic()
+        self._boot = self.clock()
         self._stamp = self._boot
         self._nonces: dict[str, _Nonce] = {}
         self._release = asyncio.Event()
@@ -104,10 +111,14 @@ class FakeShelly:
     # -- Python control ----------------------------------------------------------
 
     def _accrue(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if self.realtime:
-            self.energy_wh += self.power * (now - self._stamp) / 3600.0
+            self._consume(self.power * (now - self._stamp) / 3600.0)
         self._stamp = now
+
+    def _consume(self, wh: float) -> None:
+        self.energy_wh += wh
+        self.true_energy_wh += wh
 
     def set_power(self, watts: float) -> None:
         self._accrue()
@@ -120,12 +131,12 @@ class FakeShelly:
     def advance(self, seconds: float) -> None:
         """Add ``seconds`` of consumption at the current power (deterministic tests)."""
         self._accrue()
-        self.energy_wh += self.power * seconds / 3600.0
+        self._consume(self.power * seconds / 3600.0)
 
     def reboot(self) -> None:
         self._accrue()
         self.energy_wh = 0.0
-        self._boot = time.monotonic()
+        self._boot = self.clock()
         self._nonces.clear()
 
     def hang(self, on: bool = True) -> None:
@@ -144,7 +155,8 @@ class FakeShelly:
 
     @property
     def uptime(self) -> int:
-        return int(time.monotonic() - self._boot)
+        """Whole seconds since boot, rounded down, as the firmware reports it."""
+        return int(self.clock() - self._boot)
 
     @property
     def total_wm(self) -> int:
@@ -160,6 +172,7 @@ class FakeShelly:
             "device_id": self.device_id,
             "power": self.power,
             "energy_wh": self.energy_wh,
+            "true_energy_wh": self.true_energy_wh,
             "uptime": self.uptime,
             "hanging": self.hanging,
             "garbage": self.garbage,
@@ -281,6 +294,33 @@ class FakeShelly:
             status["ret_aenergy"] = ret
         return status
 
+    def sys_status(self) -> dict[str, Any]:
+        return {
+            "mac": self.mac,
+            "restart_required": False,
+            "time": time.strftime("%H:%M"),
+            "unixtime": int(time.time()),
+            "uptime": self.uptime,
+            "ram_size": 260_000,
+            "ram_free": 140_000,
+            "fs_size": 458_752,
+            "fs_free": 122_880,
+            "cfg_rev": 10,
+            "available_updates": {},
+        }
+
+    def full_status(self) -> dict[str, Any]:
+        """``Shelly.GetStatus``: every component under its key, ``sys`` among them."""
+        return {
+            "ble": {},
+            "cloud": {"connected": False},
+            "mqtt": {"connected": False},
+            f"{self.component}:0": self.rpc_status(),
+            "sys": self.sys_status(),
+            "wifi": {"sta_ip": self.host, "status": "got ip", "ssid": "lab", "rssi": -55},
+            "ws": {"connected": False},
+        }
+
     # -- auth ------------------------------------------------------------------------
 
     def _basic_ok(self, request: web.Request) -> bool:
@@ -375,7 +415,12 @@ class FakeShelly:
         if method == "Shelly.GetDeviceInfo":  # unauthenticated, like /shelly
             self.requests.append((request.path_qs, True))
             return web.json_response(self.shelly_info())
-        known = {"Switch.GetStatus": "switch", "PM1.GetStatus": "pm1", "Sys.GetStatus": "sys"}
+        known = {
+            "Switch.GetStatus": "switch",
+            "PM1.GetStatus": "pm1",
+            "Sys.GetStatus": "sys",
+            "Shelly.GetStatus": "all",
+        }
         if method not in known:
             return web.json_response(
                 {"code": 404, "message": f"No handler for {method}"}, status=404
@@ -384,9 +429,9 @@ class FakeShelly:
         if denied is not None:
             return denied
         if method == "Sys.GetStatus":
-            return web.json_response(
-                {"mac": self.mac, "restart_required": False, "uptime": self.uptime}
-            )
+            return web.json_response(self.sys_status())
+        if method == "Shelly.GetStatus":
+            return web.json_response(self.full_status())
         if known[method] != self.component:
             return web.json_response(
                 {"code": 404, "message": f"No handler for {method}"}, status=404

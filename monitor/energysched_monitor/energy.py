@@ -4,8 +4,17 @@ Rules (the issue's section 3):
 
 * Device counters come first: they cover the time between polls exactly, including
   gaps when the device was unreachable.
-* A counter that went down was reset (a rebooted plug): the new value is the energy
-  since the reset, so it is the delta. Never negative, never the old total again.
+* A device that rebooted restarted its counter at zero. Its uptime says so even when
+  the counter did not go down (a reboot during an outage, a small old value): an
+  uptime that grew less than the time between the two samples (by more than
+  ``UPTIME_TOLERANCE_S``) is a reboot. The energy of the interval is then the new
+  counter (energy since boot) plus the unmeasured time between the previous sample
+  and the boot (``dt - uptime``) at the average of the two powers, if that time is
+  no longer than ``gap_seconds``; else the new counter alone.
+* A counter that went down without an uptime to say why was reset the same way: the
+  new value is the energy since the reset; if the gap is short the trapezoid over the
+  whole interval is the better floor, so the larger of the two counts. Never
+  negative, never the old total again.
 * A counter with a known range (RAPL ``max_energy_range_uj``) that went down wrapped:
   the delta is ``range - previous + current``.
 * Without counters: the trapezoid over consecutive power samples, but only across
@@ -18,12 +27,19 @@ Rules (the issue's section 3):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from energysched_monitor.readings import Reading
 
-StepKind = Literal["first", "counter", "reset", "wrap", "trapezoid", "gap", "implausible"]
+StepKind = Literal["first", "counter", "reboot", "reset", "wrap", "trapezoid", "gap", "implausible"]
 CounterEvent = Literal["counter", "reset", "wrap"]
+
+#: Slack between the device's uptime and the monitor's clock before a short uptime
+#: means a reboot: uptimes are whole seconds (up to 1 s each side) plus request latency.
+UPTIME_TOLERANCE_S: Final = 2.0
+#: Shelly uptimes are whole seconds, rounded down: on average the device has been up
+#: half a second longer than it says, so that much less time went unmeasured.
+UPTIME_RESOLUTION_S: Final = 1.0
 
 
 def counter_delta(
@@ -68,6 +84,7 @@ class _Sample:
     watts: float
     counter: float | None
     counter_range: float | None
+    uptime: float | None
 
 
 class EnergyIntegrator:
@@ -92,7 +109,13 @@ class EnergyIntegrator:
         self._last = None
 
     def update(self, t: float, reading: Reading) -> Step:
-        sample = _Sample(t, reading.watts, reading.energy_joules, reading.counter_range_joules)
+        sample = _Sample(
+            t,
+            reading.watts,
+            reading.energy_joules,
+            reading.counter_range_joules,
+            reading.uptime_seconds,
+        )
         last, self._last = self._last, sample
         if last is None:
             return Step(0.0, "first")
@@ -109,12 +132,30 @@ class EnergyIntegrator:
     def _from_counters(self, last: _Sample, now: _Sample, dt: float) -> Step | None:
         if last.counter is None or now.counter is None:
             return None
-        delta, event = counter_delta(last.counter, now.counter, now.counter_range)
+        step = self._reboot(last, now, dt)
+        if step is None:
+            delta, event = counter_delta(last.counter, now.counter, now.counter_range)
+            step = Step(delta, event)
+            if event == "reset" and dt <= self.gap_seconds:
+                step = Step(max(delta, self._trapezoid(last, now, dt).delta_joules), event)
         if self.max_watts is not None:
             ceiling = self.max_watts * dt * 1.1 + self.counter_slack_joules
-            if delta > ceiling:
+            if step.delta_joules > ceiling:
                 return Step(0.0, "implausible")
-        return Step(delta, event)
+        return step
+
+    def _reboot(self, last: _Sample, now: _Sample, dt: float) -> Step | None:
+        """The step across a reboot the uptime reveals, or None if the device stayed up."""
+        if last.uptime is None or now.uptime is None or now.counter is None:
+            return None
+        if now.uptime + UPTIME_TOLERANCE_S >= last.uptime + dt:
+            return None
+        # Booted ``uptime`` seconds ago: the counter covers that; before it, back to the
+        # previous sample, nobody measured.
+        unmeasured = max(0.0, dt - now.uptime - UPTIME_RESOLUTION_S / 2)
+        if unmeasured > self.gap_seconds:
+            return Step(now.counter, "reboot")
+        return Step(now.counter + (last.watts + now.watts) / 2.0 * unmeasured, "reboot")
 
     def _trapezoid(self, last: _Sample, now: _Sample, dt: float) -> Step:
         if dt > self.gap_seconds:

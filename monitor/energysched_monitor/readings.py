@@ -7,6 +7,7 @@ label of the ``read_errors_total`` metric and the state the error log tracks.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,7 +68,8 @@ class Reading:
     ``energy_joules`` is the device's own cumulative counter converted to joules
     (None if the source has none); ``counter_range_joules`` is the value at which
     that counter wraps to zero (RAPL, NVML), or None if a decrease means a reset
-    (a rebooted plug).
+    (a rebooted plug). ``uptime_seconds`` is the device's own time since boot (a plug's
+    counter restarts at boot: a short uptime reveals a reboot the counter may hide).
     """
 
     watts: float
@@ -75,6 +77,7 @@ class Reading:
     estimate: bool = False  # a software estimate, not wall power
     energy_joules: float | None = None
     counter_range_joules: float | None = None
+    uptime_seconds: float | None = None
     detail: Mapping[str, str | int | float] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -114,9 +117,7 @@ class PhysicalRange:
             raise ReadError("out_of_range", f"energy counter {e!r} J is negative or not finite")
         if w == reading.watts:
             return reading
-        return Reading(
-            w, reading.source, reading.estimate, e, reading.counter_range_joules, reading.detail
-        )
+        return dataclasses.replace(reading, watts=w)
 
 
 class PowerSource(Protocol):

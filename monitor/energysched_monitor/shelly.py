@@ -2,12 +2,17 @@
 
 Generation is detected from ``GET /shelly`` (never authenticated):
 
-* Gen1 (Plug S, ...): no ``gen`` field. ``GET /status`` gives ``meters[0].power`` (W)
-  and ``meters[0].total`` (watt-minutes, integer, reset on reboot). HTTP Basic auth.
-* Gen2/Gen3/Gen4: ``"gen": 2|3|4``, ``auth_en``. ``GET /rpc/Switch.GetStatus?id=0``
-  gives ``apower`` (W) and ``aenergy.total`` (Wh); metering-only devices have no
-  ``switch:0`` but ``pm1:0`` (``PM1.GetStatus``). Digest auth (SHA-256, user admin,
-  realm = device id), implemented in :mod:`energysched_monitor.digest`.
+* Gen1 (Plug S, ...): no ``gen`` field. ``GET /status`` gives ``meters[0].power`` (W),
+  ``meters[0].total`` (watt-minutes, integer, reset on reboot) and ``uptime`` (s).
+  HTTP Basic auth.
+* Gen2/Gen3/Gen4: ``"gen": 2|3|4``, ``auth_en``. ``GET /rpc/Shelly.GetStatus`` gives
+  every component in one reply: ``switch:0`` (or, on metering-only devices, ``pm1:0``)
+  with ``apower`` (W) and ``aenergy.total`` (Wh, reset on reboot), and ``sys`` (what
+  ``Sys.GetStatus`` returns) with ``uptime`` (s). One request rather than
+  ``Switch.GetStatus`` plus ``Sys.GetStatus``: the counter and the uptime are then of
+  the same instant, so a reboot between two requests cannot be mistaken for none.
+  Digest auth (SHA-256, user admin, realm = device id), implemented in
+  :mod:`energysched_monitor.digest`.
 
 Every failure becomes a :class:`ReadError` of one kind; passwords never appear in one.
 """
@@ -31,9 +36,7 @@ from energysched_monitor.secret import Secret
 Component = Literal["auto", "switch", "pm1"]
 COMPONENTS: Final[tuple[Component, ...]] = ("auto", "switch", "pm1")
 RPC_GENERATIONS: Final = (2, 3, 4)
-_RPC_METHOD = {"switch": "Switch.GetStatus", "pm1": "PM1.GetStatus"}
-#: JSON-RPC error codes meaning "no such component / method here".
-_ABSENT_CODES: Final = frozenset({404, -105, -114})
+STATUS_METHOD: Final = "Shelly.GetStatus"
 
 WATT_MINUTE_J: Final = 60.0
 WATT_HOUR_J: Final = 3600.0
@@ -87,6 +90,13 @@ def parse_device_info(obj: Mapping[str, Any]) -> DeviceInfo:
     raise ReadError("malformed", f"/shelly: neither a Gen1 nor a Gen2+ reply: {excerpt(obj)}")
 
 
+def _uptime(value: Any) -> float | None:
+    """A device uptime in seconds, or None if absent or not a plausible one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
 def parse_gen1_status(obj: Mapping[str, Any]) -> Reading:
     """``GET /status`` of a Gen1 device: ``meters[0].power`` W, ``meters[0].total`` W·min."""
     meters = obj.get("meters")
@@ -97,20 +107,51 @@ def parse_gen1_status(obj: Mapping[str, Any]) -> Reading:
         raise ReadError("malformed", "/status: meters[0].is_valid is false (meter self-check)")
     watts = _number(meter.get("power"), "/status meters[0].power")
     total = _number(meter.get("total"), "/status meters[0].total")
-    detail: dict[str, str | int | float] = {"gen": 1}
-    uptime = obj.get("uptime")
-    if isinstance(uptime, int) and not isinstance(uptime, bool):
-        detail["uptime"] = uptime
-    return Reading(watts, "shelly", energy_joules=total * WATT_MINUTE_J, detail=detail)
-
-
-def parse_rpc_meter(obj: Mapping[str, Any], method: str, gen: int) -> Reading:
-    """``Switch.GetStatus`` / ``PM1.GetStatus``: ``apower`` W, ``aenergy.total`` Wh."""
-    watts = _number(obj.get("apower"), f"{method} apower")
-    aenergy = _mapping(obj.get("aenergy"), f"{method} aenergy")
-    total = _number(aenergy.get("total"), f"{method} aenergy.total")
     return Reading(
-        watts, "shelly", energy_joules=total * WATT_HOUR_J, detail={"gen": gen, "rpc": method}
+        watts,
+        "shelly",
+        energy_joules=total * WATT_MINUTE_J,
+        uptime_seconds=_uptime(obj.get("uptime")),
+        detail={"gen": 1},
+    )
+
+
+def parse_rpc_meter(
+    obj: Mapping[str, Any], where: str, gen: int, uptime: float | None = None
+) -> Reading:
+    """A ``switch:0`` / ``pm1:0`` status: ``apower`` W, ``aenergy.total`` Wh."""
+    watts = _number(obj.get("apower"), f"{where} apower")
+    aenergy = _mapping(obj.get("aenergy"), f"{where} aenergy")
+    total = _number(aenergy.get("total"), f"{where} aenergy.total")
+    return Reading(
+        watts,
+        "shelly",
+        energy_joules=total * WATT_HOUR_J,
+        uptime_seconds=uptime,
+        detail={"gen": gen, "component": where},
+    )
+
+
+def parse_rpc_status(
+    obj: Mapping[str, Any], component: Component, gen: int
+) -> tuple[Reading, Literal["switch", "pm1"]]:
+    """``Shelly.GetStatus``: the meter of ``switch:0`` (else ``pm1:0``) and ``sys.uptime``."""
+    order: tuple[Literal["switch", "pm1"], ...] = (
+        ("switch", "pm1") if component == "auto" else (component,)
+    )
+    sys_status = obj.get("sys")
+    uptime = _uptime(sys_status.get("uptime")) if isinstance(sys_status, Mapping) else None
+    for name in order:
+        key = f"{name}:0"
+        if key in obj:
+            meter = _mapping(obj[key], f"{STATUS_METHOD} {key}")
+            return parse_rpc_meter(meter, key, gen, uptime), name
+    wanted = " nor ".join(f"{name}:0" for name in order)
+    components = ", ".join(sorted(str(k) for k in obj)[:20])
+    raise ReadError(
+        "unsupported",
+        f"{STATUS_METHOD} has {'neither ' if len(order) > 1 else 'no '}"
+        f"{wanted} (components: {components})",
     )
 
 
@@ -137,9 +178,6 @@ class ShellySource:
         self.component: Component = component
         self.timeout = timeout
         self._info: DeviceInfo | None = None
-        self._rpc_component: Literal["switch", "pm1"] | None = (
-            None if component == "auto" else component
-        )
         self._digest = DigestSession(username, password.reveal()) if password else None
         self._session: aiohttp.ClientSession | None = None
 
@@ -193,7 +231,7 @@ class ShellySource:
         )
         status, text, _ = await self._get("/status", basic)
         if status == 401:
-            raise self._auth_error("Basic")
+            raise self._auth_error("Basic") if basic else self._no_credentials()
         if status != 200:
             raise ReadError("http", f"GET {self.base_url}/status: HTTP {status}")
         return parse_gen1_status(parse_json(text, "/status"))
@@ -201,30 +239,12 @@ class ShellySource:
     # -- Gen2+ ---------------------------------------------------------------------
 
     async def _read_rpc(self, info: DeviceInfo) -> Reading:
-        order: tuple[Literal["switch", "pm1"], ...] = (
-            (self._rpc_component,) if self._rpc_component else ("switch", "pm1")
-        )
-        for component in order:
-            method = _RPC_METHOD[component]
-            status, text = await self._get_digest(f"/rpc/{method}?id=0")
-            body: Mapping[str, Any] | None = None
-            if status != 200:
-                try:
-                    body = parse_json(text, method)
-                except ReadError:
-                    body = None
-            if status == 404 or (body is not None and body.get("code") in _ABSENT_CODES):
-                if self.component == "auto":
-                    continue
-                raise ReadError("unsupported", f"{self.base_url} has no {component}:0")
-            if status != 200:
-                raise ReadError(
-                    "http", f"GET {self.base_url}/rpc/{method}: HTTP {status} {excerpt(text)}"
-                )
-            reading = parse_rpc_meter(parse_json(text, method), method, info.gen)
-            self._rpc_component = component
-            return reading
-        raise ReadError("unsupported", f"{self.base_url} has neither switch:0 nor pm1:0")
+        uri = f"/rpc/{STATUS_METHOD}"
+        status, text = await self._get_digest(uri)
+        if status != 200:
+            raise ReadError("http", f"GET {self.base_url}{uri}: HTTP {status} {excerpt(text)}")
+        reading, _ = parse_rpc_status(parse_json(text, STATUS_METHOD), self.component, info.gen)
+        return reading
 
     async def _get_digest(self, uri: str) -> tuple[int, str]:
         header = self._digest.header("GET", uri) if self._digest else None
@@ -232,10 +252,7 @@ class ShellySource:
         if status != 401:
             return status, text
         if self._digest is None:
-            raise ReadError(
-                "auth",
-                f"{self.base_url} requires authentication but no credentials are configured",
-            )
+            raise self._no_credentials()
         try:
             challenge = pick_challenge(headers.getall("WWW-Authenticate", []))
         except DigestError as exc:
@@ -248,6 +265,11 @@ class ShellySource:
         return status, text
 
     # -- transport -----------------------------------------------------------------
+
+    def _no_credentials(self) -> ReadError:
+        return ReadError(
+            "auth", f"{self.base_url} requires authentication but no credentials are configured"
+        )
 
     def _auth_error(self, scheme: str) -> ReadError:
         return ReadError(

@@ -17,6 +17,7 @@ from energysched_monitor.shelly import (
     parse_device_info,
     parse_gen1_status,
     parse_rpc_meter,
+    parse_rpc_status,
 )
 
 from .conftest import PASSWORD
@@ -57,8 +58,8 @@ async def test_gen2plus_digest_auth(fake_shelly: Start, gen: int, component: str
         reading = await src.read()
         assert reading.watts == 17.3
         assert reading.energy_joules == pytest.approx(1.5 * 3600)
-        method = "Switch.GetStatus" if component == "switch" else "PM1.GetStatus"
-        assert reading.detail == {"gen": gen, "rpc": method}
+        assert reading.detail == {"gen": gen, "component": f"{component}:0"}
+        assert reading.uptime_seconds == 0
         # the nonce is reused with an increasing nc: no further 401 round trips
         for _ in range(3):
             await src.read()
@@ -66,8 +67,9 @@ async def test_gen2plus_digest_auth(fake_shelly: Start, gen: int, component: str
         await src.close()
     rpc = [r for r in device.requests if r[0].startswith("/rpc/")]
     denied = [r for r in rpc if not r[1]]
-    assert len(denied) == 1  # one challenge; pm1 devices: the switch probe took it
-    assert rpc[-1] == (f"/rpc/{method}?id=0", True)
+    assert len(denied) == 1  # one challenge
+    # one request per reading: the counter and the uptime of the same instant
+    assert rpc[1:] == [("/rpc/Shelly.GetStatus", True)] * 4
 
 
 async def test_device_without_auth(fake_shelly: Start) -> None:
@@ -103,6 +105,24 @@ async def test_missing_credentials(fake_shelly: Start, gen: int) -> None:
     finally:
         await src.close()
     assert info.value.kind == "auth"
+    # Not "rejected the credentials": there were none to reject.
+    assert "requires authentication but no credentials are configured" in info.value.message
+
+
+@pytest.mark.parametrize(("gen", "component"), [(1, "switch"), (2, "switch"), (4, "pm1")])
+async def test_uptime_is_read_and_restarts_at_reboot(
+    fake_shelly: Start, clock: Any, gen: int, component: str
+) -> None:
+    device = await fake_shelly(gen=gen, component=component, password=PASSWORD)
+    src = source(device)
+    try:
+        clock.advance(1234.5)
+        assert (await src.read()).uptime_seconds == 1234  # whole seconds, as the firmware
+        device.reboot()
+        clock.advance(3)
+        assert (await src.read()).uptime_seconds == 3
+    finally:
+        await src.close()
 
 
 async def test_password_change_is_an_auth_error_then_recovers(fake_shelly: Start) -> None:
@@ -253,3 +273,27 @@ def test_rpc_malformed(status: dict[str, Any]) -> None:
     with pytest.raises(ReadError) as info:
         parse_rpc_meter(status, "Switch.GetStatus", 2)
     assert info.value.kind == "malformed"
+
+
+def test_rpc_status_picks_the_meter_and_the_uptime() -> None:
+    meter = {"apower": 5.0, "aenergy": {"total": 2.0}}
+    reading, name = parse_rpc_status({"switch:0": meter, "sys": {"uptime": 77}}, "auto", 2)
+    assert (name, reading.watts, reading.energy_joules) == ("switch", 5.0, 7200.0)
+    assert reading.uptime_seconds == 77
+    reading, name = parse_rpc_status({"pm1:0": meter}, "auto", 3)
+    assert name == "pm1" and reading.uptime_seconds is None  # no sys: no reboot detection
+    for bad_uptime in (-1, "12", True, float("inf")):
+        reading, _ = parse_rpc_status({"pm1:0": meter, "sys": {"uptime": bad_uptime}}, "pm1", 3)
+        assert reading.uptime_seconds is None
+    with pytest.raises(ReadError) as info:
+        parse_rpc_status({"pm1:0": meter, "sys": {}}, "switch", 3)
+    assert info.value.kind == "unsupported" and "pm1:0" in info.value.message
+    with pytest.raises(ReadError) as info:
+        parse_rpc_status({"switch:0": [1, 2]}, "auto", 2)
+    assert info.value.kind == "malformed"
+
+
+def test_gen1_uptime() -> None:
+    status = {"meters": [{"power": 1.0, "total": 3}], "uptime": 4242}
+    assert parse_gen1_status(status).uptime_seconds == 4242
+    assert parse_gen1_status({**status, "uptime": None}).uptime_seconds is None
