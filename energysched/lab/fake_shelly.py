@@ -38,20 +38,20 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
-
-from energysched_monitor.digest import DigestError, ha1, parse_authorization, verify
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FakeComponent = Literal["switch", "pm1"]
@@ -68,6 +68,80 @@ _MODELS: dict[tuple[int, str], tuple[str, str, str]] = {
 }
 GARBAGE = '{"id":0, "apower": 12.3, "aenergy": {"total": <html>502 Bad Gateway'
 NONCE_LIFETIME_S = 3600.0
+
+
+# -- the server side of RFC 7616 digest auth, as a Shelly checks it ---------------------
+# (The client side is aiohttp's DigestAuthMiddleware; this is only what the device does.)
+
+_HASHES = {"MD5": "md5", "SHA-256": "sha256"}
+_PARAM = re.compile(
+    r"""\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*(?:,|$)"""
+)
+
+
+class DigestError(ValueError):
+    """An Authorization header that cannot be parsed."""
+
+
+def parse_authorization(header: str) -> dict[str, str]:
+    """``Digest a="x", b=y`` into ``{"a": "x", "b": "y"}`` (names lowercased, quotes undone)."""
+    scheme, _, text = header.strip().partition(" ")
+    if scheme.lower() != "digest":
+        raise DigestError("not a Digest Authorization header")
+    params: dict[str, str] = {}
+    pos, text = 0, text.strip()
+    while pos < len(text):
+        match = _PARAM.match(text, pos)
+        if match is None or match.end() == pos:
+            raise DigestError(f"cannot parse auth parameters at {text[pos : pos + 40]!r}")
+        name, value = match.group(1).lower(), match.group(2)
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params[name] = value
+        pos = match.end()
+    return params
+
+
+def _h(algorithm: str, data: str | bytes) -> str:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return hashlib.new(_HASHES[algorithm], raw).hexdigest()
+
+
+def ha1(algorithm: str, username: str, realm: str, password: str) -> str:
+    """``H(username:realm:password)``: what a Shelly stores (Shelly.SetAuth's ``ha1``)."""
+    return _h(algorithm, f"{username}:{realm}:{password}")
+
+
+def verify(
+    params: Mapping[str, str],
+    method: str,
+    realm: str,
+    stored_ha1: str,
+    algorithm: str = "SHA-256",
+    body: bytes = b"",
+) -> bool:
+    """Check an Authorization header's ``response`` (the nonce is the caller's concern).
+
+    qop ``auth``, ``auth-int`` (over ``body``) or none (RFC 2069), as RFC 7616 3.4.1.
+    """
+    try:
+        if params["realm"] != realm or params.get("algorithm", "MD5").upper() != algorithm:
+            return False
+        qop = params.get("qop")
+        ha2 = f"{method.upper()}:{params['uri']}"
+        if qop == "auth-int":
+            ha2 += ":" + _h(algorithm, body)
+        elif qop not in (None, "auth"):
+            return False
+        ha2 = _h(algorithm, ha2)
+        nonce = params["nonce"]
+        if qop:
+            data = f"{stored_ha1}:{nonce}:{params['nc']}:{params['cnonce']}:{qop}:{ha2}"
+        else:
+            data = f"{stored_ha1}:{nonce}:{ha2}"
+        return hmac.compare_digest(_h(algorithm, data), params["response"].lower())
+    except KeyError:
+        return False
 
 
 @dataclass

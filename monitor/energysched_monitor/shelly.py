@@ -11,8 +11,9 @@ Generation is detected from ``GET /shelly`` (never authenticated):
   ``Sys.GetStatus`` returns) with ``uptime`` (s). One request rather than
   ``Switch.GetStatus`` plus ``Sys.GetStatus``: the counter and the uptime are then of
   the same instant, so a reboot between two requests cannot be mistaken for none.
-  Digest auth (SHA-256, user admin, realm = device id), implemented in
-  :mod:`energysched_monitor.digest`.
+  Digest auth (SHA-256, user admin, realm = device id) by aiohttp's
+  ``DigestAuthMiddleware`` (RFC 7616; it reuses the nonce with an increasing ``nc``, as
+  firmware 2.0+ accepts, and answers a fresh challenge after a reboot).
 
 Every failure becomes a :class:`ReadError` of one kind; passwords never appear in one.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -29,7 +31,6 @@ from typing import Any, Final, Literal
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from energysched_monitor.digest import DigestError, DigestSession, pick_challenge
 from energysched_monitor.readings import ReadError, Reading, SourceKind, excerpt
 from energysched_monitor.secret import Secret
 
@@ -37,6 +38,7 @@ Component = Literal["auto", "switch", "pm1"]
 COMPONENTS: Final[tuple[Component, ...]] = ("auto", "switch", "pm1")
 RPC_GENERATIONS: Final = (2, 3, 4)
 STATUS_METHOD: Final = "Shelly.GetStatus"
+_ALGORITHM: Final = re.compile(r"algorithm=\"?([A-Za-z0-9-]+)", re.IGNORECASE)
 
 WATT_MINUTE_J: Final = 60.0
 WATT_HOUR_J: Final = 3600.0
@@ -161,7 +163,11 @@ def _base_url(address: str) -> str:
 
 
 class ShellySource:
-    """One plug. Holds a keep-alive session, the detected generation and the nonce."""
+    """One plug. Holds a keep-alive session, the detected generation and the nonce.
+
+    Raises ReadError("config") for credentials no HTTP auth scheme can carry (a ``:``
+    in the user name, RFC 7617 and 7616 alike).
+    """
 
     def __init__(
         self,
@@ -178,8 +184,15 @@ class ShellySource:
         self.component: Component = component
         self.timeout = timeout
         self._info: DeviceInfo | None = None
-        self._digest = DigestSession(username, password.reveal()) if password else None
+        if ":" in username:
+            raise ReadError("config", f"user name {username!r}: a ':' cannot be sent in HTTP auth")
+        self._digest = self._new_digest()
         self._session: aiohttp.ClientSession | None = None
+
+    def _new_digest(self) -> aiohttp.DigestAuthMiddleware | None:
+        if not self._password:
+            return None
+        return aiohttp.DigestAuthMiddleware(self.username, self._password.reveal())
 
     @property
     def kind(self) -> SourceKind:
@@ -209,6 +222,10 @@ class ShellySource:
         except ReadError as exc:
             if exc.kind in ("malformed", "http", "unsupported"):
                 self._info = None  # maybe another device now: detect again next time
+            if exc.kind == "auth":
+                # The middleware keeps the last challenge and answers it before being
+                # asked; after a rejection or an unusable challenge, start afresh.
+                self._digest = self._new_digest()
             raise
 
     async def _read(self) -> Reading:
@@ -240,29 +257,21 @@ class ShellySource:
 
     async def _read_rpc(self, info: DeviceInfo) -> Reading:
         uri = f"/rpc/{STATUS_METHOD}"
-        status, text = await self._get_digest(uri)
+        status, text, headers = await self._get(uri, None, digest=True)
+        if status == 401:
+            challenge = headers.get("WWW-Authenticate", "")
+            if self._digest is None:
+                raise self._no_credentials()
+            if not challenge.lower().startswith("digest "):
+                raise ReadError(
+                    "auth", f"{self.base_url}: unusable 401 challenge: {excerpt(challenge)}"
+                )
+            algorithm = _ALGORITHM.search(challenge)
+            raise self._auth_error(f"Digest {algorithm.group(1) if algorithm else 'MD5'}")
         if status != 200:
             raise ReadError("http", f"GET {self.base_url}{uri}: HTTP {status} {excerpt(text)}")
         reading, _ = parse_rpc_status(parse_json(text, STATUS_METHOD), self.component, info.gen)
         return reading
-
-    async def _get_digest(self, uri: str) -> tuple[int, str]:
-        header = self._digest.header("GET", uri) if self._digest else None
-        status, text, headers = await self._get(uri, header)
-        if status != 401:
-            return status, text
-        if self._digest is None:
-            raise self._no_credentials()
-        try:
-            challenge = pick_challenge(headers.getall("WWW-Authenticate", []))
-        except DigestError as exc:
-            raise ReadError("auth", f"{self.base_url}: unusable 401 challenge: {exc}") from None
-        self._digest.challenged(challenge)
-        status, text, _ = await self._get(uri, self._digest.header("GET", uri))
-        if status == 401:
-            self._digest.forget()
-            raise self._auth_error(f"Digest {challenge.algorithm}")
-        return status, text
 
     # -- transport -----------------------------------------------------------------
 
@@ -279,7 +288,7 @@ class ShellySource:
         )
 
     async def _get(
-        self, path: str, authorization: str | None
+        self, path: str, authorization: str | None, *, digest: bool = False
     ) -> tuple[int, str, CIMultiDictProxy[str]]:
         if self._session is None:
             self._session = aiohttp.ClientSession(
@@ -287,9 +296,10 @@ class ShellySource:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             )
         headers = {"Authorization": authorization} if authorization else None
+        middlewares = (self._digest,) if digest and self._digest else ()
         url = self.base_url + path
         try:
-            async with self._session.get(url, headers=headers) as resp:
+            async with self._session.get(url, headers=headers, middlewares=middlewares) as resp:
                 raw = await resp.read()
                 return resp.status, raw.decode("utf-8", errors="replace"), resp.headers
         except TimeoutError:  # before OSError: TimeoutError is one
@@ -298,3 +308,9 @@ class ShellySource:
             raise ReadError("unreachable", f"GET {url}: {type(exc).__name__}: {exc}") from None
         except aiohttp.ClientPayloadError as exc:
             raise ReadError("malformed", f"GET {url}: broken body: {exc}") from None
+        except aiohttp.ClientError as exc:
+            # The digest middleware raises the base class itself for a challenge it cannot
+            # answer (no nonce, an unknown algorithm or qop); transport errors are subclasses.
+            if type(exc) is aiohttp.ClientError:
+                raise ReadError("auth", f"{url}: unusable 401 challenge: {exc}") from None
+            raise ReadError("http", f"GET {url}: {type(exc).__name__}: {exc}") from None
