@@ -28,11 +28,12 @@ from typing import Any, Final
 
 import yaml
 
+from energysched_bench.power import SHELLY_COMPONENTS as COMPONENTS
+from energysched_bench.power import ShellyComponent as Component
 from energysched_monitor.ports import NodeInfo
 from energysched_monitor.publish import PublishPolicy
 from energysched_monitor.readings import SOURCE_KINDS, PhysicalRange, SourceKind, excerpt
 from energysched_monitor.secret import Secret
-from energysched_monitor.shelly import COMPONENTS, Component
 
 DEFAULT_SECRETS_DIR: Final = "/etc/energysched-monitor/secrets"
 _SECRET_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")  # a Secret's data key

@@ -29,45 +29,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from energysched_bench.power import counter_delta
 from energysched_monitor.readings import Reading
 
 StepKind = Literal["first", "counter", "reboot", "reset", "wrap", "trapezoid", "gap", "implausible"]
-CounterEvent = Literal["counter", "reset", "wrap"]
-
 #: Slack between the device's uptime and the monitor's clock before a short uptime
 #: means a reboot: uptimes are whole seconds (up to 1 s each side) plus request latency.
 UPTIME_TOLERANCE_S: Final = 2.0
 #: Shelly uptimes are whole seconds, rounded down: on average the device has been up
 #: half a second longer than it says, so that much less time went unmeasured.
 UPTIME_RESOLUTION_S: Final = 1.0
-
-
-def counter_delta(
-    previous: float, current: float, counter_range: float | None
-) -> tuple[float, CounterEvent]:
-    """Energy between two counter values: a rise, a wrap (range known) or a reset."""
-    if current >= previous:
-        return current - previous, "counter"
-    if counter_range is not None and counter_range > 0:
-        return counter_range - previous + current, "wrap"
-    return current, "reset"
-
-
-class MonotonicCounter:
-    """Turns a wrapping or resetting raw counter into a never-decreasing total."""
-
-    def __init__(self, counter_range: float | None = None) -> None:
-        self.counter_range = counter_range
-        self.total = 0.0
-        self._last: float | None = None
-        self.last_event: CounterEvent | None = None
-
-    def advance(self, raw: float) -> float:
-        if self._last is not None:
-            delta, self.last_event = counter_delta(self._last, raw, self.counter_range)
-            self.total += delta
-        self._last = raw
-        return self.total
 
 
 @dataclass(frozen=True, slots=True)

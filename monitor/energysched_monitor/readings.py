@@ -2,7 +2,8 @@
 
 Every source (Shelly plug, RAPL, NVML, the model) answers :meth:`PowerSource.read`
 with one :class:`Reading` or raises one :class:`ReadError` whose ``kind`` is the
-label of the ``read_errors_total`` metric and the state the error log tracks.
+label of the ``read_errors_total`` metric and the state the error log tracks
+(:class:`ReadError` is the power-reading core's, :mod:`energysched_bench.power`).
 """
 
 from __future__ import annotations
@@ -14,51 +15,24 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal, Protocol
 
-ErrorKind = Literal[
-    "unreachable",  # connection refused, no route, DNS
-    "timeout",  # the device accepted but did not answer in time (hung)
-    "auth",  # 401: missing or wrong credentials
-    "http",  # any other non-2xx answer
-    "malformed",  # not JSON, or JSON without the documented fields
-    "out_of_range",  # a value outside the device's physical range
-    "unsupported",  # the device or host has no such meter (no RAPL, no NVML, gen 5)
-    "config",  # nothing (valid) configured for this node, no profile for the model
+# One error vocabulary for every meter, the benchmark's and the monitor's: the power-reading
+# core defines it, the monitor's modules take it from here.
+from energysched_bench.power import ERROR_KINDS, ErrorKind, ReadError, excerpt
+
+__all__ = [
+    "ERROR_KINDS",
+    "SOURCE_KINDS",
+    "ErrorKind",
+    "PhysicalRange",
+    "PowerSource",
+    "ReadError",
+    "Reading",
+    "SourceKind",
+    "excerpt",
 ]
-ERROR_KINDS: Final[tuple[ErrorKind, ...]] = (
-    "unreachable",
-    "timeout",
-    "auth",
-    "http",
-    "malformed",
-    "out_of_range",
-    "unsupported",
-    "config",
-)
 
 SourceKind = Literal["shelly", "rapl", "nvml", "rapl+nvml", "model"]
 SOURCE_KINDS: Final[tuple[SourceKind, ...]] = ("shelly", "rapl", "nvml", "rapl+nvml", "model")
-
-#: Longest excerpt of an offending reply that goes into an error message.
-EXCERPT_CHARS: Final = 200
-
-
-def excerpt(value: object) -> str:
-    """A short, single-line rendering of an offending value for a log line."""
-    text = value if isinstance(value, str) else repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
-
-
-class ReadError(Exception):
-    """A reading could not be taken; no annotation is written from it."""
-
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        super().__init__(message)
-        self.kind: ErrorKind = kind
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"ReadError({self.kind!r}, {self.message!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,19 +1,12 @@
-"""Shelly smart plugs as a power source: reply parsing (pure) and the HTTP client.
+"""Shelly smart plugs as a power source: the asynchronous HTTP client.
 
-Generation is detected from ``GET /shelly`` (never authenticated):
-
-* Gen1 (Plug S, ...): no ``gen`` field. ``GET /status`` gives ``meters[0].power`` (W),
-  ``meters[0].total`` (watt-minutes, integer, reset on reboot) and ``uptime`` (s).
-  HTTP Basic auth.
-* Gen2/Gen3/Gen4: ``"gen": 2|3|4``, ``auth_en``. ``GET /rpc/Shelly.GetStatus`` gives
-  every component in one reply: ``switch:0`` (or, on metering-only devices, ``pm1:0``)
-  with ``apower`` (W) and ``aenergy.total`` (Wh, reset on reboot), and ``sys`` (what
-  ``Sys.GetStatus`` returns) with ``uptime`` (s). One request rather than
-  ``Switch.GetStatus`` plus ``Sys.GetStatus``: the counter and the uptime are then of
-  the same instant, so a reboot between two requests cannot be mistaken for none.
-  Digest auth (SHA-256, user admin, realm = device id) by aiohttp's
-  ``DigestAuthMiddleware`` (RFC 7616; it reuses the nonce with an increasing ``nc``, as
-  firmware 2.0+ accepts, and answers a fresh challenge after a reboot).
+The documented replies and their parsers (generation from ``GET /shelly``; Gen1
+``/status``; Gen2+ ``Shelly.GetStatus`` with the meter and ``sys.uptime`` of the same
+instant) are the power-reading core's, :mod:`energysched_bench.power`, shared with the
+benchmark. What is the monitor's: a keep-alive aiohttp session, Gen1 HTTP Basic auth,
+and Gen2+ digest auth (SHA-256, user admin, realm = device id) by aiohttp's
+``DigestAuthMiddleware`` (RFC 7616; it reuses the nonce with an increasing ``nc``, as
+firmware 2.0+ accepts, and answers a fresh challenge after a reboot).
 
 Every failure becomes a :class:`ReadError` of one kind; passwords never appear in one.
 """
@@ -21,139 +14,33 @@ Every failure becomes a :class:`ReadError` of one kind; passwords never appear i
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Final
 
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from energysched_bench.power import (
+    DeviceInfo,
+    ShellyComponent,
+    ShellyReading,
+    parse_device_info,
+    parse_json,
+    parse_shelly_status,
+)
 from energysched_monitor.readings import ReadError, Reading, SourceKind, excerpt
 from energysched_monitor.secret import Secret
 
-Component = Literal["auto", "switch", "pm1"]
-COMPONENTS: Final[tuple[Component, ...]] = ("auto", "switch", "pm1")
-RPC_GENERATIONS: Final = (2, 3, 4)
-STATUS_METHOD: Final = "Shelly.GetStatus"
 _ALGORITHM: Final = re.compile(r"algorithm=\"?([A-Za-z0-9-]+)", re.IGNORECASE)
 
-WATT_MINUTE_J: Final = 60.0
-WATT_HOUR_J: Final = 3600.0
 
-
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    gen: int
-    device_id: str
-    model: str
-    auth_required: bool
-
-
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ReadError("malformed", f"{where} is not a number: {excerpt(value)}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ReadError("malformed", f"{where} is not finite: {excerpt(value)}")
-    return number
-
-
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ReadError("malformed", f"{where} is not a JSON object: {excerpt(value)}")
-    return value
-
-
-def parse_json(text: str, where: str) -> Mapping[str, Any]:
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        raise ReadError("malformed", f"{where}: not JSON: {excerpt(text)}") from None
-    return _mapping(value, where)
-
-
-def parse_device_info(obj: Mapping[str, Any]) -> DeviceInfo:
-    """``GET /shelly`` of any generation."""
-    if "gen" in obj:
-        gen = obj["gen"]
-        if isinstance(gen, bool) or not isinstance(gen, int):
-            raise ReadError("malformed", f"/shelly: gen is not an integer: {excerpt(gen)}")
-        if gen not in RPC_GENERATIONS:
-            raise ReadError("unsupported", f"/shelly: unsupported device generation {gen}")
-        device_id = obj.get("id")
-        if not isinstance(device_id, str) or not device_id:
-            raise ReadError("malformed", f"/shelly: gen {gen} reply without id: {excerpt(obj)}")
-        return DeviceInfo(gen, device_id, str(obj.get("model", "")), bool(obj.get("auth_en")))
-    if "type" in obj and "mac" in obj:  # Gen1: {"type": "SHPLG-S", "mac": ..., "auth": ...}
-        return DeviceInfo(1, f"{obj['type']}-{obj['mac']}", str(obj["type"]), bool(obj.get("auth")))
-    raise ReadError("malformed", f"/shelly: neither a Gen1 nor a Gen2+ reply: {excerpt(obj)}")
-
-
-def _uptime(value: Any) -> float | None:
-    """A device uptime in seconds, or None if absent or not a plausible one."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
-
-
-def parse_gen1_status(obj: Mapping[str, Any]) -> Reading:
-    """``GET /status`` of a Gen1 device: ``meters[0].power`` W, ``meters[0].total`` W·min."""
-    meters = obj.get("meters")
-    if not isinstance(meters, list) or not meters:
-        raise ReadError("malformed", f"/status: no meters[0]: {excerpt(obj)}")
-    meter = _mapping(meters[0], "/status meters[0]")
-    if meter.get("is_valid") is False:
-        raise ReadError("malformed", "/status: meters[0].is_valid is false (meter self-check)")
-    watts = _number(meter.get("power"), "/status meters[0].power")
-    total = _number(meter.get("total"), "/status meters[0].total")
+def as_reading(status: ShellyReading) -> Reading:
     return Reading(
-        watts,
+        status.watts,
         "shelly",
-        energy_joules=total * WATT_MINUTE_J,
-        uptime_seconds=_uptime(obj.get("uptime")),
-        detail={"gen": 1},
-    )
-
-
-def parse_rpc_meter(
-    obj: Mapping[str, Any], where: str, gen: int, uptime: float | None = None
-) -> Reading:
-    """A ``switch:0`` / ``pm1:0`` status: ``apower`` W, ``aenergy.total`` Wh."""
-    watts = _number(obj.get("apower"), f"{where} apower")
-    aenergy = _mapping(obj.get("aenergy"), f"{where} aenergy")
-    total = _number(aenergy.get("total"), f"{where} aenergy.total")
-    return Reading(
-        watts,
-        "shelly",
-        energy_joules=total * WATT_HOUR_J,
-        uptime_seconds=uptime,
-        detail={"gen": gen, "component": where},
-    )
-
-
-def parse_rpc_status(
-    obj: Mapping[str, Any], component: Component, gen: int
-) -> tuple[Reading, Literal["switch", "pm1"]]:
-    """``Shelly.GetStatus``: the meter of ``switch:0`` (else ``pm1:0``) and ``sys.uptime``."""
-    order: tuple[Literal["switch", "pm1"], ...] = (
-        ("switch", "pm1") if component == "auto" else (component,)
-    )
-    sys_status = obj.get("sys")
-    uptime = _uptime(sys_status.get("uptime")) if isinstance(sys_status, Mapping) else None
-    for name in order:
-        key = f"{name}:0"
-        if key in obj:
-            meter = _mapping(obj[key], f"{STATUS_METHOD} {key}")
-            return parse_rpc_meter(meter, key, gen, uptime), name
-    wanted = " nor ".join(f"{name}:0" for name in order)
-    components = ", ".join(sorted(str(k) for k in obj)[:20])
-    raise ReadError(
-        "unsupported",
-        f"{STATUS_METHOD} has {'neither ' if len(order) > 1 else 'no '}"
-        f"{wanted} (components: {components})",
+        energy_joules=status.energy_joules,
+        uptime_seconds=status.uptime_seconds,
+        detail={"gen": status.gen, "component": status.component},
     )
 
 
@@ -175,13 +62,13 @@ class ShellySource:
         *,
         username: str = "admin",
         password: Secret | None = None,
-        component: Component = "auto",
+        component: ShellyComponent = "auto",
         timeout: float = 3.0,
     ) -> None:
         self.base_url = _base_url(address)
         self.username = username
         self._password = password
-        self.component: Component = component
+        self.component: ShellyComponent = component
         self.timeout = timeout
         self._info: DeviceInfo | None = None
         if ":" in username:
@@ -235,12 +122,14 @@ class ShellySource:
                 raise ReadError("http", f"GET {self.base_url}/shelly: HTTP {status}")
             self._info = parse_device_info(parse_json(text, "/shelly"))
         if self._info.gen == 1:
-            return await self._read_gen1()
-        return await self._read_rpc(self._info)
+            text = await self._read_gen1()
+        else:
+            text = await self._read_rpc()
+        return as_reading(parse_shelly_status(self._info, text, self.component))
 
     # -- Gen1 ----------------------------------------------------------------------
 
-    async def _read_gen1(self) -> Reading:
+    async def _read_gen1(self) -> str:
         basic = (
             aiohttp.encode_basic_auth(self.username, self._password.reveal())
             if self._password
@@ -251,12 +140,13 @@ class ShellySource:
             raise self._auth_error("Basic") if basic else self._no_credentials()
         if status != 200:
             raise ReadError("http", f"GET {self.base_url}/status: HTTP {status}")
-        return parse_gen1_status(parse_json(text, "/status"))
+        return text
 
     # -- Gen2+ ---------------------------------------------------------------------
 
-    async def _read_rpc(self, info: DeviceInfo) -> Reading:
-        uri = f"/rpc/{STATUS_METHOD}"
+    async def _read_rpc(self) -> str:
+        assert self._info is not None
+        uri = self._info.status_path
         status, text, headers = await self._get(uri, None, digest=True)
         if status == 401:
             challenge = headers.get("WWW-Authenticate", "")
@@ -270,8 +160,7 @@ class ShellySource:
             raise self._auth_error(f"Digest {algorithm.group(1) if algorithm else 'MD5'}")
         if status != 200:
             raise ReadError("http", f"GET {self.base_url}{uri}: HTTP {status} {excerpt(text)}")
-        reading, _ = parse_rpc_status(parse_json(text, STATUS_METHOD), self.component, info.gen)
-        return reading
+        return text
 
     # -- transport -----------------------------------------------------------------
 

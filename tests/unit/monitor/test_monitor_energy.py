@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from energysched_monitor.energy import EnergyIntegrator, MonotonicCounter, counter_delta
+from energysched_monitor.energy import EnergyIntegrator
 from energysched_monitor.readings import Reading
 
 pytestmark = pytest.mark.unit
@@ -18,21 +18,6 @@ def rapl(watts: float, counter_j: float, range_j: float) -> Reading:
     return Reading(
         watts, "rapl", estimate=True, energy_joules=counter_j, counter_range_joules=range_j
     )
-
-
-@pytest.mark.parametrize(
-    ("prev", "cur", "rng", "expected"),
-    [
-        (100.0, 160.0, None, (60.0, "counter")),
-        (100.0, 100.0, None, (0.0, "counter")),
-        (5000.0, 30.0, None, (30.0, "reset")),  # reboot: the new value is the delta
-        (990.0, 10.0, 1000.0, (20.0, "wrap")),  # wrap: range - prev + cur
-    ],
-)
-def test_counter_delta(
-    prev: float, cur: float, rng: float | None, expected: tuple[float, str]
-) -> None:
-    assert counter_delta(prev, cur, rng) == expected
 
 
 def test_first_sample_adds_nothing() -> None:
@@ -173,12 +158,3 @@ def test_rebase_keeps_the_total_and_forgets_the_counter() -> None:
 def test_gap_seconds_must_be_positive() -> None:
     with pytest.raises(ValueError):
         EnergyIntegrator(gap_seconds=0)
-
-
-def test_monotonic_counter_unwraps_and_survives_resets() -> None:
-    c = MonotonicCounter(counter_range=1000.0)
-    assert [c.advance(v) for v in (900.0, 950.0, 50.0, 60.0)] == [0.0, 50.0, 150.0, 160.0]
-    assert c.last_event == "counter"
-    r = MonotonicCounter()
-    assert [r.advance(v) for v in (10.0, 20.0, 5.0)] == [0.0, 10.0, 15.0]
-    assert r.last_event == "reset"

@@ -12,13 +12,7 @@ import pytest
 from energysched.lab.fake_shelly import FakeShelly
 from energysched_monitor.readings import ReadError
 from energysched_monitor.secret import Secret
-from energysched_monitor.shelly import (
-    ShellySource,
-    parse_device_info,
-    parse_gen1_status,
-    parse_rpc_meter,
-    parse_rpc_status,
-)
+from energysched_monitor.shelly import ShellySource
 
 from .conftest import PASSWORD
 
@@ -220,80 +214,3 @@ async def test_control_api_over_http(fake_shelly: Start) -> None:
             info = await resp.json()
     assert info["gen"] == 2 and info["id"] == device.device_id and info["auth_en"] is False
     assert device.power == 99.5
-
-
-# -- pure parsers ---------------------------------------------------------------------
-
-
-def test_parse_device_info() -> None:
-    assert parse_device_info({"type": "SHPLG-S", "mac": "A1", "auth": True}).gen == 1
-    info = parse_device_info({"id": "shellyplugsg3-x", "gen": 3, "auth_en": True})
-    assert (info.gen, info.device_id, info.auth_required) == (3, "shellyplugsg3-x", True)
-    cases: list[tuple[dict[str, Any], str]] = [
-        ({"gen": 5, "id": "x"}, "unsupported"),
-        ({"gen": "2", "id": "x"}, "malformed"),
-        ({"gen": 2}, "malformed"),
-        ({"hello": 1}, "malformed"),
-    ]
-    for bad, kind in cases:
-        with pytest.raises(ReadError) as info_err:
-            parse_device_info(bad)
-        assert info_err.value.kind == kind
-
-
-@pytest.mark.parametrize(
-    "status",
-    [
-        {},
-        {"meters": []},
-        {"meters": [{"power": "12", "total": 1}]},
-        {"meters": [{"power": True, "total": 1}]},
-        {"meters": [{"power": 1.0}]},
-        {"meters": [{"power": 1.0, "total": 1, "is_valid": False}]},
-        {"meters": ["x"]},
-    ],
-)
-def test_gen1_malformed(status: dict[str, Any]) -> None:
-    with pytest.raises(ReadError) as info:
-        parse_gen1_status(status)
-    assert info.value.kind == "malformed"
-
-
-@pytest.mark.parametrize(
-    "status",
-    [
-        {"apower": 1.0},
-        {"apower": 1.0, "aenergy": {}},
-        {"apower": None, "aenergy": {"total": 1.0}},
-        {"aenergy": {"total": 1.0}},
-        {"apower": float("nan"), "aenergy": {"total": 1.0}},
-    ],
-)
-def test_rpc_malformed(status: dict[str, Any]) -> None:
-    with pytest.raises(ReadError) as info:
-        parse_rpc_meter(status, "Switch.GetStatus", 2)
-    assert info.value.kind == "malformed"
-
-
-def test_rpc_status_picks_the_meter_and_the_uptime() -> None:
-    meter = {"apower": 5.0, "aenergy": {"total": 2.0}}
-    reading, name = parse_rpc_status({"switch:0": meter, "sys": {"uptime": 77}}, "auto", 2)
-    assert (name, reading.watts, reading.energy_joules) == ("switch", 5.0, 7200.0)
-    assert reading.uptime_seconds == 77
-    reading, name = parse_rpc_status({"pm1:0": meter}, "auto", 3)
-    assert name == "pm1" and reading.uptime_seconds is None  # no sys: no reboot detection
-    for bad_uptime in (-1, "12", True, float("inf")):
-        reading, _ = parse_rpc_status({"pm1:0": meter, "sys": {"uptime": bad_uptime}}, "pm1", 3)
-        assert reading.uptime_seconds is None
-    with pytest.raises(ReadError) as info:
-        parse_rpc_status({"pm1:0": meter, "sys": {}}, "switch", 3)
-    assert info.value.kind == "unsupported" and "pm1:0" in info.value.message
-    with pytest.raises(ReadError) as info:
-        parse_rpc_status({"switch:0": [1, 2]}, "auto", 2)
-    assert info.value.kind == "malformed"
-
-
-def test_gen1_uptime() -> None:
-    status = {"meters": [{"power": 1.0, "total": 3}], "uptime": 4242}
-    assert parse_gen1_status(status).uptime_seconds == 4242
-    assert parse_gen1_status({**status, "uptime": None}).uptime_seconds is None
