@@ -31,7 +31,21 @@ from energysched_bench.power import (
 from energysched_monitor.readings import ReadError, Reading, SourceKind, excerpt
 from energysched_monitor.secret import Secret
 
+#: The most of a reply that is read: a status document is a few kB; a device (or whatever
+#: answers at its address) sending more is broken, and must not fill the monitor's memory.
+MAX_REPLY_BYTES: Final = 256 * 1024
 _ALGORITHM: Final = re.compile(r"algorithm=\"?([A-Za-z0-9-]+)", re.IGNORECASE)
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body (``read(n)`` may return fewer than are coming)."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await resp.content.read(limit - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
 def as_reading(status: ShellyReading) -> Reading:
@@ -189,7 +203,12 @@ class ShellySource:
         url = self.base_url + path
         try:
             async with self._session.get(url, headers=headers, middlewares=middlewares) as resp:
-                raw = await resp.read()
+                raw = await _read_capped(resp, MAX_REPLY_BYTES + 1)
+                if len(raw) > MAX_REPLY_BYTES:
+                    raise ReadError(
+                        "malformed",
+                        f"GET {url}: reply longer than {MAX_REPLY_BYTES} bytes: {excerpt(raw)}",
+                    )
                 return resp.status, raw.decode("utf-8", errors="replace"), resp.headers
         except TimeoutError:  # before OSError: TimeoutError is one
             raise
