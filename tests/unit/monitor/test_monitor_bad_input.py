@@ -29,8 +29,7 @@ from energysched_monitor.metrics import Metrics
 from energysched_monitor.node_monitor import NodeMonitor
 from energysched_monitor.ports import NodeInfo, parse_cpu
 from energysched_monitor.readings import ReadError
-from energysched_monitor.shelly import ShellySource
-MAX_REPLY_BYTES = 256 * 1024
+from energysched_monitor.shelly import MAX_REPLY_BYTES, ShellySource
 
 from .conftest import PASSWORD, Clock, RecordingAnnotator
 from .test_monitor_node import Reader, write_config
