@@ -36,6 +36,9 @@ StepKind = Literal["first", "counter", "reboot", "reset", "wrap", "trapezoid", "
 #: Slack between the device's uptime and the monitor's clock before a short uptime
 #: means a reboot: uptimes are whole seconds (up to 1 s each side) plus request latency.
 UPTIME_TOLERANCE_S: Final = 2.0
+#: And the drift between the device's clock and ours over long gaps (an ESP32's crystal
+#: is good to ~100 ppm; ten times that is still far from a reboot).
+UPTIME_DRIFT: Final = 1e-3
 #: Shelly uptimes are whole seconds, rounded down: on average the device has been up
 #: half a second longer than it says, so that much less time went unmeasured.
 UPTIME_RESOLUTION_S: Final = 1.0
@@ -119,7 +122,7 @@ class EnergyIntegrator:
         """The step across a reboot the uptime reveals, or None if the device stayed up."""
         if last.uptime is None or now.uptime is None or now.counter is None:
             return None
-        if now.uptime + UPTIME_TOLERANCE_S >= last.uptime + dt:
+        if now.uptime + UPTIME_TOLERANCE_S + UPTIME_DRIFT * dt >= last.uptime + dt:
             return None
         # Booted ``uptime`` seconds ago: the counter covers that; before it, back to the
         # previous sample, nobody measured.

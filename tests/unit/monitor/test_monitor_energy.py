@@ -86,6 +86,14 @@ def test_uptime_that_kept_counting_is_no_reboot() -> None:
     assert step.kind == "reboot"
 
 
+def test_clock_drift_over_a_long_gap_is_no_reboot() -> None:
+    integ = EnergyIntegrator(gap_seconds=15)
+    integ.update(0.0, up(10, 200, 500))
+    # A day without a sample; the plug's clock ran 40 s (460 ppm) slow meanwhile.
+    step = integ.update(86_400.0, up(10, 864_200, 500 + 86_360))
+    assert step.kind == "counter" and step.delta_joules == pytest.approx(864_000)
+
+
 def test_reboot_long_before_the_sample_counts_the_counter_only() -> None:
     integ = EnergyIntegrator(gap_seconds=15)
     integ.update(0.0, up(100, 200, 500))
