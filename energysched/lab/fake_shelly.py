@@ -12,14 +12,19 @@ SIGINT/SIGTERM. It answers ``GET /shelly`` (never authenticated) and
   HTTP Basic auth when a password is set;
 * Gen2/3/4: ``GET /rpc/Switch.GetStatus?id=0`` or, with ``--component pm1``,
   ``GET /rpc/PM1.GetStatus?id=0`` (``apower`` W, ``aenergy.total`` Wh), plus
-  ``Shelly.GetDeviceInfo`` and ``Sys.GetStatus``; SHA-256 digest auth (user admin,
-  realm = device id, nonces reusable with an increasing ``nc``, as firmware 2.0+).
+  ``Shelly.GetStatus`` (every component and ``sys``), ``Shelly.GetDeviceInfo`` and
+  ``Sys.GetStatus`` (``uptime``); SHA-256 digest auth (user admin, realm = device id,
+  nonces reusable with an increasing ``nc``, as firmware 2.0+).
 
-The energy counter advances in real time at the current power. A control API under
-``/_fake/`` (unauthenticated; POST JSON) steers it, as do the Python methods:
+The energy counter and the uptime advance with ``clock`` (the monotonic clock, or a
+test's own) at the current power. ``true_energy_wh`` is what the load really drew
+since the fake started: it survives reboots and ``/_fake/energy``, so a test can
+compare a monitor's integral with it. A control API under ``/_fake/``
+(unauthenticated; POST JSON) steers the device, as do the Python methods:
 
 * ``/_fake/power {"watts": 40}``, ``/_fake/energy {"wh": 0}``
-* ``/_fake/reboot``: counters to 0, uptime to 0, nonces forgotten
+* ``/_fake/reboot``: counters to 0, uptime to 0, nonces forgotten (the load keeps
+  drawing: a plug's meter restarts, the machine behind it does not)
 * ``/_fake/hang {"on": true}``: accept connections, never answer
 * ``/_fake/garbage {"on": true}``: answer 200 with a truncated, non-JSON body
 * ``/_fake/password {"password": "new"}`` (or null): change or drop the credentials
@@ -33,20 +38,20 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
-
-from energysched_monitor.digest import DigestError, ha1, parse_authorization, verify
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FakeComponent = Literal["switch", "pm1"]
@@ -63,6 +68,80 @@ _MODELS: dict[tuple[int, str], tuple[str, str, str]] = {
 }
 GARBAGE = '{"id":0, "apower": 12.3, "aenergy": {"total": <html>502 Bad Gateway'
 NONCE_LIFETIME_S = 3600.0
+
+
+# -- the server side of RFC 7616 digest auth, as a Shelly checks it ---------------------
+# (The client side is aiohttp's DigestAuthMiddleware; this is only what the device does.)
+
+_HASHES = {"MD5": "md5", "SHA-256": "sha256"}
+_PARAM = re.compile(
+    r"""\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*(?:,|$)"""
+)
+
+
+class DigestError(ValueError):
+    """An Authorization header that cannot be parsed."""
+
+
+def parse_authorization(header: str) -> dict[str, str]:
+    """``Digest a="x", b=y`` into ``{"a": "x", "b": "y"}`` (names lowercased, quotes undone)."""
+    scheme, _, text = header.strip().partition(" ")
+    if scheme.lower() != "digest":
+        raise DigestError("not a Digest Authorization header")
+    params: dict[str, str] = {}
+    pos, text = 0, text.strip()
+    while pos < len(text):
+        match = _PARAM.match(text, pos)
+        if match is None or match.end() == pos:
+            raise DigestError(f"cannot parse auth parameters at {text[pos : pos + 40]!r}")
+        name, value = match.group(1).lower(), match.group(2)
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params[name] = value
+        pos = match.end()
+    return params
+
+
+def _h(algorithm: str, data: str | bytes) -> str:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return hashlib.new(_HASHES[algorithm], raw).hexdigest()
+
+
+def ha1(algorithm: str, username: str, realm: str, password: str) -> str:
+    """``H(username:realm:password)``: what a Shelly stores (Shelly.SetAuth's ``ha1``)."""
+    return _h(algorithm, f"{username}:{realm}:{password}")
+
+
+def verify(
+    params: Mapping[str, str],
+    method: str,
+    realm: str,
+    stored_ha1: str,
+    algorithm: str = "SHA-256",
+    body: bytes = b"",
+) -> bool:
+    """Check an Authorization header's ``response`` (the nonce is the caller's concern).
+
+    qop ``auth``, ``auth-int`` (over ``body``) or none (RFC 2069), as RFC 7616 3.4.1.
+    """
+    try:
+        if params["realm"] != realm or params.get("algorithm", "MD5").upper() != algorithm:
+            return False
+        qop = params.get("qop")
+        ha2 = f"{method.upper()}:{params['uri']}"
+        if qop == "auth-int":
+            ha2 += ":" + _h(algorithm, body)
+        elif qop not in (None, "auth"):
+            return False
+        ha2 = _h(algorithm, ha2)
+        nonce = params["nonce"]
+        if qop:
+            data = f"{stored_ha1}:{nonce}:{params['nc']}:{params['cnonce']}:{qop}:{ha2}"
+        else:
+            data = f"{stored_ha1}:{nonce}:{ha2}"
+        return hmac.compare_digest(_h(algorithm, data), params["response"].lower())
+    except KeyError:
+        return False
 
 
 @dataclass
@@ -82,8 +161,10 @@ class FakeShelly:
     port: int = 0
     mac: str = field(default_factory=lambda: secrets.token_hex(6).upper())
     realtime: bool = True  # the counter advances with the clock at `power`
+    clock: Callable[[], float] = time.monotonic  # uptime and realtime energy follow it
 
     energy_wh: float = 0.0
+    true_energy_wh: float = 0.0
     hanging: bool = False
     garbage: bool = False
     #: (path with query, authorized) of every device request, for assertions.
@@ -94,7 +175,7 @@ class FakeShelly:
             raise ValueError(f"no fake for gen {self.gen} with component {self.component}")
         prefix, self.model, self.app_name = _MODELS[(self.gen, self.component)]
         self.device_id = f"{prefix}-{self.mac.lower()}"
-        self._boot = time.monotonic()
+        self._boot = self.clock()
         self._stamp = self._boot
         self._nonces: dict[str, _Nonce] = {}
         self._release = asyncio.Event()
@@ -104,10 +185,14 @@ class FakeShelly:
     # -- Python control ----------------------------------------------------------
 
     def _accrue(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if self.realtime:
-            self.energy_wh += self.power * (now - self._stamp) / 3600.0
+            self._consume(self.power * (now - self._stamp) / 3600.0)
         self._stamp = now
+
+    def _consume(self, wh: float) -> None:
+        self.energy_wh += wh
+        self.true_energy_wh += wh
 
     def set_power(self, watts: float) -> None:
         self._accrue()
@@ -120,12 +205,12 @@ class FakeShelly:
     def advance(self, seconds: float) -> None:
         """Add ``seconds`` of consumption at the current power (deterministic tests)."""
         self._accrue()
-        self.energy_wh += self.power * seconds / 3600.0
+        self._consume(self.power * seconds / 3600.0)
 
     def reboot(self) -> None:
         self._accrue()
         self.energy_wh = 0.0
-        self._boot = time.monotonic()
+        self._boot = self.clock()
         self._nonces.clear()
 
     def hang(self, on: bool = True) -> None:
@@ -144,7 +229,8 @@ class FakeShelly:
 
     @property
     def uptime(self) -> int:
-        return int(time.monotonic() - self._boot)
+        """Whole seconds since boot, rounded down, as the firmware reports it."""
+        return int(self.clock() - self._boot)
 
     @property
     def total_wm(self) -> int:
@@ -160,6 +246,7 @@ class FakeShelly:
             "device_id": self.device_id,
             "power": self.power,
             "energy_wh": self.energy_wh,
+            "true_energy_wh": self.true_energy_wh,
             "uptime": self.uptime,
             "hanging": self.hanging,
             "garbage": self.garbage,
@@ -281,6 +368,33 @@ class FakeShelly:
             status["ret_aenergy"] = ret
         return status
 
+    def sys_status(self) -> dict[str, Any]:
+        return {
+            "mac": self.mac,
+            "restart_required": False,
+            "time": time.strftime("%H:%M"),
+            "unixtime": int(time.time()),
+            "uptime": self.uptime,
+            "ram_size": 260_000,
+            "ram_free": 140_000,
+            "fs_size": 458_752,
+            "fs_free": 122_880,
+            "cfg_rev": 10,
+            "available_updates": {},
+        }
+
+    def full_status(self) -> dict[str, Any]:
+        """``Shelly.GetStatus``: every component under its key, ``sys`` among them."""
+        return {
+            "ble": {},
+            "cloud": {"connected": False},
+            "mqtt": {"connected": False},
+            f"{self.component}:0": self.rpc_status(),
+            "sys": self.sys_status(),
+            "wifi": {"sta_ip": self.host, "status": "got ip", "ssid": "lab", "rssi": -55},
+            "ws": {"connected": False},
+        }
+
     # -- auth ------------------------------------------------------------------------
 
     def _basic_ok(self, request: web.Request) -> bool:
@@ -375,7 +489,12 @@ class FakeShelly:
         if method == "Shelly.GetDeviceInfo":  # unauthenticated, like /shelly
             self.requests.append((request.path_qs, True))
             return web.json_response(self.shelly_info())
-        known = {"Switch.GetStatus": "switch", "PM1.GetStatus": "pm1", "Sys.GetStatus": "sys"}
+        known = {
+            "Switch.GetStatus": "switch",
+            "PM1.GetStatus": "pm1",
+            "Sys.GetStatus": "sys",
+            "Shelly.GetStatus": "all",
+        }
         if method not in known:
             return web.json_response(
                 {"code": 404, "message": f"No handler for {method}"}, status=404
@@ -384,9 +503,9 @@ class FakeShelly:
         if denied is not None:
             return denied
         if method == "Sys.GetStatus":
-            return web.json_response(
-                {"mac": self.mac, "restart_required": False, "uptime": self.uptime}
-            )
+            return web.json_response(self.sys_status())
+        if method == "Shelly.GetStatus":
+            return web.json_response(self.full_status())
         if known[method] != self.component:
             return web.json_response(
                 {"code": 404, "message": f"No handler for {method}"}, status=404

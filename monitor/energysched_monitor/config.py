@@ -25,14 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import yaml
 
+from energysched_bench.power import SHELLY_COMPONENTS as COMPONENTS
+from energysched_bench.power import ShellyComponent as Component
 from energysched_monitor.ports import NodeInfo
 from energysched_monitor.publish import PublishPolicy
 from energysched_monitor.readings import SOURCE_KINDS, PhysicalRange, SourceKind, excerpt
 from energysched_monitor.secret import Secret
-from energysched_monitor.shelly import COMPONENTS, Component
 
 DEFAULT_SECRETS_DIR: Final = "/etc/energysched-monitor/secrets"
 _SECRET_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")  # a Secret's data key
@@ -170,9 +172,12 @@ class _Obj:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{self._at(key)}: expected a number, got {_show(value)}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            number = math.inf
         if not math.isfinite(number) or number < minimum:
-            raise ConfigError(f"{self._at(key)}: must be a number >= {minimum}, got {value!r}")
+            raise ConfigError(f"{self._at(key)}: must be a number >= {minimum}, got {_show(value)}")
         return number
 
     def string(self, key: str, default: str | None = None) -> str | None:
@@ -199,13 +204,15 @@ def _credentials(value: Any, path: str, *, allow_env: bool) -> CredentialRef:
             f"{path}.password: passwords do not belong in the config; use secretKey or env"
         )
     obj.done()
+    assert username is not None
+    if ":" in username:  # neither Basic (RFC 7617) nor Digest can carry it
+        raise ConfigError(f"{path}.username: must not contain ':', got {_show(username)}")
     if env is not None and not allow_env:
         raise ConfigError(f"{path}.env: not allowed in a node annotation; use secretKey")
     if (secret_key is None) == (env is None):
         raise ConfigError(f"{path}: give exactly one of secretKey or env")
     if secret_key is not None and not _SECRET_KEY.match(secret_key):
         raise ConfigError(f"{path}.secretKey: not a Secret key name: {secret_key!r}")
-    assert username is not None
     return CredentialRef(username, secret_key, env)
 
 
@@ -246,9 +253,26 @@ def parse_source(value: Any, path: str, *, allow_env: bool = True) -> SourceSpec
     obj.done()
     if spec.kind == "shelly" and not spec.address:
         raise ConfigError(f"{path}: a shelly source needs an address")
+    if spec.address is not None:
+        _check_address(spec.address, f"{path}.address")
     if spec.max_watts <= spec.min_watts:
         raise ConfigError(f"{path}: maxWatts must be above minWatts")
     return spec
+
+
+def _check_address(address: str, path: str) -> None:
+    """``host``, ``host:port`` or an ``http(s)://`` URL, as the Shelly client takes it."""
+    text = address.strip()
+    url = text if "://" in text else f"http://{text}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not a host or URL ({exc}): {_show(address)}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ConfigError(f"{path}: expected host[:port] or an http(s) URL, got {_show(address)}")
+    if any(c.isspace() for c in text) or not text.isascii():
+        raise ConfigError(f"{path}: not a host or URL: {_show(address)}")
 
 
 def _labels(value: Any, path: str) -> Mapping[str, str]:
@@ -322,6 +346,10 @@ def parse_config_text(text: str, where: str = "config") -> MonitorConfig:
         data = yaml.safe_load(text)  # YAML is a superset of JSON
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML/JSON: {excerpt(str(exc))}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply: {excerpt(text)}") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits, a bad date
+        raise ConfigError(f"{where}: unreadable value ({excerpt(str(exc))})") from None
     try:
         return parse_config(data)
     except ConfigError as exc:
@@ -334,6 +362,14 @@ def parse_override(text: str) -> SourceSpec:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"annotation is not JSON ({exc.msg}): {_show(text)}") from None
+    except ValueError:  # not a JSONDecodeError: an integer longer than int() converts
+        raise ConfigError(
+            f"annotation is not usable JSON (a number of more than 4300 digits): {_show(text)}"
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"annotation is not usable JSON (nested too deeply): {_show(text)}"
+        ) from None
     return parse_source(data, "annotation", allow_env=False)
 
 

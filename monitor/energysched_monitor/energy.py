@@ -4,8 +4,17 @@ Rules (the issue's section 3):
 
 * Device counters come first: they cover the time between polls exactly, including
   gaps when the device was unreachable.
-* A counter that went down was reset (a rebooted plug): the new value is the energy
-  since the reset, so it is the delta. Never negative, never the old total again.
+* A device that rebooted restarted its counter at zero. Its uptime says so even when
+  the counter did not go down (a reboot during an outage, a small old value): an
+  uptime that grew less than the time between the two samples (by more than
+  ``UPTIME_TOLERANCE_S``) is a reboot. The energy of the interval is then the new
+  counter (energy since boot) plus the unmeasured time between the previous sample
+  and the boot (``dt - uptime``) at the average of the two powers, if that time is
+  no longer than ``gap_seconds``; else the new counter alone.
+* A counter that went down without an uptime to say why was reset the same way: the
+  new value is the energy since the reset; if the gap is short the trapezoid over the
+  whole interval is the better floor, so the larger of the two counts. Never
+  negative, never the old total again.
 * A counter with a known range (RAPL ``max_energy_range_uj``) that went down wrapped:
   the delta is ``range - previous + current``.
 * Without counters: the trapezoid over consecutive power samples, but only across
@@ -18,40 +27,21 @@ Rules (the issue's section 3):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
+from energysched_bench.power import counter_delta
 from energysched_monitor.readings import Reading
 
-StepKind = Literal["first", "counter", "reset", "wrap", "trapezoid", "gap", "implausible"]
-CounterEvent = Literal["counter", "reset", "wrap"]
-
-
-def counter_delta(
-    previous: float, current: float, counter_range: float | None
-) -> tuple[float, CounterEvent]:
-    """Energy between two counter values: a rise, a wrap (range known) or a reset."""
-    if current >= previous:
-        return current - previous, "counter"
-    if counter_range is not None and counter_range > 0:
-        return counter_range - previous + current, "wrap"
-    return current, "reset"
-
-
-class MonotonicCounter:
-    """Turns a wrapping or resetting raw counter into a never-decreasing total."""
-
-    def __init__(self, counter_range: float | None = None) -> None:
-        self.counter_range = counter_range
-        self.total = 0.0
-        self._last: float | None = None
-        self.last_event: CounterEvent | None = None
-
-    def advance(self, raw: float) -> float:
-        if self._last is not None:
-            delta, self.last_event = counter_delta(self._last, raw, self.counter_range)
-            self.total += delta
-        self._last = raw
-        return self.total
+StepKind = Literal["first", "counter", "reboot", "reset", "wrap", "trapezoid", "gap", "implausible"]
+#: Slack between the device's uptime and the monitor's clock before a short uptime
+#: means a reboot: uptimes are whole seconds (up to 1 s each side) plus request latency.
+UPTIME_TOLERANCE_S: Final = 2.0
+#: And the drift between the device's clock and ours over long gaps (an ESP32's crystal
+#: is good to ~100 ppm; ten times that is still far from a reboot).
+UPTIME_DRIFT: Final = 1e-3
+#: Shelly uptimes are whole seconds, rounded down: on average the device has been up
+#: half a second longer than it says, so that much less time went unmeasured.
+UPTIME_RESOLUTION_S: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +58,7 @@ class _Sample:
     watts: float
     counter: float | None
     counter_range: float | None
+    uptime: float | None
 
 
 class EnergyIntegrator:
@@ -92,7 +83,13 @@ class EnergyIntegrator:
         self._last = None
 
     def update(self, t: float, reading: Reading) -> Step:
-        sample = _Sample(t, reading.watts, reading.energy_joules, reading.counter_range_joules)
+        sample = _Sample(
+            t,
+            reading.watts,
+            reading.energy_joules,
+            reading.counter_range_joules,
+            reading.uptime_seconds,
+        )
         last, self._last = self._last, sample
         if last is None:
             return Step(0.0, "first")
@@ -109,12 +106,30 @@ class EnergyIntegrator:
     def _from_counters(self, last: _Sample, now: _Sample, dt: float) -> Step | None:
         if last.counter is None or now.counter is None:
             return None
-        delta, event = counter_delta(last.counter, now.counter, now.counter_range)
+        step = self._reboot(last, now, dt)
+        if step is None:
+            delta, event = counter_delta(last.counter, now.counter, now.counter_range)
+            step = Step(delta, event)
+            if event == "reset" and dt <= self.gap_seconds:
+                step = Step(max(delta, self._trapezoid(last, now, dt).delta_joules), event)
         if self.max_watts is not None:
             ceiling = self.max_watts * dt * 1.1 + self.counter_slack_joules
-            if delta > ceiling:
+            if step.delta_joules > ceiling:
                 return Step(0.0, "implausible")
-        return Step(delta, event)
+        return step
+
+    def _reboot(self, last: _Sample, now: _Sample, dt: float) -> Step | None:
+        """The step across a reboot the uptime reveals, or None if the device stayed up."""
+        if last.uptime is None or now.uptime is None or now.counter is None:
+            return None
+        if now.uptime + UPTIME_TOLERANCE_S + UPTIME_DRIFT * dt >= last.uptime + dt:
+            return None
+        # Booted ``uptime`` seconds ago: the counter covers that; before it, back to the
+        # previous sample, nobody measured.
+        unmeasured = max(0.0, dt - now.uptime - UPTIME_RESOLUTION_S / 2)
+        if unmeasured > self.gap_seconds:
+            return Step(now.counter, "reboot")
+        return Step(now.counter + (last.watts + now.watts) / 2.0 * unmeasured, "reboot")
 
     def _trapezoid(self, last: _Sample, now: _Sample, dt: float) -> Step:
         if dt > self.gap_seconds:

@@ -20,7 +20,7 @@ from energysched_monitor.config import (
 from energysched_monitor.health import Backoff, ErrorState
 from energysched_monitor.metrics import Metrics
 from energysched_monitor.ports import ClusterView, NodeAnnotator, NodeInfo, NodeReader
-from energysched_monitor.readings import PhysicalRange, PowerSource, ReadError, Reading
+from energysched_monitor.readings import PhysicalRange, PowerSource, ReadError, Reading, excerpt
 from energysched_monitor.sources import build_source
 from energysched_monitor.tracker import NodeTracker, Observation, Reporter
 
@@ -220,15 +220,28 @@ class NodeMonitor:
             await self.source.close()
             self.source = None
 
+    async def _iteration(self, now: float) -> float:
+        """Reconfigure when due and poll once; a bug in either is logged with its cause
+        and the loop goes on with the last good source and config (never a dead monitor
+        that the liveness probe would only notice later)."""
+        try:
+            if now >= self._next_reconfigure:
+                self._next_reconfigure = now + self.store.config.reload_seconds
+                await self.reconfigure()
+            return await self.poll_once()
+        except Exception as exc:
+            self.log.exception(
+                "monitor iteration failed; keeping the last good state",
+                error=f"{type(exc).__name__}: {excerpt(str(exc))}",
+            )
+            return self.store.config.poll_interval_seconds
+
     async def run(self, stop: asyncio.Event) -> None:
         self.metrics.nodes_served.set(1)
         try:
             while not stop.is_set():
                 now = self.last_loop = self._clock()
-                if now >= self._next_reconfigure:
-                    await self.reconfigure()
-                    self._next_reconfigure = now + self.store.config.reload_seconds
-                delay = await self.poll_once() * self._rng.uniform(0.9, 1.1)
+                delay = await self._iteration(now) * self._rng.uniform(0.9, 1.1)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
         finally:

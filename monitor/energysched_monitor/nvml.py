@@ -1,81 +1,18 @@
 """GPU power through NVML (libnvidia-ml, loaded with ctypes): a software estimate.
 
-``nvmlDeviceGetPowerUsage`` gives milliwatts, ``nvmlDeviceGetTotalEnergyConsumption``
-(Volta and later) millijoules since the driver loaded; older GPUs such as a GTX 1060
-have no energy counter, and the integrator then falls back to the trapezoid. The
-backend is a Protocol so that tests need no GPU.
+The library binding is the power-reading core's (:class:`energysched_bench.power.CtypesNvml`).
+``nvmlDeviceGetTotalEnergyConsumption`` exists on Volta and later; older GPUs such as a
+GTX 1060 have no energy counter, and the integrator then falls back to the trapezoid.
+The backend is a Protocol so that tests need no GPU.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
-from energysched_monitor.energy import MonotonicCounter
-from energysched_monitor.readings import ReadError, Reading, SourceKind
-
-NVML_SUCCESS = 0
-NVML_ERROR_NOT_SUPPORTED = 3
-
-
-class NvmlBackend(Protocol):
-    def device_count(self) -> int: ...
-
-    def power_mw(self, index: int) -> int: ...
-
-    def energy_mj(self, index: int) -> int | None:
-        """None if the GPU has no energy counter."""
-        ...
-
-
-class CtypesNvml:
-    """The real library. Construction raises ReadError("unsupported") without it."""
-
-    def __init__(self, library: str = "libnvidia-ml.so.1") -> None:
-        try:
-            self._lib = ctypes.CDLL(library)
-        except OSError as exc:
-            raise ReadError("unsupported", f"NVML not available ({library}): {exc}") from None
-        self._check(self._lib.nvmlInit_v2(), "nvmlInit_v2")
-        self._handles: dict[int, ctypes.c_void_p] = {}
-
-    @staticmethod
-    def _check(code: int, what: str) -> None:
-        if code != NVML_SUCCESS:
-            raise ReadError("unsupported", f"{what} failed with NVML error {code}")
-
-    def _handle(self, index: int) -> ctypes.c_void_p:
-        if index not in self._handles:
-            handle = ctypes.c_void_p()
-            self._check(
-                self._lib.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle)),
-                f"nvmlDeviceGetHandleByIndex_v2({index})",
-            )
-            self._handles[index] = handle
-        return self._handles[index]
-
-    def device_count(self) -> int:
-        count = ctypes.c_uint()
-        self._check(self._lib.nvmlDeviceGetCount_v2(ctypes.byref(count)), "nvmlDeviceGetCount_v2")
-        return count.value
-
-    def power_mw(self, index: int) -> int:
-        value = ctypes.c_uint()
-        code = self._lib.nvmlDeviceGetPowerUsage(self._handle(index), ctypes.byref(value))
-        self._check(code, f"nvmlDeviceGetPowerUsage({index})")
-        return value.value
-
-    def energy_mj(self, index: int) -> int | None:
-        value = ctypes.c_ulonglong()
-        code = self._lib.nvmlDeviceGetTotalEnergyConsumption(
-            self._handle(index), ctypes.byref(value)
-        )
-        if code == NVML_ERROR_NOT_SUPPORTED:
-            return None
-        self._check(code, f"nvmlDeviceGetTotalEnergyConsumption({index})")
-        return value.value
+from energysched_bench.power import CtypesNvml, MonotonicCounter, NvmlBackend, ReadError
+from energysched_monitor.readings import Reading, SourceKind
 
 
 class NvmlSource:

@@ -100,7 +100,8 @@ def parse_cpu(quantity: object) -> float | None:
     match = _CPU.match(quantity.strip())
     if match is None:
         return None
-    return float(match.group(1)) * _SCALE[match.group(2)]
+    cores = float(match.group(1)) * _SCALE[match.group(2)]  # 400 digits: inf, not an error
+    return cores if math.isfinite(cores) else None
 
 
 def _str_map(value: Any) -> Mapping[str, str]:

@@ -24,20 +24,19 @@ from energysched_monitor.node_monitor import tracker_for
 from energysched_monitor.ports import ClusterView, NodeAnnotator, NodeInfo
 from energysched_monitor.power_model import ModelSource
 from energysched_monitor.publish import WriteBudget
-from energysched_monitor.readings import ReadError, Reading
+from energysched_monitor.readings import ReadError, Reading, excerpt
 from energysched_monitor.tracker import NodeTracker, Observation, Reporter
 
 
 def served_by_model(node: NodeInfo, config: MonitorConfig) -> bool:
-    """KWOK nodes, and nodes whose config or annotation says ``kind: model``."""
+    """KWOK nodes, and nodes whose config or annotation says ``kind: model``.
+
+    Raises ConfigError for an annotation that does not parse (the caller logs it)."""
     if node.simulated:
         return True
     text = node.annotations.get(POWER_SOURCE_CONFIG_ANNOTATION)
     if text:
-        try:
-            return parse_override(text).kind == "model"
-        except ConfigError:
-            return False
+        return parse_override(text).kind == "model"
     spec, _ = config.source_for(node)
     return spec is not None and spec.kind == "model"
 
@@ -68,7 +67,26 @@ class ModelMonitor:
         self.budget = WriteBudget(config.max_writes_per_second, config.write_burst, clock())
         self.trackers: dict[str, NodeTracker] = {}
         self._synced_logged = False
+        self._bad_annotations: dict[str, str] = {}  # node -> the error last logged
         self.last_loop = clock()  # liveness: when the loop last went round
+
+    def _served(self, node: NodeInfo, config: MonitorConfig) -> bool:
+        """served_by_model; a bad annotation means not served, logged once per value."""
+        try:
+            served = served_by_model(node, config)
+        except ConfigError as exc:
+            if self._bad_annotations.get(node.name) != str(exc):
+                self._bad_annotations[node.name] = str(exc)
+                self.log.error(
+                    "node annotation override invalid; node not served by the model",
+                    node=node.name,
+                    annotation=POWER_SOURCE_CONFIG_ANNOTATION,
+                    error=str(exc),
+                )
+            return False
+        if self._bad_annotations.pop(node.name, None) is not None:
+            self.log.info("node annotation override valid again", node=node.name)
+        return served
 
     def reconfigure(self) -> None:
         changed, error = self.store.refresh()
@@ -100,7 +118,7 @@ class ModelMonitor:
             self._synced_logged = True
             self.log.info("cluster caches synced; model mode publishing")
         config = self.store.config
-        nodes = {n.name: n for n in self.view.nodes() if served_by_model(n, config)}
+        nodes = {n.name: n for n in self.view.nodes() if self._served(n, config)}
         for gone in set(self.trackers) - set(nodes):
             del self.trackers[gone]
             self.metrics.forget_node(gone)
@@ -119,6 +137,8 @@ class ModelMonitor:
                 outcome = ModelSource(name, self.view).read_now(info)
             except ReadError as exc:
                 outcome = exc
+            except Exception as exc:  # one node's odd data must not stop the others
+                outcome = ReadError("config", f"model failed: {type(exc).__name__}: {exc}")
             obs = tracker.observe(outcome, mono, wall)
             self.reporter.observed(obs, "model", f"model of {name}", wall)
             if obs.publish is not None:
@@ -164,10 +184,16 @@ class ModelMonitor:
         next_reload = float("-inf")
         while not stop.is_set():
             started = self.last_loop = self._clock()
-            if started >= next_reload:
-                self.reconfigure()
-                next_reload = started + self.store.config.reload_seconds
-            await self.tick(started + self.store.config.poll_interval_seconds)
+            try:
+                if started >= next_reload:
+                    next_reload = started + self.store.config.reload_seconds
+                    self.reconfigure()
+                await self.tick(started + self.store.config.poll_interval_seconds)
+            except Exception as exc:  # logged with its cause; the next tick starts afresh
+                self.log.exception(
+                    "model tick failed; keeping the last good state",
+                    error=f"{type(exc).__name__}: {excerpt(str(exc))}",
+                )
             delay = max(0.0, self.store.config.poll_interval_seconds - (self._clock() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)

@@ -2,62 +2,37 @@
 
 Every source (Shelly plug, RAPL, NVML, the model) answers :meth:`PowerSource.read`
 with one :class:`Reading` or raises one :class:`ReadError` whose ``kind`` is the
-label of the ``read_errors_total`` metric and the state the error log tracks.
+label of the ``read_errors_total`` metric and the state the error log tracks
+(:class:`ReadError` is the power-reading core's, :mod:`energysched_bench.power`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal, Protocol
 
-ErrorKind = Literal[
-    "unreachable",  # connection refused, no route, DNS
-    "timeout",  # the device accepted but did not answer in time (hung)
-    "auth",  # 401: missing or wrong credentials
-    "http",  # any other non-2xx answer
-    "malformed",  # not JSON, or JSON without the documented fields
-    "out_of_range",  # a value outside the device's physical range
-    "unsupported",  # the device or host has no such meter (no RAPL, no NVML, gen 5)
-    "config",  # nothing (valid) configured for this node, no profile for the model
+# One error vocabulary for every meter, the benchmark's and the monitor's: the power-reading
+# core defines it, the monitor's modules take it from here.
+from energysched_bench.power import ERROR_KINDS, ErrorKind, ReadError, excerpt
+
+__all__ = [
+    "ERROR_KINDS",
+    "SOURCE_KINDS",
+    "ErrorKind",
+    "PhysicalRange",
+    "PowerSource",
+    "ReadError",
+    "Reading",
+    "SourceKind",
+    "excerpt",
 ]
-ERROR_KINDS: Final[tuple[ErrorKind, ...]] = (
-    "unreachable",
-    "timeout",
-    "auth",
-    "http",
-    "malformed",
-    "out_of_range",
-    "unsupported",
-    "config",
-)
 
 SourceKind = Literal["shelly", "rapl", "nvml", "rapl+nvml", "model"]
 SOURCE_KINDS: Final[tuple[SourceKind, ...]] = ("shelly", "rapl", "nvml", "rapl+nvml", "model")
-
-#: Longest excerpt of an offending reply that goes into an error message.
-EXCERPT_CHARS: Final = 200
-
-
-def excerpt(value: object) -> str:
-    """A short, single-line rendering of an offending value for a log line."""
-    text = value if isinstance(value, str) else repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 1] + "…"
-
-
-class ReadError(Exception):
-    """A reading could not be taken; no annotation is written from it."""
-
-    def __init__(self, kind: ErrorKind, message: str) -> None:
-        super().__init__(message)
-        self.kind: ErrorKind = kind
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"ReadError({self.kind!r}, {self.message!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +42,8 @@ class Reading:
     ``energy_joules`` is the device's own cumulative counter converted to joules
     (None if the source has none); ``counter_range_joules`` is the value at which
     that counter wraps to zero (RAPL, NVML), or None if a decrease means a reset
-    (a rebooted plug).
+    (a rebooted plug). ``uptime_seconds`` is the device's own time since boot (a plug's
+    counter restarts at boot: a short uptime reveals a reboot the counter may hide).
     """
 
     watts: float
@@ -75,6 +51,7 @@ class Reading:
     estimate: bool = False  # a software estimate, not wall power
     energy_joules: float | None = None
     counter_range_joules: float | None = None
+    uptime_seconds: float | None = None
     detail: Mapping[str, str | int | float] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -114,9 +91,7 @@ class PhysicalRange:
             raise ReadError("out_of_range", f"energy counter {e!r} J is negative or not finite")
         if w == reading.watts:
             return reading
-        return Reading(
-            w, reading.source, reading.estimate, e, reading.counter_range_joules, reading.detail
-        )
+        return dataclasses.replace(reading, watts=w)
 
 
 class PowerSource(Protocol):

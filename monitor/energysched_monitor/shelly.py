@@ -1,13 +1,12 @@
-"""Shelly smart plugs as a power source: reply parsing (pure) and the HTTP client.
+"""Shelly smart plugs as a power source: the asynchronous HTTP client.
 
-Generation is detected from ``GET /shelly`` (never authenticated):
-
-* Gen1 (Plug S, ...): no ``gen`` field. ``GET /status`` gives ``meters[0].power`` (W)
-  and ``meters[0].total`` (watt-minutes, integer, reset on reboot). HTTP Basic auth.
-* Gen2/Gen3/Gen4: ``"gen": 2|3|4``, ``auth_en``. ``GET /rpc/Switch.GetStatus?id=0``
-  gives ``apower`` (W) and ``aenergy.total`` (Wh); metering-only devices have no
-  ``switch:0`` but ``pm1:0`` (``PM1.GetStatus``). Digest auth (SHA-256, user admin,
-  realm = device id), implemented in :mod:`energysched_monitor.digest`.
+The documented replies and their parsers (generation from ``GET /shelly``; Gen1
+``/status``; Gen2+ ``Shelly.GetStatus`` with the meter and ``sys.uptime`` of the same
+instant) are the power-reading core's, :mod:`energysched_bench.power`, shared with the
+benchmark. What is the monitor's: a keep-alive aiohttp session, Gen1 HTTP Basic auth,
+and Gen2+ digest auth (SHA-256, user admin, realm = device id) by aiohttp's
+``DigestAuthMiddleware`` (RFC 7616; it reuses the nonce with an increasing ``nc``, as
+firmware 2.0+ accepts, and answers a fresh challenge after a reboot).
 
 Every failure becomes a :class:`ReadError` of one kind; passwords never appear in one.
 """
@@ -15,102 +14,47 @@ Every failure becomes a :class:`ReadError` of one kind; passwords never appear i
 from __future__ import annotations
 
 import asyncio
-import json
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+import re
+from typing import Final
 
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from energysched_monitor.digest import DigestError, DigestSession, pick_challenge
+from energysched_bench.power import (
+    DeviceInfo,
+    ShellyComponent,
+    ShellyReading,
+    parse_device_info,
+    parse_json,
+    parse_shelly_status,
+)
 from energysched_monitor.readings import ReadError, Reading, SourceKind, excerpt
 from energysched_monitor.secret import Secret
 
-Component = Literal["auto", "switch", "pm1"]
-COMPONENTS: Final[tuple[Component, ...]] = ("auto", "switch", "pm1")
-RPC_GENERATIONS: Final = (2, 3, 4)
-_RPC_METHOD = {"switch": "Switch.GetStatus", "pm1": "PM1.GetStatus"}
-#: JSON-RPC error codes meaning "no such component / method here".
-_ABSENT_CODES: Final = frozenset({404, -105, -114})
-
-WATT_MINUTE_J: Final = 60.0
-WATT_HOUR_J: Final = 3600.0
+#: The most of a reply that is read: a status document is a few kB; a device (or whatever
+#: answers at its address) sending more is broken, and must not fill the monitor's memory.
+MAX_REPLY_BYTES: Final = 256 * 1024
+_ALGORITHM: Final = re.compile(r"algorithm=\"?([A-Za-z0-9-]+)", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceInfo:
-    gen: int
-    device_id: str
-    model: str
-    auth_required: bool
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body (``read(n)`` may return fewer than are coming)."""
+    body = bytearray()
+    while len(body) < limit:
+        chunk = await resp.content.read(limit - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ReadError("malformed", f"{where} is not a number: {excerpt(value)}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ReadError("malformed", f"{where} is not finite: {excerpt(value)}")
-    return number
-
-
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ReadError("malformed", f"{where} is not a JSON object: {excerpt(value)}")
-    return value
-
-
-def parse_json(text: str, where: str) -> Mapping[str, Any]:
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        raise ReadError("malformed", f"{where}: not JSON: {excerpt(text)}") from None
-    return _mapping(value, where)
-
-
-def parse_device_info(obj: Mapping[str, Any]) -> DeviceInfo:
-    """``GET /shelly`` of any generation."""
-    if "gen" in obj:
-        gen = obj["gen"]
-        if isinstance(gen, bool) or not isinstance(gen, int):
-            raise ReadError("malformed", f"/shelly: gen is not an integer: {excerpt(gen)}")
-        if gen not in RPC_GENERATIONS:
-            raise ReadError("unsupported", f"/shelly: unsupported device generation {gen}")
-        device_id = obj.get("id")
-        if not isinstance(device_id, str) or not device_id:
-            raise ReadError("malformed", f"/shelly: gen {gen} reply without id: {excerpt(obj)}")
-        return DeviceInfo(gen, device_id, str(obj.get("model", "")), bool(obj.get("auth_en")))
-    if "type" in obj and "mac" in obj:  # Gen1: {"type": "SHPLG-S", "mac": ..., "auth": ...}
-        return DeviceInfo(1, f"{obj['type']}-{obj['mac']}", str(obj["type"]), bool(obj.get("auth")))
-    raise ReadError("malformed", f"/shelly: neither a Gen1 nor a Gen2+ reply: {excerpt(obj)}")
-
-
-def parse_gen1_status(obj: Mapping[str, Any]) -> Reading:
-    """``GET /status`` of a Gen1 device: ``meters[0].power`` W, ``meters[0].total`` W·min."""
-    meters = obj.get("meters")
-    if not isinstance(meters, list) or not meters:
-        raise ReadError("malformed", f"/status: no meters[0]: {excerpt(obj)}")
-    meter = _mapping(meters[0], "/status meters[0]")
-    if meter.get("is_valid") is False:
-        raise ReadError("malformed", "/status: meters[0].is_valid is false (meter self-check)")
-    watts = _number(meter.get("power"), "/status meters[0].power")
-    total = _number(meter.get("total"), "/status meters[0].total")
-    detail: dict[str, str | int | float] = {"gen": 1}
-    uptime = obj.get("uptime")
-    if isinstance(uptime, int) and not isinstance(uptime, bool):
-        detail["uptime"] = uptime
-    return Reading(watts, "shelly", energy_joules=total * WATT_MINUTE_J, detail=detail)
-
-
-def parse_rpc_meter(obj: Mapping[str, Any], method: str, gen: int) -> Reading:
-    """``Switch.GetStatus`` / ``PM1.GetStatus``: ``apower`` W, ``aenergy.total`` Wh."""
-    watts = _number(obj.get("apower"), f"{method} apower")
-    aenergy = _mapping(obj.get("aenergy"), f"{method} aenergy")
-    total = _number(aenergy.get("total"), f"{method} aenergy.total")
+def as_reading(status: ShellyReading) -> Reading:
     return Reading(
-        watts, "shelly", energy_joules=total * WATT_HOUR_J, detail={"gen": gen, "rpc": method}
+        status.watts,
+        "shelly",
+        energy_joules=status.energy_joules,
+        uptime_seconds=status.uptime_seconds,
+        detail={"gen": status.gen, "component": status.component},
     )
 
 
@@ -120,7 +64,11 @@ def _base_url(address: str) -> str:
 
 
 class ShellySource:
-    """One plug. Holds a keep-alive session, the detected generation and the nonce."""
+    """One plug. Holds a keep-alive session, the detected generation and the nonce.
+
+    Raises ReadError("config") for credentials no HTTP auth scheme can carry (a ``:``
+    in the user name, RFC 7617 and 7616 alike).
+    """
 
     def __init__(
         self,
@@ -128,20 +76,24 @@ class ShellySource:
         *,
         username: str = "admin",
         password: Secret | None = None,
-        component: Component = "auto",
+        component: ShellyComponent = "auto",
         timeout: float = 3.0,
     ) -> None:
         self.base_url = _base_url(address)
         self.username = username
         self._password = password
-        self.component: Component = component
+        self.component: ShellyComponent = component
         self.timeout = timeout
         self._info: DeviceInfo | None = None
-        self._rpc_component: Literal["switch", "pm1"] | None = (
-            None if component == "auto" else component
-        )
-        self._digest = DigestSession(username, password.reveal()) if password else None
+        if ":" in username:
+            raise ReadError("config", f"user name {username!r}: a ':' cannot be sent in HTTP auth")
+        self._digest = self._new_digest()
         self._session: aiohttp.ClientSession | None = None
+
+    def _new_digest(self) -> aiohttp.DigestAuthMiddleware | None:
+        if not self._password:
+            return None
+        return aiohttp.DigestAuthMiddleware(self.username, self._password.reveal())
 
     @property
     def kind(self) -> SourceKind:
@@ -171,6 +123,10 @@ class ShellySource:
         except ReadError as exc:
             if exc.kind in ("malformed", "http", "unsupported"):
                 self._info = None  # maybe another device now: detect again next time
+            if exc.kind == "auth":
+                # The middleware keeps the last challenge and answers it before being
+                # asked; after a rejection or an unusable challenge, start afresh.
+                self._digest = self._new_digest()
             raise
 
     async def _read(self) -> Reading:
@@ -180,12 +136,14 @@ class ShellySource:
                 raise ReadError("http", f"GET {self.base_url}/shelly: HTTP {status}")
             self._info = parse_device_info(parse_json(text, "/shelly"))
         if self._info.gen == 1:
-            return await self._read_gen1()
-        return await self._read_rpc(self._info)
+            text = await self._read_gen1()
+        else:
+            text = await self._read_rpc()
+        return as_reading(parse_shelly_status(self._info, text, self.component))
 
     # -- Gen1 ----------------------------------------------------------------------
 
-    async def _read_gen1(self) -> Reading:
+    async def _read_gen1(self) -> str:
         basic = (
             aiohttp.encode_basic_auth(self.username, self._password.reveal())
             if self._password
@@ -193,61 +151,37 @@ class ShellySource:
         )
         status, text, _ = await self._get("/status", basic)
         if status == 401:
-            raise self._auth_error("Basic")
+            raise self._auth_error("Basic") if basic else self._no_credentials()
         if status != 200:
             raise ReadError("http", f"GET {self.base_url}/status: HTTP {status}")
-        return parse_gen1_status(parse_json(text, "/status"))
+        return text
 
     # -- Gen2+ ---------------------------------------------------------------------
 
-    async def _read_rpc(self, info: DeviceInfo) -> Reading:
-        order: tuple[Literal["switch", "pm1"], ...] = (
-            (self._rpc_component,) if self._rpc_component else ("switch", "pm1")
-        )
-        for component in order:
-            method = _RPC_METHOD[component]
-            status, text = await self._get_digest(f"/rpc/{method}?id=0")
-            body: Mapping[str, Any] | None = None
-            if status != 200:
-                try:
-                    body = parse_json(text, method)
-                except ReadError:
-                    body = None
-            if status == 404 or (body is not None and body.get("code") in _ABSENT_CODES):
-                if self.component == "auto":
-                    continue
-                raise ReadError("unsupported", f"{self.base_url} has no {component}:0")
-            if status != 200:
-                raise ReadError(
-                    "http", f"GET {self.base_url}/rpc/{method}: HTTP {status} {excerpt(text)}"
-                )
-            reading = parse_rpc_meter(parse_json(text, method), method, info.gen)
-            self._rpc_component = component
-            return reading
-        raise ReadError("unsupported", f"{self.base_url} has neither switch:0 nor pm1:0")
-
-    async def _get_digest(self, uri: str) -> tuple[int, str]:
-        header = self._digest.header("GET", uri) if self._digest else None
-        status, text, headers = await self._get(uri, header)
-        if status != 401:
-            return status, text
-        if self._digest is None:
-            raise ReadError(
-                "auth",
-                f"{self.base_url} requires authentication but no credentials are configured",
-            )
-        try:
-            challenge = pick_challenge(headers.getall("WWW-Authenticate", []))
-        except DigestError as exc:
-            raise ReadError("auth", f"{self.base_url}: unusable 401 challenge: {exc}") from None
-        self._digest.challenged(challenge)
-        status, text, _ = await self._get(uri, self._digest.header("GET", uri))
+    async def _read_rpc(self) -> str:
+        assert self._info is not None
+        uri = self._info.status_path
+        status, text, headers = await self._get(uri, None, digest=True)
         if status == 401:
-            self._digest.forget()
-            raise self._auth_error(f"Digest {challenge.algorithm}")
-        return status, text
+            challenge = headers.get("WWW-Authenticate", "")
+            if self._digest is None:
+                raise self._no_credentials()
+            if not challenge.lower().startswith("digest "):
+                raise ReadError(
+                    "auth", f"{self.base_url}: unusable 401 challenge: {excerpt(challenge)}"
+                )
+            algorithm = _ALGORITHM.search(challenge)
+            raise self._auth_error(f"Digest {algorithm.group(1) if algorithm else 'MD5'}")
+        if status != 200:
+            raise ReadError("http", f"GET {self.base_url}{uri}: HTTP {status} {excerpt(text)}")
+        return text
 
     # -- transport -----------------------------------------------------------------
+
+    def _no_credentials(self) -> ReadError:
+        return ReadError(
+            "auth", f"{self.base_url} requires authentication but no credentials are configured"
+        )
 
     def _auth_error(self, scheme: str) -> ReadError:
         return ReadError(
@@ -257,7 +191,7 @@ class ShellySource:
         )
 
     async def _get(
-        self, path: str, authorization: str | None
+        self, path: str, authorization: str | None, *, digest: bool = False
     ) -> tuple[int, str, CIMultiDictProxy[str]]:
         if self._session is None:
             self._session = aiohttp.ClientSession(
@@ -265,10 +199,16 @@ class ShellySource:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             )
         headers = {"Authorization": authorization} if authorization else None
+        middlewares = (self._digest,) if digest and self._digest else ()
         url = self.base_url + path
         try:
-            async with self._session.get(url, headers=headers) as resp:
-                raw = await resp.read()
+            async with self._session.get(url, headers=headers, middlewares=middlewares) as resp:
+                raw = await _read_capped(resp, MAX_REPLY_BYTES + 1)
+                if len(raw) > MAX_REPLY_BYTES:
+                    raise ReadError(
+                        "malformed",
+                        f"GET {url}: reply longer than {MAX_REPLY_BYTES} bytes: {excerpt(raw)}",
+                    )
                 return resp.status, raw.decode("utf-8", errors="replace"), resp.headers
         except TimeoutError:  # before OSError: TimeoutError is one
             raise
@@ -276,3 +216,9 @@ class ShellySource:
             raise ReadError("unreachable", f"GET {url}: {type(exc).__name__}: {exc}") from None
         except aiohttp.ClientPayloadError as exc:
             raise ReadError("malformed", f"GET {url}: broken body: {exc}") from None
+        except aiohttp.ClientError as exc:
+            # The digest middleware raises the base class itself for a challenge it cannot
+            # answer (no nonce, an unknown algorithm or qop); transport errors are subclasses.
+            if type(exc) is aiohttp.ClientError:
+                raise ReadError("auth", f"{url}: unusable 401 challenge: {exc}") from None
+            raise ReadError("http", f"GET {url}: {type(exc).__name__}: {exc}") from None

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from energysched_bench.power import MonotonicCounter
 from energysched_monitor.config import ConfigError, MonitorConfig, SourceSpec
-from energysched_monitor.energy import MonotonicCounter
 from energysched_monitor.nvml import NvmlSource
 from energysched_monitor.ports import ClusterView
 from energysched_monitor.power_model import ModelSource

@@ -137,7 +137,10 @@ async def test_annotations_follow_the_plug_reboot_and_hang(
 ) -> None:
     node = await nodes()
     clock = Clock()
-    async with FakeShelly(gen=2, password=PASSWORD, power=40.0, realtime=False) as plug:
+    # The plug's uptime follows the test's clock, as a real plug's follows real time.
+    async with FakeShelly(
+        gen=2, password=PASSWORD, power=40.0, realtime=False, clock=clock
+    ) as plug:
         monitor = NodeMonitor(
             node,
             ConfigStore(str(config_file(tmp_path, node, plug.url))),

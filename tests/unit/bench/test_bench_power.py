@@ -1,25 +1,37 @@
-"""Power sources: RAPL wraparound on a fake powercap tree, sampling, Shelly parsing."""
+"""The power-reading core (counters, RAPL, Shelly replies) and the benchmark's sources."""
 
 from __future__ import annotations
 
-import json
+import ast
+import asyncio
+import sys
 import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from energysched.lab.fake_shelly import FakeShelly
+from energysched_bench import power
 from energysched_bench.power import (
+    DeviceInfo,
+    MonotonicCounter,
+    RaplMeter,
     RaplSource,
+    ReadError,
     SampledSource,
     ShellySource,
     choose_source,
     counter_delta,
     integrate,
+    parse_device_info,
+    parse_gen1_status,
+    parse_json,
+    parse_rpc_meter,
+    parse_rpc_status,
+    parse_shelly_status,
     rapl_zones,
-    shelly_watts_from,
 )
 
 pytestmark = pytest.mark.unit
@@ -36,10 +48,41 @@ def _zone(root: Path, name: str, label: str, energy: int, max_range: int = MAX) 
     return path
 
 
-def test_counter_delta() -> None:
-    assert counter_delta(100, 250, 1000) == 150
-    assert counter_delta(900, 100, 1000) == 200  # wrapped once
-    assert counter_delta(5, 5, 1000) == 0
+def test_the_core_needs_only_the_standard_library() -> None:
+    """The benchmark image has numpy and this package, not energysched or aiohttp."""
+    tree = ast.parse(Path(power.__file__).read_text())
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            imported.add(node.module.split(".")[0])
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported
+
+
+@pytest.mark.parametrize(
+    ("prev", "cur", "rng", "expected"),
+    [
+        (100.0, 160.0, None, (60.0, "counter")),
+        (100.0, 100.0, None, (0.0, "counter")),
+        (5000.0, 30.0, None, (30.0, "reset")),  # reboot: the new value is the delta
+        (990.0, 10.0, 1000.0, (20.0, "wrap")),  # wrap: range - prev + cur
+        (900.0, 100.0, 1000.0, (200.0, "wrap")),
+    ],
+)
+def test_counter_delta(
+    prev: float, cur: float, rng: float | None, expected: tuple[float, str]
+) -> None:
+    assert counter_delta(prev, cur, rng) == expected
+
+
+def test_monotonic_counter_unwraps_and_survives_resets() -> None:
+    c = MonotonicCounter(counter_range=1000.0)
+    assert [c.advance(v) for v in (900.0, 950.0, 50.0, 60.0)] == [0.0, 50.0, 150.0, 160.0]
+    assert c.last_event == "counter"
+    r = MonotonicCounter()
+    assert [r.advance(v) for v in (10.0, 20.0, 5.0)] == [0.0, 10.0, 15.0]
+    assert r.last_event == "reset"
 
 
 def test_rapl_zones_only_packages(tmp_path: Path) -> None:
@@ -49,7 +92,45 @@ def test_rapl_zones_only_packages(tmp_path: Path) -> None:
     _zone(tmp_path, "intel-rapl:1", "psys", 1)
     _zone(tmp_path, "intel-rapl:2", "package-1", 1)
     assert [z.name for z in rapl_zones(tmp_path)] == ["package-0", "package-1"]
-    assert rapl_zones(tmp_path / "absent") == []
+    # The monitor's estimate of the box: the platform zone when there is one ...
+    assert [z.name for z in rapl_zones(tmp_path, platform=True)] == ["psys"]
+    (tmp_path / "intel-rapl:1" / "name").write_text("not-psys\n")
+    # ... else the packages and their DRAM (sysfs nests subzones in their package too).
+    _zone(tmp_path / "intel-rapl:0", "intel-rapl:0:1", "dram", 1)
+    assert [z.name for z in rapl_zones(tmp_path, platform=True)] == [
+        "package-0",
+        "package-0/dram",
+        "package-1",
+    ]
+    with pytest.raises(ReadError, match="no powercap tree"):
+        rapl_zones(tmp_path / "absent")
+
+
+def test_rapl_unreadable_or_garbage(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ReadError, match="no RAPL package zone") as info:
+        rapl_zones(empty)
+    assert info.value.kind == "unsupported"
+    p0 = _zone(tmp_path, "intel-rapl:0", "package-0", 1)
+    (p0 / "energy_uj").write_text("garbage\n")
+    with pytest.raises(ReadError) as info:
+        rapl_zones(tmp_path)
+    assert info.value.kind == "malformed" and "garbage" in info.value.message
+    (p0 / "energy_uj").unlink()
+    with pytest.raises(ReadError) as info:
+        rapl_zones(tmp_path)
+    assert info.value.kind == "unsupported"
+
+
+def test_rapl_meter_unwraps_each_zone(tmp_path: Path) -> None:
+    p0 = _zone(tmp_path, "intel-rapl:0", "package-0", MAX - 1_000_000)
+    p1 = _zone(tmp_path, "intel-rapl:1", "package-1", 0)
+    meter = RaplMeter(rapl_zones(tmp_path))
+    assert meter.joules() == 0.0
+    (p0 / "energy_uj").write_text("500000\n")  # wrapped: +1.5 J
+    (p1 / "energy_uj").write_text("2000000\n")  # +2 J
+    assert meter.joules() == pytest.approx(3.5)
 
 
 def test_rapl_wraparound(tmp_path: Path) -> None:
@@ -73,7 +154,7 @@ def test_rapl_wraparound(tmp_path: Path) -> None:
 
 def test_rapl_detect_and_choose(tmp_path: Path) -> None:
     assert RaplSource.detect(tmp_path) is None
-    with pytest.raises(ValueError, match="no readable RAPL"):
+    with pytest.raises(ValueError, match="no readable RAPL package zone: no RAPL package"):
         choose_source("rapl", powercap_root=tmp_path)
     assert choose_source("auto", powercap_root=tmp_path) is None
     _zone(tmp_path, "intel-rapl:0", "package-0", 1)
@@ -130,50 +211,118 @@ def test_sampled_source_averages() -> None:
     assert reading.joules == pytest.approx(reading.watts * reading.seconds)
 
 
-def test_shelly_documents() -> None:
-    assert shelly_watts_from({"meters": [{"power": 12.5, "total": 300}]}) == 12.5
-    assert shelly_watts_from({"id": 0, "apower": 7.25, "aenergy": {"total": 1.5}}) == 7.25
-    assert shelly_watts_from({"meters": []}) is None
-    assert shelly_watts_from({"apower": "n/a"}) is None
+async def test_shelly_over_http_against_the_fake_plug() -> None:
+    """The benchmark's urllib client with the core's parsers, against the project's fake."""
+    async with FakeShelly(gen=1, password="pw", power=42.0, realtime=False) as gen1:
+        src = ShellySource(gen1.url, auth=("admin", "pw"))
+        assert await asyncio.to_thread(src._read_plug) == 42.0 and src.gen == 1
+        anonymous = ShellySource(gen1.url)
+        with pytest.raises(ReadError) as info:
+            await asyncio.to_thread(anonymous._read_plug)
+        assert info.value.kind == "auth"
+    # A metering-only Gen3 device: pm1:0 instead of switch:0, found in Shelly.GetStatus.
+    async with FakeShelly(gen=3, component="pm1", power=8.5, realtime=False) as gen3:
+        src = ShellySource(gen3.url)
+        assert await asyncio.to_thread(src._read_plug) == 8.5 and src.gen == 3
+        gen3.set_garbage()
+        with pytest.raises(ReadError) as info:
+            await asyncio.to_thread(src._read_plug)
+        assert info.value.kind == "malformed"
 
 
-class _Plug(BaseHTTPRequestHandler):
-    routes: dict[str, object] = {}
-
-    def do_GET(self) -> None:
-        body = self.routes.get(self.path)
-        if body is None:
-            self.send_response(404)
-            self.end_headers()
-            return
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+# -- Shelly replies (the core's parsers, the monitor's too) -----------------------------
 
 
-@pytest.fixture
-def plug() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Plug)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def test_parse_device_info() -> None:
+    assert parse_device_info({"type": "SHPLG-S", "mac": "A1", "auth": True}).gen == 1
+    info = parse_device_info({"id": "shellyplugsg3-x", "gen": 3, "auth_en": True})
+    assert (info.gen, info.device_id, info.auth_required) == (3, "shellyplugsg3-x", True)
+    assert info.status_path == "/rpc/Shelly.GetStatus"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"gen": 5, "id": "x"}, "unsupported"),
+        ({"gen": "2", "id": "x"}, "malformed"),
+        ({"gen": 2}, "malformed"),
+        ({"hello": 1}, "malformed"),
+    ]
+    for bad, kind in cases:
+        with pytest.raises(ReadError) as info_err:
+            parse_device_info(bad)
+        assert info_err.value.kind == kind
 
 
-def test_shelly_gen1_and_gen3_metering_over_http(plug: str) -> None:
-    _Plug.routes = {"/shelly": {"type": "SHPLG-S"}, "/status": {"meters": [{"power": 42.0}]}}
-    gen1 = ShellySource(plug)
-    assert gen1._read_plug() == 42.0 and gen1.gen == 1
-    # A metering-only Gen3 device: no switch:0, so Switch.GetStatus is 404 -> PM1.GetStatus.
-    _Plug.routes = {"/shelly": {"gen": 3}, "/rpc/PM1.GetStatus?id=0": {"apower": 8.5}}
-    gen3 = ShellySource(plug)
-    assert gen3._read_plug() == 8.5 and gen3.gen == 3
+@pytest.mark.parametrize(
+    "status",
+    [
+        {},
+        {"meters": []},
+        {"meters": [{"power": "12", "total": 1}]},
+        {"meters": [{"power": True, "total": 1}]},
+        {"meters": [{"power": 1.0}]},
+        {"meters": [{"power": 1.0, "total": 1, "is_valid": False}]},
+        {"meters": ["x"]},
+        {"meters": [{"power": 10**400, "total": 1}]},  # float() would overflow
+    ],
+)
+def test_gen1_malformed(status: dict[str, Any]) -> None:
+    with pytest.raises(ReadError) as info:
+        parse_gen1_status(status)
+    assert info.value.kind == "malformed"
+
+
+def test_gen1_reading_and_uptime() -> None:
+    status = {"meters": [{"power": 1.5, "total": 3}], "uptime": 4242}
+    reading = parse_gen1_status(status)
+    assert (reading.watts, reading.energy_joules, reading.uptime_seconds) == (1.5, 180.0, 4242)
+    assert parse_gen1_status({**status, "uptime": None}).uptime_seconds is None
+    assert parse_gen1_status({**status, "uptime": 10**400}).uptime_seconds is None
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        {"apower": 1.0},
+        {"apower": 1.0, "aenergy": {}},
+        {"apower": None, "aenergy": {"total": 1.0}},
+        {"aenergy": {"total": 1.0}},
+        {"apower": float("nan"), "aenergy": {"total": 1.0}},
+    ],
+)
+def test_rpc_malformed(status: dict[str, Any]) -> None:
+    with pytest.raises(ReadError) as info:
+        parse_rpc_meter(status, "switch:0", 2)
+    assert info.value.kind == "malformed"
+
+
+def test_rpc_status_picks_the_meter_and_the_uptime() -> None:
+    meter = {"apower": 5.0, "aenergy": {"total": 2.0}}
+    reading = parse_rpc_status({"switch:0": meter, "sys": {"uptime": 77}}, "auto", 2)
+    assert (reading.component, reading.watts, reading.energy_joules) == ("switch:0", 5.0, 7200.0)
+    assert reading.uptime_seconds == 77
+    reading = parse_rpc_status({"pm1:0": meter}, "auto", 3)
+    assert reading.component == "pm1:0" and reading.uptime_seconds is None
+    for bad_uptime in (-1, "12", True, float("inf")):
+        reading = parse_rpc_status({"pm1:0": meter, "sys": {"uptime": bad_uptime}}, "pm1", 3)
+        assert reading.uptime_seconds is None
+    with pytest.raises(ReadError) as info:
+        parse_rpc_status({"pm1:0": meter, "sys": {}}, "switch", 3)
+    assert info.value.kind == "unsupported" and "pm1:0" in info.value.message
+    with pytest.raises(ReadError) as info:
+        parse_rpc_status({"switch:0": [1, 2]}, "auto", 2)
+    assert info.value.kind == "malformed"
+
+
+@pytest.mark.parametrize(
+    "text", ["", "<html>502</html>", "[1, 2]", "1" * 5000, "[" * 100_000, '{"a": 1']
+)
+def test_parse_json_never_raises_anything_but_malformed(text: str) -> None:
+    with pytest.raises(ReadError) as info:
+        parse_json(text, "/status")
+    assert info.value.kind == "malformed" and len(info.value.message) < 300
+
+
+def test_parse_shelly_status_by_generation() -> None:
+    gen1 = DeviceInfo(1, "SHPLG-S-A1", "SHPLG-S", False)
+    assert parse_shelly_status(gen1, '{"meters": [{"power": 2, "total": 1}]}').watts == 2
+    gen2 = DeviceInfo(2, "x", "", False)
+    text = '{"switch:0": {"apower": 3, "aenergy": {"total": 0}}}'
+    assert parse_shelly_status(gen2, text).watts == 3

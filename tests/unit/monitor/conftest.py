@@ -15,12 +15,17 @@ PASSWORD = "s3cret-Pa55word"
 
 
 @pytest.fixture
-async def fake_shelly() -> AsyncIterator[Callable[..., Awaitable[FakeShelly]]]:
-    """Start fake devices: ``device = await fake_shelly(gen=2, password=...)``."""
+async def fake_shelly(clock: Clock) -> AsyncIterator[Callable[..., Awaitable[FakeShelly]]]:
+    """Start fake devices: ``device = await fake_shelly(gen=2, password=...)``.
+
+    Their uptime follows the test's clock (as a real plug's follows real time); their
+    counter moves only by ``device.advance`` unless ``realtime=True`` is asked for.
+    """
     started: list[FakeShelly] = []
 
     async def start(**kwargs: Any) -> FakeShelly:
         kwargs.setdefault("realtime", False)
+        kwargs.setdefault("clock", clock)
         device = FakeShelly(**kwargs)
         await device.start()
         started.append(device)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from energysched_monitor.energy import EnergyIntegrator, MonotonicCounter, counter_delta
+from energysched_monitor.energy import EnergyIntegrator
 from energysched_monitor.readings import Reading
 
 pytestmark = pytest.mark.unit
@@ -18,21 +18,6 @@ def rapl(watts: float, counter_j: float, range_j: float) -> Reading:
     return Reading(
         watts, "rapl", estimate=True, energy_joules=counter_j, counter_range_joules=range_j
     )
-
-
-@pytest.mark.parametrize(
-    ("prev", "cur", "rng", "expected"),
-    [
-        (100.0, 160.0, None, (60.0, "counter")),
-        (100.0, 100.0, None, (0.0, "counter")),
-        (5000.0, 30.0, None, (30.0, "reset")),  # reboot: the new value is the delta
-        (990.0, 10.0, 1000.0, (20.0, "wrap")),  # wrap: range - prev + cur
-    ],
-)
-def test_counter_delta(
-    prev: float, cur: float, rng: float | None, expected: tuple[float, str]
-) -> None:
-    assert counter_delta(prev, cur, rng) == expected
 
 
 def test_first_sample_adds_nothing() -> None:
@@ -62,9 +47,58 @@ def test_reset_counts_the_new_value_never_negative_never_doubled() -> None:
     integ.update(0.0, plug(100, 90_000))
     integ.update(5.0, plug(100, 90_500))  # +500
     step = integ.update(10.0, plug(100, 120))  # rebooted: 120 J since the reset
-    assert step.kind == "reset" and step.delta_joules == pytest.approx(120)
+    # The gap is short: the trapezoid (500 J) beats the 120 J the new counter saw.
+    assert step.kind == "reset" and step.delta_joules == pytest.approx(500)
     integ.update(15.0, plug(100, 620))  # +500 after the reboot
-    assert integ.total_joules == pytest.approx(500 + 120 + 500)
+    assert integ.total_joules == pytest.approx(500 + 500 + 500)
+
+
+def test_reset_after_a_long_gap_counts_the_new_value_only() -> None:
+    integ = EnergyIntegrator(gap_seconds=15)
+    integ.update(0.0, plug(100, 90_000))
+    step = integ.update(60.0, plug(100, 1_200))  # nobody measured most of the minute
+    assert step.kind == "reset" and step.delta_joules == pytest.approx(1_200)
+
+
+def up(watts: float, counter_j: float, uptime: float) -> Reading:
+    return Reading(watts, "shelly", energy_joules=counter_j, uptime_seconds=uptime)
+
+
+def test_uptime_reveals_a_reboot_the_counter_hides() -> None:
+    """Rebooted during a 10 s outage: the new counter (600 J in 6 s) is higher than the
+    old one (300 J), so only the uptime shows the reset. The 4 s before the boot count
+    at the average power, the 6 s after it as the counter says."""
+    integ = EnergyIntegrator(gap_seconds=15)
+    integ.update(0.0, up(100, 200, 500))
+    integ.update(1.0, up(100, 300, 501))
+    step = integ.update(11.0, up(100, 600, 6))
+    assert step.kind == "reboot"
+    # unmeasured: 10 s - 6 s of uptime - 0.5 s (uptimes are rounded down)
+    assert step.delta_joules == pytest.approx(600 + 100 * 3.5)
+
+
+def test_uptime_that_kept_counting_is_no_reboot() -> None:
+    integ = EnergyIntegrator(gap_seconds=15)
+    integ.update(0.0, up(100, 200, 500))
+    step = integ.update(10.0, up(100, 1_200, 509))  # a whole second of rounding: still up
+    assert step.kind == "counter" and step.delta_joules == pytest.approx(1_000)
+    step = integ.update(20.0, up(100, 2_200, 510))  # 10 s passed, uptime moved 1 s
+    assert step.kind == "reboot"
+
+
+def test_clock_drift_over_a_long_gap_is_no_reboot() -> None:
+    integ = EnergyIntegrator(gap_seconds=15)
+    integ.update(0.0, up(10, 200, 500))
+    # A day without a sample; the plug's clock ran 40 s (460 ppm) slow meanwhile.
+    step = integ.update(86_400.0, up(10, 864_200, 500 + 86_360))
+    assert step.kind == "counter" and step.delta_joules == pytest.approx(864_000)
+
+
+def test_reboot_long_before_the_sample_counts_the_counter_only() -> None:
+    integ = EnergyIntegrator(gap_seconds=15)
+    integ.update(0.0, up(100, 200, 500))
+    step = integ.update(100.0, up(100, 5_000, 50))  # 49.5 s unmeasured: not invented
+    assert step.kind == "reboot" and step.delta_joules == pytest.approx(5_000)
 
 
 def test_wrap_adds_the_range() -> None:
@@ -132,12 +166,3 @@ def test_rebase_keeps_the_total_and_forgets_the_counter() -> None:
 def test_gap_seconds_must_be_positive() -> None:
     with pytest.raises(ValueError):
         EnergyIntegrator(gap_seconds=0)
-
-
-def test_monotonic_counter_unwraps_and_survives_resets() -> None:
-    c = MonotonicCounter(counter_range=1000.0)
-    assert [c.advance(v) for v in (900.0, 950.0, 50.0, 60.0)] == [0.0, 50.0, 150.0, 160.0]
-    assert c.last_event == "counter"
-    r = MonotonicCounter()
-    assert [r.advance(v) for v in (10.0, 20.0, 5.0)] == [0.0, 10.0, 15.0]
-    assert r.last_event == "reset"

@@ -160,13 +160,13 @@ async def test_reboot_gives_neither_negative_nor_doubled_energy(
     device.reboot()
     clock.advance(5)
     device.advance(5)
-    await m.poll_once()  # counter fell from 100.5 Wh to 0.5 Wh: a reset, +1800 J
+    await m.poll_once()  # counter fell from 100.5 Wh to 0.5 Wh, uptime 5 s: +1800 J
     clock.advance(5)
     device.advance(5)
     await m.poll_once()
     assert energy(m) == pytest.approx(4 * 1800, abs=1)
     steps = m.metrics.registry.get_sample_value(
-        "energysched_monitor_integration_steps_total", {"node": "n1", "rule": "reset"}
+        "energysched_monitor_integration_steps_total", {"node": "n1", "rule": "reboot"}
     )
     assert steps == 1
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from energysched_bench.power import CtypesNvml, rapl_zones
 from energysched_monitor.energy import EnergyIntegrator
 from energysched_monitor.nvml import NvmlSource
-from energysched_monitor.rapl import RaplSource, discover_zones
+from energysched_monitor.rapl import RaplSource
 from energysched_monitor.readings import ReadError, Reading
 from energysched_monitor.sources import SumSource
 
@@ -84,7 +85,7 @@ async def test_rapl_offset_for_the_rest_of_the_box(tmp_path: Path) -> None:
 def test_psys_is_preferred(tmp_path: Path) -> None:
     zone(tmp_path, "intel-rapl:0", "package-0", 0)
     zone(tmp_path, "intel-rapl:1", "psys", 0)
-    assert [z.name for z in discover_zones(tmp_path)] == ["psys"]
+    assert [z.name for z in rapl_zones(tmp_path, platform=True)] == ["psys"]
 
 
 async def test_rapl_missing_or_unreadable(tmp_path: Path) -> None:
@@ -98,8 +99,8 @@ async def test_rapl_missing_or_unreadable(tmp_path: Path) -> None:
     assert info.value.kind == "malformed"
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ReadError, match="no RAPL package"):
-        discover_zones(empty)
+    with pytest.raises(ReadError, match="no RAPL package or psys zone"):
+        await RaplSource(empty).read()
 
 
 class FakeNvml:
@@ -137,11 +138,7 @@ async def test_nvml_without_energy_counter_and_selected_gpus() -> None:
 
 async def test_nvml_unavailable() -> None:
     with pytest.raises(ReadError) as info:
-        await NvmlSource(
-            backend=lambda: __import__("energysched_monitor.nvml").nvml.CtypesNvml(
-                "libdefinitely-not-nvml.so"
-            )
-        ).read()
+        await NvmlSource(backend=lambda: CtypesNvml("libdefinitely-not-nvml.so")).read()
     assert info.value.kind == "unsupported"
 
 

@@ -12,12 +12,7 @@ import pytest
 from energysched.lab.fake_shelly import FakeShelly
 from energysched_monitor.readings import ReadError
 from energysched_monitor.secret import Secret
-from energysched_monitor.shelly import (
-    ShellySource,
-    parse_device_info,
-    parse_gen1_status,
-    parse_rpc_meter,
-)
+from energysched_monitor.shelly import ShellySource
 
 from .conftest import PASSWORD
 
@@ -57,8 +52,8 @@ async def test_gen2plus_digest_auth(fake_shelly: Start, gen: int, component: str
         reading = await src.read()
         assert reading.watts == 17.3
         assert reading.energy_joules == pytest.approx(1.5 * 3600)
-        method = "Switch.GetStatus" if component == "switch" else "PM1.GetStatus"
-        assert reading.detail == {"gen": gen, "rpc": method}
+        assert reading.detail == {"gen": gen, "component": f"{component}:0"}
+        assert reading.uptime_seconds == 0
         # the nonce is reused with an increasing nc: no further 401 round trips
         for _ in range(3):
             await src.read()
@@ -66,8 +61,9 @@ async def test_gen2plus_digest_auth(fake_shelly: Start, gen: int, component: str
         await src.close()
     rpc = [r for r in device.requests if r[0].startswith("/rpc/")]
     denied = [r for r in rpc if not r[1]]
-    assert len(denied) == 1  # one challenge; pm1 devices: the switch probe took it
-    assert rpc[-1] == (f"/rpc/{method}?id=0", True)
+    assert len(denied) == 1  # one challenge
+    # one request per reading: the counter and the uptime of the same instant
+    assert rpc[1:] == [("/rpc/Shelly.GetStatus", True)] * 4
 
 
 async def test_device_without_auth(fake_shelly: Start) -> None:
@@ -103,6 +99,24 @@ async def test_missing_credentials(fake_shelly: Start, gen: int) -> None:
     finally:
         await src.close()
     assert info.value.kind == "auth"
+    # Not "rejected the credentials": there were none to reject.
+    assert "requires authentication but no credentials are configured" in info.value.message
+
+
+@pytest.mark.parametrize(("gen", "component"), [(1, "switch"), (2, "switch"), (4, "pm1")])
+async def test_uptime_is_read_and_restarts_at_reboot(
+    fake_shelly: Start, clock: Any, gen: int, component: str
+) -> None:
+    device = await fake_shelly(gen=gen, component=component, password=PASSWORD)
+    src = source(device)
+    try:
+        clock.advance(1234.5)
+        assert (await src.read()).uptime_seconds == 1234  # whole seconds, as the firmware
+        device.reboot()
+        clock.advance(3)
+        assert (await src.read()).uptime_seconds == 3
+    finally:
+        await src.close()
 
 
 async def test_password_change_is_an_auth_error_then_recovers(fake_shelly: Start) -> None:
@@ -200,56 +214,3 @@ async def test_control_api_over_http(fake_shelly: Start) -> None:
             info = await resp.json()
     assert info["gen"] == 2 and info["id"] == device.device_id and info["auth_en"] is False
     assert device.power == 99.5
-
-
-# -- pure parsers ---------------------------------------------------------------------
-
-
-def test_parse_device_info() -> None:
-    assert parse_device_info({"type": "SHPLG-S", "mac": "A1", "auth": True}).gen == 1
-    info = parse_device_info({"id": "shellyplugsg3-x", "gen": 3, "auth_en": True})
-    assert (info.gen, info.device_id, info.auth_required) == (3, "shellyplugsg3-x", True)
-    cases: list[tuple[dict[str, Any], str]] = [
-        ({"gen": 5, "id": "x"}, "unsupported"),
-        ({"gen": "2", "id": "x"}, "malformed"),
-        ({"gen": 2}, "malformed"),
-        ({"hello": 1}, "malformed"),
-    ]
-    for bad, kind in cases:
-        with pytest.raises(ReadError) as info_err:
-            parse_device_info(bad)
-        assert info_err.value.kind == kind
-
-
-@pytest.mark.parametrize(
-    "status",
-    [
-        {},
-        {"meters": []},
-        {"meters": [{"power": "12", "total": 1}]},
-        {"meters": [{"power": True, "total": 1}]},
-        {"meters": [{"power": 1.0}]},
-        {"meters": [{"power": 1.0, "total": 1, "is_valid": False}]},
-        {"meters": ["x"]},
-    ],
-)
-def test_gen1_malformed(status: dict[str, Any]) -> None:
-    with pytest.raises(ReadError) as info:
-        parse_gen1_status(status)
-    assert info.value.kind == "malformed"
-
-
-@pytest.mark.parametrize(
-    "status",
-    [
-        {"apower": 1.0},
-        {"apower": 1.0, "aenergy": {}},
-        {"apower": None, "aenergy": {"total": 1.0}},
-        {"aenergy": {"total": 1.0}},
-        {"apower": float("nan"), "aenergy": {"total": 1.0}},
-    ],
-)
-def test_rpc_malformed(status: dict[str, Any]) -> None:
-    with pytest.raises(ReadError) as info:
-        parse_rpc_meter(status, "Switch.GetStatus", 2)
-    assert info.value.kind == "malformed"

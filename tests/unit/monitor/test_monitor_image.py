@@ -1,0 +1,98 @@
+"""What the monitor imports: layered as the design says, and all of it in its image."""
+
+from __future__ import annotations
+
+import ast
+import shlex
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[3]
+#: Import roots and the folder each lives in (as pyproject.toml's packages.find says).
+ROOTS = {
+    "energysched": ROOT / "energysched",
+    "energysched_monitor": ROOT / "monitor" / "energysched_monitor",
+    "energysched_bench": ROOT / "bench" / "energysched_bench",
+}
+
+
+def _module_file(name: str) -> Path | None:
+    top, *rest = name.split(".")
+    if top not in ROOTS:
+        return None
+    base = ROOTS[top].joinpath(*rest)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """First-party modules imported by ``path`` at any depth of the file (lazy ones too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return {n for n in names if n.split(".")[0] in ROOTS}
+
+
+def monitor_closure() -> dict[str, Path]:
+    """Every first-party module the monitor needs, with its package ``__init__`` files."""
+    seen: dict[str, Path] = {}
+    todo = [p for p in ROOTS["energysched_monitor"].glob("*.py")]
+    while todo:
+        path = todo.pop()
+        rel = str(path.relative_to(ROOT))
+        if rel in seen:
+            continue
+        seen[rel] = path
+        for name in _imports(path):
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b too
+                found = _module_file(".".join(parts[:i]))
+                if found is not None:
+                    todo.append(found)
+    return seen
+
+
+def test_monitor_imports_only_its_allowed_layers() -> None:
+    """The monitor may use the kube client, the contract, the knowledge base and the
+    power-reading core; never the scheduler, the operator, the core or the lab."""
+    allowed = (
+        "monitor/energysched_monitor/",
+        "bench/energysched_bench/__init__.py",
+        "bench/energysched_bench/power.py",
+        "energysched/__init__.py",
+        "energysched/contract.py",
+        "energysched/kube/",
+        "energysched/kb/",
+    )
+    outside = sorted(rel for rel in monitor_closure() if not rel.startswith(allowed))
+    assert outside == []
+
+
+def _copied_sources() -> list[str]:
+    sources: list[str] = []
+    for line in (ROOT / "monitor" / "Dockerfile").read_text().splitlines():
+        if not line.startswith("COPY "):
+            continue
+        words = shlex.split(line)
+        if len(words) >= 3:
+            sources += [w for w in words[1:-1] if not w.startswith("--")]
+    return sources
+
+
+def test_monitor_image_copies_everything_the_monitor_imports() -> None:
+    copied = _copied_sources()
+    missing = sorted(
+        rel
+        for rel in monitor_closure()
+        if not any(rel == src or (src.endswith("/") and rel.startswith(src)) for src in copied)
+    )
+    assert missing == [], f"monitor/Dockerfile does not COPY {missing}"
