@@ -68,6 +68,10 @@ class Decision:
     #: Hybrid: feasible nodes with figures whose reading was stale / missing.
     stale_readings: int = 0
     missing_readings: int = 0
+    #: Hybrid: feasible nodes with figures whose reading lies further in the
+    #: future than ``params.clock_skew_allowance`` (invalid, treated as missing).
+    #: The controller can count these in a metric (reason "future").
+    future_readings: int = 0
     #: The neutral policy placed the pod (and why, for the event).
     fallback: bool = False
     fallback_reason: str = ""
@@ -168,6 +172,7 @@ def schedule_one(
         node_results=results,
         stale_readings=scores.stale_count,
         missing_readings=scores.missing_count,
+        future_readings=scores.future_count,
         fallback=scores.fallback,
         fallback_reason=scores.fallback_reason,
     )

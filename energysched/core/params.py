@@ -22,6 +22,13 @@ from energysched.contract import SCORING_MODES, WORKLOAD_TYPES, ScoringMode, Wor
 StalePolicy = Literal["ignore", "penalize", "busy"]
 STALE_POLICIES: Final[tuple[StalePolicy, ...]] = ("ignore", "penalize", "busy")
 
+#: How far in the future a reading's timestamp may lie (clock skew between the
+#: monitor's node and the scheduler's) and still count: one monitor heartbeat
+#: (the monitor rewrites an unchanged reading every 30 s). Beyond it the reading
+#: is invalid: without the bound, a timestamp in 2099 would be "fresh" for
+#: decades and hide the predicted load of every later bind.
+DEFAULT_CLOCK_SKEW: Final = timedelta(seconds=30)
+
 
 @dataclass(frozen=True, slots=True)
 class ScheduleParams:
@@ -35,6 +42,10 @@ class ScheduleParams:
     hybrid_buffer_watts: float = 5.0
     #: Hybrid: a reading is fresh when ``now - timestamp <= staleness_window``.
     staleness_window: timedelta = timedelta(seconds=60)
+    #: Hybrid: a reading up to this far in the future counts as fresh (clock
+    #: skew); beyond, it is invalid ("future"): treated as missing and counted
+    #: in :attr:`~energysched.core.framework.Decision.future_readings`.
+    clock_skew_allowance: timedelta = DEFAULT_CLOCK_SKEW
     stale_policy: StalePolicy = "ignore"
     stale_penalty_factor: float = 0.5
     #: Workload type assumed for pods without the workload-type label. ``None``
@@ -57,6 +68,8 @@ class ScheduleParams:
             problems.append(f"hybrid_buffer_watts {self.hybrid_buffer_watts} must be >= 0")
         if self.staleness_window < timedelta(0):
             problems.append(f"staleness_window {self.staleness_window} is negative")
+        if self.clock_skew_allowance < timedelta(0):
+            problems.append(f"clock_skew_allowance {self.clock_skew_allowance} is negative")
         if self.stale_policy not in STALE_POLICIES:
             problems.append(
                 f"stale_policy {self.stale_policy!r} is not one of {', '.join(STALE_POLICIES)}"

@@ -19,8 +19,10 @@ Modes (``contract.SCORING_MODES``):
 ``hybrid`` (v2.0)
     The v1.1 score, except that a node whose *fresh* reading plus predicted
     load exceeds ``idle + hybrid_buffer_watts`` is busy and scores 0. Fresh:
-    ``now - timestamp <= staleness_window`` (a timestamp in the future, i.e.
-    clock skew, counts as fresh). Predicted load (Trimaran's lesson): for every
+    ``-clock_skew_allowance <= now - timestamp <= staleness_window`` (a
+    timestamp up to ``clock_skew_allowance`` in the future counts as fresh;
+    one further ahead is invalid, state ``future``: treated like a missing
+    reading and counted separately). Predicted load (Trimaran's lesson): for every
     recent bind to the node *after* its reading, the bound pod's
     ``powerWatts - idle`` from the node's profile for the pod's workload type;
     for a pod without a type, or a type the profile lacks, the largest such
@@ -47,6 +49,11 @@ Policies common to all modes:
   ordering among equally tainted nodes is unchanged, and 0 stays 0.
 - Ties (equal float scores): the node whose name sorts first wins; node
   indices are name order, so this is also numpy's first-argmax rule.
+- The ranking is total: a score that is not a number ranks as -inf (below
+  every real score, then by name), in the fast path and in explain alike.
+  Profile figures whose efficiency ``P/W`` or ``100*P`` is not finite are "no
+  data" (see :class:`~energysched.core.snapshot.NodeTable`), so this is a
+  guard, not a path real input takes.
 """
 
 from __future__ import annotations
@@ -63,9 +70,9 @@ from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray, In
 from energysched.core.values import CPU, MEMORY, PodInfo
 
 Kind = Literal["profile", "no-profile", "neutral"]
-ReadingState = Literal["fresh", "stale", "missing", "not-used"]
-_STATES: Final[tuple[ReadingState, ...]] = ("not-used", "fresh", "stale", "missing")
-_NOT_USED, _FRESH, _STALE, _MISSING = range(4)
+ReadingState = Literal["fresh", "stale", "missing", "future", "not-used"]
+_STATES: Final[tuple[ReadingState, ...]] = ("not-used", "fresh", "stale", "missing", "future")
+_NOT_USED, _FRESH, _STALE, _MISSING, _FUTURE = range(5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +129,8 @@ class Scores:
     fallback_reason: str
     stale_count: int
     missing_count: int
+    #: Readings more than the clock-skew allowance in the future (invalid).
+    future_count: int
     #: Fallback only: free cpu / memory fraction after placement (NaN otherwise).
     free_cpu: FloatArray
     free_mem: FloatArray
@@ -133,7 +142,8 @@ def _neutral(pod: PodInfo, snap: ClusterSnapshot) -> tuple[FloatArray, FloatArra
     for r in (CPU, MEMORY):
         c = t.column_index[r]
         alloc = t.allocatable[:, c].astype(np.float64)
-        used = (snap.requested[:, c] + pod.requests.get(r, 0)).astype(np.float64)
+        # in float: a saturated row plus a request must not wrap around
+        used = snap.requested[:, c].astype(np.float64) + float(pod.requests.get(r, 0))
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = np.where(alloc > 0, (alloc - used) / alloc, 0.0)
         fracs.append(np.clip(frac, 0.0, 1.0))
@@ -232,6 +242,7 @@ def compute_scores(
             fallback_reason=fallback_reason,
             stale_count=0,
             missing_count=0,
+            future_count=0,
             free_cpu=free_cpu,
             free_mem=free_mem,
         )
@@ -246,20 +257,26 @@ def compute_scores(
     else:
         max_p = float(perf[scored].max())
         max_e = float(eff[scored].max())
-        norm_p = 100.0 * perf / max_p if max_p > 0 else np.where(has, 0.0, np.nan)
-        norm_e = 100.0 * eff / max_e if max_e > 0 else np.where(has, 0.0, np.nan)
+        # 100 * (x / max), not 100 * x / max: the ratio is <= 1, the product cannot overflow
+        with np.errstate(over="ignore", invalid="ignore"):
+            norm_p = 100.0 * (perf / max_p) if max_p > 0 else np.where(has, 0.0, np.nan)
+            norm_e = 100.0 * (eff / max_e) if max_e > 0 else np.where(has, 0.0, np.nan)
         base = w * norm_p + (1 - w) * norm_e
     base = np.where(has, base, 0.0)
     score = base.copy()
 
-    stale_count = missing_count = 0
+    stale_count = missing_count = future_count = 0
     if mode == "hybrid":
         ts = snap.reading_ts
-        has_reading = ~np.isnan(ts)
         with np.errstate(invalid="ignore"):
             age = snap.now.timestamp() - ts
+            future = age < -params.clock_skew_allowance.total_seconds()  # NaN: False
+        has_reading = ~np.isnan(ts) & ~future  # a future reading is no reading
+        with np.errstate(invalid="ignore"):
             fresh = has_reading & (age <= params.staleness_window.total_seconds())
-        state = np.where(fresh, _FRESH, np.where(has_reading, _STALE, _MISSING)).astype(np.int64)
+        state = np.where(
+            fresh, _FRESH, np.where(has_reading, _STALE, np.where(future, _FUTURE, _MISSING))
+        ).astype(np.int64)
         predicted = _predicted(snap)
         with np.errstate(invalid="ignore"):
             limit = t.idle + params.hybrid_buffer_watts
@@ -267,7 +284,8 @@ def compute_scores(
         score[busy] = 0.0
         unknown = scored & ~fresh
         stale_count = int(np.count_nonzero(unknown & has_reading))
-        missing_count = int(np.count_nonzero(unknown & ~has_reading))
+        future_count = int(np.count_nonzero(unknown & future))
+        missing_count = int(np.count_nonzero(unknown & ~has_reading & ~future))
         if params.stale_policy == "penalize":
             score[unknown] *= params.stale_penalty_factor
         elif params.stale_policy == "busy":
@@ -296,6 +314,7 @@ def compute_scores(
         fallback_reason="",
         stale_count=stale_count,
         missing_count=missing_count,
+        future_count=future_count,
         free_cpu=nan,
         free_mem=nan,
     )
@@ -304,20 +323,26 @@ def compute_scores(
 def rank(scores: Scores, feasible: BoolArray, k: int | None) -> list[int]:
     """Indices of the best ``k`` feasible nodes (all when ``k`` is None), best first.
 
-    Order: nodes with figures before nodes without, then score descending, then
-    node name (index) ascending.
+    Order: nodes with figures before nodes without, then score descending (NaN
+    as -inf), then node name (index) ascending. A total order: the top ``k``
+    are always the first ``k`` of the full ranking.
     """
     first = np.flatnonzero(feasible & scores.tier)
     rest = np.flatnonzero(feasible & ~scores.tier)
+    vals = scores.final[first]
+    vals = np.where(np.isnan(vals), -np.inf, vals)
     if k is None:
-        order = first[np.argsort(-scores.final[first], kind="stable")]
+        order = first[np.argsort(-vals, kind="stable")]
         return [*order.tolist(), *rest.tolist()]
     out: list[int] = []
-    vals = scores.final[first].copy()
+    taken = np.zeros(len(first), dtype=np.bool_)
     for _ in range(min(k, len(first))):
-        j = int(np.argmax(vals))
-        out.append(int(first[j]))
+        j = int(np.argmax(vals))  # the first (lowest index) of the best
+        if taken[j]:  # only -inf is left: the rest in index order
+            j = int(np.flatnonzero(~taken)[0])
+        taken[j] = True
         vals[j] = -np.inf
+        out.append(int(first[j]))
     if len(out) < k:
         out.extend(rest[: k - len(out)].tolist())
     return out
@@ -393,11 +418,20 @@ def breakdown(
                     f"idle {idle} W + buffer {buffer:g} W (reading {age:.0f}s old{src})"
                 )
             else:
-                what = (
-                    f"reading {age:.0f}s old > {params.staleness_window.total_seconds():g}s window"
-                    if state == "stale"
-                    else "no power reading"
-                )
+                if state == "stale":
+                    what = (
+                        f"reading {age:.0f}s old > "
+                        f"{params.staleness_window.total_seconds():g}s window"
+                    )
+                elif state == "future":
+                    assert age is not None
+                    what = (
+                        f"reading {-age:.0f}s in the future > "
+                        f"{params.clock_skew_allowance.total_seconds():g}s clock-skew allowance "
+                        "(invalid, as if missing)"
+                    )
+                else:
+                    what = "no power reading"
                 effect = {
                     "ignore": "ignored, normalized score kept",
                     "penalize": f"penalized x{params.stale_penalty_factor:g}",

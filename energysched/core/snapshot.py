@@ -42,6 +42,7 @@ Two layers, so that a snapshot per decision costs microseconds at 5,000 nodes:
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -55,6 +56,7 @@ import numpy.typing as npt
 
 from energysched.contract import WORKLOAD_TYPES, WorkloadType
 from energysched.core.parse import parse_workload_type
+from energysched.core.quantity import INT64_MAX, INT64_MIN
 from energysched.core.values import (
     BASE_RESOURCES,
     PODS,
@@ -82,8 +84,31 @@ def parse_int64(text: str) -> int | None:
     """``strconv.ParseInt(text, 10, 64)``: the label value as an integer, or None."""
     if not _INT64.fullmatch(text):
         return None
-    v = int(text)
-    return v if -(2**63) <= v < 2**63 else None
+    body = text.lstrip("+-").lstrip("0")
+    if len(body) > 19:  # also keeps int() below its 4,300-digit limit
+        return None
+    v = int(text[0] + (body or "0")) if text[0] in "+-" else int(body or "0")
+    return v if INT64_MIN <= v <= INT64_MAX else None
+
+
+def saturate(v: int) -> int:
+    """An exact sum as the int64 the arrays hold: a sum that overflows is full."""
+    return INT64_MAX if v > INT64_MAX else INT64_MIN if v < INT64_MIN else v
+
+
+def usable_figures(performance: float, power_watts: float) -> bool:
+    """Performance finite and >= 0, power finite and > 0, and what scoring derives
+    from them (efficiency ``P/W``, ``100*P``, ``100*P/W``) finite too: figures
+    a schema admits (1e308 / 5e-324) must not turn into an inf or NaN score."""
+    if not (math.isfinite(performance) and performance >= 0):
+        return False
+    if not (math.isfinite(power_watts) and power_watts > 0):
+        return False
+    try:
+        eff = performance / power_watts
+    except OverflowError:  # pragma: no cover - float division gives inf, not this
+        return False
+    return math.isfinite(eff) and math.isfinite(100.0 * performance) and math.isfinite(100.0 * eff)
 
 
 def _readonly(a: npt.NDArray[np.generic]) -> None:
@@ -158,7 +183,7 @@ class NodeTable:
         alloc = np.zeros((n, len(self.columns)), dtype=np.int64)
         for i, node in enumerate(ordered):
             for r, q in node.allocatable.items():
-                alloc[i, self.column_index[r]] = q
+                alloc[i, self.column_index[r]] = saturate(q)
         _readonly(alloc)
         self.allocatable = alloc
 
@@ -181,10 +206,10 @@ class NodeTable:
     def _resolve_profiles(self, kb: KnowledgeBase) -> None:
         """Per node: the profile, and per workload type its figures (NaN = no data).
 
-        Figures are usable when performance is finite and >= 0 and power is
-        finite and > 0; anything else is "no data" for that type, which can
-        never win (PEAKS lesson). Idle power that is not finite and >= 0 is NaN:
-        hybrid mode then cannot call the node busy.
+        Figures are usable when :func:`usable_figures` says so; anything else
+        is "no data" for that type, which can never win (PEAKS lesson). Idle
+        power that is not finite and >= 0 is NaN: hybrid mode then cannot call
+        the node busy.
         """
         n = self.size
         # Resolution depends only on the labels some profile selects on: group
@@ -211,12 +236,7 @@ class NodeTable:
             for wt, fig in spec.workloads.items():
                 if wt not in perf:
                     continue
-                if (
-                    np.isfinite(fig.performance)
-                    and fig.performance >= 0
-                    and np.isfinite(fig.power_watts)
-                    and fig.power_watts > 0
-                ):
+                if usable_figures(fig.performance, fig.power_watts):
                     perf[wt][idx] = fig.performance
                     power[wt][idx] = fig.power_watts
         headroom = {}
@@ -264,7 +284,7 @@ class NodeTable:
             alloc = self.allocatable.copy()
             alloc[i, :] = 0
             for r, q in node.allocatable.items():
-                alloc[i, self.column_index[r]] = q
+                alloc[i, self.column_index[r]] = saturate(q)
             _readonly(alloc)
             other.allocatable = alloc
         tc = TaintClass(node.unschedulable, node.taints)
@@ -619,12 +639,15 @@ class ClusterState:
         if self._requested_shared:
             self._requested = self._requested.copy()
             self._requested_shared = False
+        # Set from the exact sums (Python ints), not `row[c] += q`: int64 would wrap
+        # (two 5E pods on a node read as a negative sum), and a saturated sum
+        # would not come back down when a pod leaves.
         row = self._requested[i]
-        row[0] += sign  # pods
-        for r, q in placed.requests.items():
+        row[0] = saturate(agg[PODS])
+        for r in placed.requests:
             c = table.column_index.get(r)
             if c is not None and r != PODS:
-                row[c] += sign * q
+                row[c] = saturate(agg[r])
 
     # -- snapshots ------------------------------------------------------------------
 
@@ -635,7 +658,7 @@ class ClusterState:
             for r, q in self._node_requested.get(name, {}).items():
                 c = table.column_index.get(r)
                 if c is not None:
-                    req[i, c] = q
+                    req[i, c] = saturate(q)  # a sum that overflows int64: the node is full
         self._requested = req
         self._requested_shared = False
         self._watts = np.full(table.size, np.nan)
