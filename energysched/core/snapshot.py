@@ -104,10 +104,7 @@ def usable_figures(performance: float, power_watts: float) -> bool:
         return False
     if not (math.isfinite(power_watts) and power_watts > 0):
         return False
-    try:
-        eff = performance / power_watts
-    except OverflowError:  # pragma: no cover - float division gives inf, not this
-        return False
+    eff = performance / power_watts  # a float division overflows to inf, it does not raise
     return math.isfinite(eff) and math.isfinite(100.0 * performance) and math.isfinite(100.0 * eff)
 
 
