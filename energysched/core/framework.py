@@ -20,10 +20,11 @@ import numpy as np
 
 from energysched.contract import ScoringMode, WorkloadType
 from energysched.core.errors import InputError
-from energysched.core.filters import FILTER_NAMES, reference_outcome, run_filters
+from energysched.core.filters import reference_outcome, run_filters
 from energysched.core.messages import fit_error_message
 from energysched.core.params import ScheduleParams
 from energysched.core.parse import parse_weight, parse_workload_type
+from energysched.core.plugin import default_registry
 from energysched.core.scoring import ScoreBreakdown, breakdown, compute_scores, rank
 from energysched.core.snapshot import ClusterSnapshot
 from energysched.core.values import PodInfo
@@ -112,8 +113,10 @@ def schedule_one(
     workload_type = parsed_type if parsed_type is not None else params.default_workload_type
 
     table = snapshot.table
+    registry = params.registry or default_registry()
+    names = registry.filter_names
     if explain:
-        verdicts = reference_outcome(pod, snapshot)
+        verdicts = reference_outcome(pod, snapshot, registry)
         feasible = np.fromiter(
             (code == 0 for code, _ in verdicts), dtype=np.bool_, count=len(verdicts)
         )
@@ -122,7 +125,7 @@ def schedule_one(
             for r in reasons:
                 hist[r] = hist.get(r, 0) + 1
     else:
-        outcome = run_filters(pod, snapshot)
+        outcome = run_filters(pod, snapshot, registry)
         feasible = outcome.feasible
         hist = outcome.histogram()
     feasible_count = int(np.count_nonzero(feasible))
@@ -140,7 +143,7 @@ def schedule_one(
     if feasible_count == 0:
         if explain:
             results = tuple(
-                NodeResult(table.names[i], False, FILTER_NAMES[code - 1], reasons)
+                NodeResult(table.names[i], False, names[code - 1], reasons)
                 for i, (code, reasons) in enumerate(verdicts)
             )
         return replace(
@@ -158,7 +161,7 @@ def schedule_one(
             NodeResult(
                 table.names[i],
                 code == 0,
-                FILTER_NAMES[code - 1] if code else None,
+                names[code - 1] if code else None,
                 reasons,
                 by_node.get(table.names[i]),
             )

@@ -8,11 +8,14 @@ nothing needs a restart, unlike kube-scheduler.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from energysched.contract import SCORING_MODES, WORKLOAD_TYPES, ScoringMode, WorkloadType
+
+if TYPE_CHECKING:
+    from energysched.core.plugin import Registry
 
 #: What hybrid mode does with a node whose reading is stale or missing:
 #:
@@ -57,11 +60,15 @@ class ScheduleParams:
     prefer_no_schedule_penalty: float = 0.5
     #: How many ranked nodes get a full breakdown outside explain mode.
     detail_top_k: int = 3
+    #: The filter and score plugins (None: the in-tree ones,
+    #: :func:`~energysched.core.plugin.default_registry`).
+    registry: Registry | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         problems = []
-        if self.mode not in SCORING_MODES:
-            problems.append(f"mode {self.mode!r} is not one of {', '.join(SCORING_MODES)}")
+        modes = SCORING_MODES if self.registry is None else tuple(self.registry.scorers)
+        if self.mode not in modes:
+            problems.append(f"mode {self.mode!r} is not one of {', '.join(modes)}")
         if not 0.0 <= self.default_weight <= 1.0:
             problems.append(f"default_weight {self.default_weight} is not within [0, 1]")
         if not (math.isfinite(self.hybrid_buffer_watts) and self.hybrid_buffer_watts >= 0):
