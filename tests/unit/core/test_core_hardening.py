@@ -22,9 +22,9 @@ from energysched.core import (
     parse_power_reading,
     schedule_one,
 )
+from energysched.core.nodetable import parse_int64
 from energysched.core.parse import parse_rfc3339
 from energysched.core.quantity import INT64_MAX
-from energysched.core.snapshot import parse_int64
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from tests.unit.core.core_helpers import NOW, node, ok, pod, profile, thesis_kb, thesis_nodes
 
