@@ -5,12 +5,19 @@ Public surface::
     schedule_one(pod, snapshot, params, *, explain=False) -> Decision
     parse_pod(obj) / parse_node(obj) -> PodInfo | NodeInfo | InputError
     ClusterState  (the controller's incremental builder) -> ClusterSnapshot
+
+Modules: values (the immutable inputs), quantity and parse (API JSON to
+values), nodetable / snapshot / state (kube-scheduler's cache split: the node
+table, the immutable snapshot a decision reads, the mutable state the controller
+keeps), plugin (the filter/score protocol and registry), filters and scores (one
+plugin per file), scoring (what the modes share), framework (schedule_one).
 """
 
 from energysched.core.errors import InputError
 from energysched.core.filters import FILTER_NAMES, FilterOutcome, reference_filter, run_filters
 from energysched.core.framework import Decision, NodeResult, schedule_one
 from energysched.core.messages import fit_error_message
+from energysched.core.nodetable import NodeTable
 from energysched.core.params import STALE_POLICIES, ScheduleParams, StalePolicy
 from energysched.core.parse import (
     parse_node,
@@ -22,7 +29,8 @@ from energysched.core.parse import (
 )
 from energysched.core.quantity import QuantityError, parse_quantity
 from energysched.core.scoring import ScoreBreakdown
-from energysched.core.snapshot import ClusterSnapshot, ClusterState, NodeTable, NodeUsage
+from energysched.core.snapshot import ClusterSnapshot, NodeUsage
+from energysched.core.state import ClusterState
 from energysched.core.values import (
     HostPort,
     NodeInfo,

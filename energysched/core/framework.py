@@ -20,10 +20,11 @@ import numpy as np
 
 from energysched.contract import ScoringMode, WorkloadType
 from energysched.core.errors import InputError
-from energysched.core.filters import FILTER_NAMES, reference_outcome, run_filters
+from energysched.core.filters import reference_outcome, run_filters
 from energysched.core.messages import fit_error_message
 from energysched.core.params import ScheduleParams
 from energysched.core.parse import parse_weight, parse_workload_type
+from energysched.core.plugin import default_registry
 from energysched.core.scoring import ScoreBreakdown, breakdown, compute_scores, rank
 from energysched.core.snapshot import ClusterSnapshot
 from energysched.core.values import PodInfo
@@ -68,6 +69,10 @@ class Decision:
     #: Hybrid: feasible nodes with figures whose reading was stale / missing.
     stale_readings: int = 0
     missing_readings: int = 0
+    #: Hybrid: feasible nodes with figures whose reading lies further in the
+    #: future than ``params.clock_skew_allowance`` (invalid, treated as missing).
+    #: The controller can count these in a metric (reason "future").
+    future_readings: int = 0
     #: The neutral policy placed the pod (and why, for the event).
     fallback: bool = False
     fallback_reason: str = ""
@@ -108,8 +113,10 @@ def schedule_one(
     workload_type = parsed_type if parsed_type is not None else params.default_workload_type
 
     table = snapshot.table
+    registry = params.registry or default_registry()
+    names = registry.filter_names
     if explain:
-        verdicts = reference_outcome(pod, snapshot)
+        verdicts = reference_outcome(pod, snapshot, registry)
         feasible = np.fromiter(
             (code == 0 for code, _ in verdicts), dtype=np.bool_, count=len(verdicts)
         )
@@ -118,7 +125,7 @@ def schedule_one(
             for r in reasons:
                 hist[r] = hist.get(r, 0) + 1
     else:
-        outcome = run_filters(pod, snapshot)
+        outcome = run_filters(pod, snapshot, registry)
         feasible = outcome.feasible
         hist = outcome.histogram()
     feasible_count = int(np.count_nonzero(feasible))
@@ -136,7 +143,7 @@ def schedule_one(
     if feasible_count == 0:
         if explain:
             results = tuple(
-                NodeResult(table.names[i], False, FILTER_NAMES[code - 1], reasons)
+                NodeResult(table.names[i], False, names[code - 1], reasons)
                 for i, (code, reasons) in enumerate(verdicts)
             )
         return replace(
@@ -154,7 +161,7 @@ def schedule_one(
             NodeResult(
                 table.names[i],
                 code == 0,
-                FILTER_NAMES[code - 1] if code else None,
+                names[code - 1] if code else None,
                 reasons,
                 by_node.get(table.names[i]),
             )
@@ -168,6 +175,7 @@ def schedule_one(
         node_results=results,
         stale_readings=scores.stale_count,
         missing_readings=scores.missing_count,
+        future_readings=scores.future_count,
         fallback=scores.fallback,
         fallback_reason=scores.fallback_reason,
     )

@@ -8,11 +8,14 @@ nothing needs a restart, unlike kube-scheduler.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from energysched.contract import SCORING_MODES, WORKLOAD_TYPES, ScoringMode, WorkloadType
+
+if TYPE_CHECKING:
+    from energysched.core.plugin import Registry
 
 #: What hybrid mode does with a node whose reading is stale or missing:
 #:
@@ -21,6 +24,13 @@ from energysched.contract import SCORING_MODES, WORKLOAD_TYPES, ScoringMode, Wor
 #: ``busy``     it is treated as busy: score 0 (still above any node without a profile).
 StalePolicy = Literal["ignore", "penalize", "busy"]
 STALE_POLICIES: Final[tuple[StalePolicy, ...]] = ("ignore", "penalize", "busy")
+
+#: How far in the future a reading's timestamp may lie (clock skew between the
+#: monitor's node and the scheduler's) and still count: one monitor heartbeat
+#: (the monitor rewrites an unchanged reading every 30 s). Beyond it the reading
+#: is invalid: without the bound, a timestamp in 2099 would be "fresh" for
+#: decades and hide the predicted load of every later bind.
+DEFAULT_CLOCK_SKEW: Final = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +45,10 @@ class ScheduleParams:
     hybrid_buffer_watts: float = 5.0
     #: Hybrid: a reading is fresh when ``now - timestamp <= staleness_window``.
     staleness_window: timedelta = timedelta(seconds=60)
+    #: Hybrid: a reading up to this far in the future counts as fresh (clock
+    #: skew); beyond, it is invalid ("future"): treated as missing and counted
+    #: in :attr:`~energysched.core.framework.Decision.future_readings`.
+    clock_skew_allowance: timedelta = DEFAULT_CLOCK_SKEW
     stale_policy: StalePolicy = "ignore"
     stale_penalty_factor: float = 0.5
     #: Workload type assumed for pods without the workload-type label. ``None``
@@ -46,17 +60,23 @@ class ScheduleParams:
     prefer_no_schedule_penalty: float = 0.5
     #: How many ranked nodes get a full breakdown outside explain mode.
     detail_top_k: int = 3
+    #: The filter and score plugins (None: the in-tree ones,
+    #: :func:`~energysched.core.plugin.default_registry`).
+    registry: Registry | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         problems = []
-        if self.mode not in SCORING_MODES:
-            problems.append(f"mode {self.mode!r} is not one of {', '.join(SCORING_MODES)}")
+        modes = SCORING_MODES if self.registry is None else tuple(self.registry.scorers)
+        if self.mode not in modes:
+            problems.append(f"mode {self.mode!r} is not one of {', '.join(modes)}")
         if not 0.0 <= self.default_weight <= 1.0:
             problems.append(f"default_weight {self.default_weight} is not within [0, 1]")
         if not (math.isfinite(self.hybrid_buffer_watts) and self.hybrid_buffer_watts >= 0):
             problems.append(f"hybrid_buffer_watts {self.hybrid_buffer_watts} must be >= 0")
         if self.staleness_window < timedelta(0):
             problems.append(f"staleness_window {self.staleness_window} is negative")
+        if self.clock_skew_allowance < timedelta(0):
+            problems.append(f"clock_skew_allowance {self.clock_skew_allowance} is negative")
         if self.stale_policy not in STALE_POLICIES:
             problems.append(
                 f"stale_policy {self.stale_policy!r} is not one of {', '.join(STALE_POLICIES)}"

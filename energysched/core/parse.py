@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, Final, cast
@@ -43,7 +43,14 @@ from energysched.contract import (
     WorkloadType,
 )
 from energysched.core.errors import InputError, InputErrorSignal
-from energysched.core.quantity import ALLOWED_QUANTITY, QuantityError, canonical, parse_quantity
+from energysched.core.params import DEFAULT_CLOCK_SKEW
+from energysched.core.quantity import (
+    ALLOWED_QUANTITY,
+    HUGE_NANOS,
+    QuantityError,
+    canonical,
+    parse_quantity,
+)
 from energysched.core.values import (
     CPU,
     MEMORY,
@@ -65,6 +72,7 @@ __all__ = [
     "parse_node",
     "parse_pod",
     "parse_power_reading",
+    "parse_rfc3339",
     "parse_weight",
     "parse_workload_type",
     "pod_requests",
@@ -76,9 +84,33 @@ ALLOWED_WEIGHT: Final = (
 ALLOWED_WORKLOAD_TYPE: Final = "allowed are " + ", ".join(WORKLOAD_TYPES)
 _DECIMAL: Final = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _POD_LEVEL_RESOURCES: Final = (CPU, MEMORY)
+# RFC 3339 section 5.6 date-time, ASCII digits only; "T"/"Z" may be lower case.
+_RFC3339: Final = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
+)
 
 JSON = Mapping[str, Any]
 Quantities = dict[str, Fraction]
+#: Integer quantities are held at the same magnitude as parsed strings.
+HUGE_UNITS: Final = HUGE_NANOS // 10**9
+#: Host ports, as the API server validates them (0 = none).
+MAX_PORT: Final = 65535
+
+
+def _shown(value: object) -> str:
+    """The offending value for a message: verbatim, unless it is enormous."""
+    if value is None:
+        return "<missing>"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"<{value.bit_length()}-bit integer>"
+    text = value if isinstance(value, str) else repr(value) if isinstance(value, float) else None
+    if text is None:
+        try:
+            text = str(value)
+        except ValueError:  # e.g. a container holding an enormous integer
+            text = f"<{type(value).__name__}>"
+    return text if len(text) <= 200 else f"{text[:160]}...({len(text)} characters)"
 
 
 class _Ctx:
@@ -90,8 +122,7 @@ class _Ctx:
         self.subject = subject
 
     def fail(self, field: str, value: object, allowed: str) -> InputErrorSignal:
-        shown = "<missing>" if value is None else str(value)
-        return InputErrorSignal(InputError(self.subject, field, shown, allowed))
+        return InputErrorSignal(InputError(self.subject, field, _shown(value), allowed))
 
     def mapping(self, obj: JSON, key: str, path: str) -> JSON:
         got = obj.get(key)
@@ -120,22 +151,34 @@ class _Ctx:
     def str_map(self, obj: JSON, key: str, path: str) -> Mapping[str, str]:
         raw = self.mapping(obj, key, path)
         for k, v in raw.items():
+            if not isinstance(k, str):
+                raise self.fail(f"{path}", k, "string keys are allowed")
             if not isinstance(v, str):
                 raise self.fail(f"{path}[{k}]", v, "a string is allowed")
         return MappingProxyType(dict(raw))
 
     def quantities(self, obj: JSON, key: str, path: str) -> Quantities:
+        """Tracked resources of a requests/limits/allocatable map; negatives are
+        rejected, as the API server's validation does."""
         out: Quantities = {}
         for name, raw in self.mapping(obj, key, path).items():
             if not is_tracked_resource(str(name)):
                 continue
-            text = str(raw) if isinstance(raw, int | float) and not isinstance(raw, bool) else raw
-            if not isinstance(text, str):
-                raise self.fail(f"{path}[{name}]", raw, ALLOWED_QUANTITY)
-            try:
-                out[str(name)] = parse_quantity(text)
-            except QuantityError as e:
-                raise self.fail(f"{path}[{name}]", raw, f"{e.why}; {ALLOWED_QUANTITY}") from None
+            where = f"{path}[{name}]"
+            if isinstance(raw, int) and not isinstance(raw, bool):
+                # A YAML integer: its value, without str() (which refuses > 4,300 digits).
+                q: Fraction = Fraction(max(-HUGE_UNITS, min(HUGE_UNITS, raw)))
+            else:
+                text = str(raw) if isinstance(raw, float) else raw
+                if not isinstance(text, str):
+                    raise self.fail(where, raw, ALLOWED_QUANTITY)
+                try:
+                    q = parse_quantity(text)
+                except QuantityError as e:
+                    raise self.fail(where, raw, f"{e.why}; {ALLOWED_QUANTITY}") from None
+            if q < 0:
+                raise self.fail(where, raw, "a quantity >= 0 is allowed")
+            out[str(name)] = q
         return out
 
 
@@ -196,8 +239,19 @@ def _pod_requests(ctx: _Ctx, spec: JSON) -> dict[str, int]:
     return out
 
 
+def _not_an_object(kind: str, obj: object) -> InputError | None:
+    if isinstance(obj, Mapping):
+        return None
+    what = "a list" if isinstance(obj, list | tuple) else f"a {type(obj).__name__}"
+    return InputError(
+        f"{kind} <unnamed>", "the object", f"<{what}>", f"a {kind} object (a mapping) is required"
+    )
+
+
 def pod_requests(pod: JSON) -> Mapping[str, int] | InputError:
     """Effective requests of a pod object (see module doc), canonical integers."""
+    if (bad := _not_an_object("pod", pod)) is not None:
+        return bad
     ctx = _Ctx(_pod_subject(pod))
     try:
         spec = ctx.mapping(pod, "spec", "spec")
@@ -209,7 +263,10 @@ def pod_requests(pod: JSON) -> Mapping[str, int] | InputError:
 def _pod_subject(pod: JSON) -> str:
     meta = pod.get("metadata")
     if isinstance(meta, Mapping):
-        return f"pod {meta.get('namespace') or 'default'}/{meta.get('name') or '<unnamed>'}"
+        ns, name = meta.get("namespace"), meta.get("name")
+        ns = ns if isinstance(ns, str) and ns else "default"
+        name = _shown(name) if isinstance(name, str) and name else "<unnamed>"
+        return f"pod {ns}/{name}"
     return "pod <unnamed>"
 
 
@@ -233,9 +290,11 @@ def _host_ports(ctx: _Ctx, spec: JSON) -> tuple[HostPort, ...]:
             for j, p in enumerate(ctx.seq(c, "ports", f"{path}[{i}].ports")):
                 where = f"{path}[{i}].ports[{j}]"
                 hp = p.get("hostPort", 0)
-                if not isinstance(hp, int) or isinstance(hp, bool):
-                    raise ctx.fail(f"{where}.hostPort", hp, "an integer is allowed")
-                if hp <= 0:
+                if not isinstance(hp, int) or isinstance(hp, bool) or not 0 <= hp <= MAX_PORT:
+                    raise ctx.fail(
+                        f"{where}.hostPort", hp, f"an integer from 0 to {MAX_PORT} is allowed"
+                    )
+                if hp == 0:
                     continue
                 proto = ctx.string(p, "protocol", f"{where}.protocol") or "TCP"
                 ip = _normalise_ip(ctx.string(p, "hostIP", f"{where}.hostIP"))
@@ -301,6 +360,8 @@ def _tolerations(ctx: _Ctx, spec: JSON) -> tuple[Toleration, ...]:
 
 def parse_pod(pod: JSON) -> PodInfo | InputError:
     """A pod object from the API (``kubectl get pod -o json`` shape) as :class:`PodInfo`."""
+    if (bad := _not_an_object("pod", pod)) is not None:
+        return bad
     ctx = _Ctx(_pod_subject(pod))
     try:
         meta = ctx.mapping(pod, "metadata", "metadata")
@@ -331,9 +392,11 @@ def parse_pod(pod: JSON) -> PodInfo | InputError:
 
 def parse_node(node: JSON) -> NodeInfo | InputError:
     """A node object from the API as :class:`NodeInfo` (allocatable canonicalised)."""
+    if (bad := _not_an_object("node", node)) is not None:
+        return bad
     meta_raw = node.get("metadata")
     shown = meta_raw.get("name") if isinstance(meta_raw, Mapping) else None
-    ctx = _Ctx(f"node {shown or '<unnamed>'}")
+    ctx = _Ctx(f"node {_shown(shown) if isinstance(shown, str) and shown else '<unnamed>'}")
     try:
         meta = ctx.mapping(node, "metadata", "metadata")
         name = ctx.string(meta, "name", "metadata.name")
@@ -366,12 +429,47 @@ def parse_node(node: JSON) -> NodeInfo | InputError:
         return e.error
 
 
-def parse_power_reading(node: NodeInfo) -> PowerReading | InputError | None:
+def parse_rfc3339(text: str) -> datetime | None:
+    """An RFC 3339 date-time (``2026-01-31T12:00:00Z``, ``...t...z``, ``+01:00``), or None.
+
+    Stricter than :meth:`datetime.fromisoformat`, which also takes ISO 8601
+    forms RFC 3339 does not have (``2026-01-31T11Z``, ``20260131T115955Z``, no
+    zone, non-ASCII digits). A leap second (``:60``) is not representable and
+    rejected; fractions beyond microseconds are truncated.
+    """
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, frac, z, sign, oh, om = m.groups()
+    micro = int((frac[1:] + "000000")[:6]) if frac else 0
+    try:
+        if z:
+            tz = UTC
+        else:
+            if int(oh) > 23 or int(om) > 59:
+                return None
+            offset = timedelta(hours=int(oh), minutes=int(om))
+            tz = timezone(-offset if sign == "-" else offset)
+        ts = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz
+        )
+        ts.astimezone(UTC)  # out of range once in UTC (year 1 with a negative offset...)
+    except (ValueError, OverflowError):
+        return None
+    return ts
+
+
+def parse_power_reading(
+    node: NodeInfo, *, now: datetime | None = None, max_skew: timedelta = DEFAULT_CLOCK_SKEW
+) -> PowerReading | InputError | None:
     """The monitor's reading from a node's annotations; ``None`` when it wrote none.
 
     Watts must be a finite, non-negative decimal; the timestamp RFC 3339 with a
     zone (the monitor writes UTC). A bad reading is an error value: the
-    controller logs it and treats the node as having no reading.
+    controller logs it and treats the node as having no reading. With ``now``,
+    a timestamp more than ``max_skew`` in the future is an error too (the
+    scoring applies the same bound at decision time: see
+    :attr:`~energysched.core.params.ScheduleParams.clock_skew_allowance`).
     """
     ann = node.annotations
     raw_watts = ann.get(CURRENT_WATTS_ANNOTATION)
@@ -384,22 +482,24 @@ def parse_power_reading(node: NodeInfo) -> PowerReading | InputError | None:
         return InputError(
             subject,
             f"annotation {CURRENT_WATTS_ANNOTATION}",
-            raw_watts,
+            _shown(raw_watts),
             "a non-negative decimal number of watts is allowed",
         )
     raw_ts = ann.get(CURRENT_WATTS_TIMESTAMP_ANNOTATION)
+    field = f"annotation {CURRENT_WATTS_TIMESTAMP_ANNOTATION}"
     allowed_ts = 'an RFC 3339 timestamp with a zone is allowed (e.g. "2026-01-31T12:00:00Z")'
     if raw_ts is None:
+        return InputError(subject, field, "<missing>", allowed_ts)
+    ts = parse_rfc3339(raw_ts.strip())
+    if ts is None:
+        return InputError(subject, field, _shown(raw_ts), allowed_ts)
+    if now is not None and ts - now > max_skew:
         return InputError(
-            subject, f"annotation {CURRENT_WATTS_TIMESTAMP_ANNOTATION}", "<missing>", allowed_ts
-        )
-    try:
-        ts = datetime.fromisoformat(raw_ts.strip())
-    except ValueError:
-        ts = None
-    if ts is None or ts.tzinfo is None:
-        return InputError(
-            subject, f"annotation {CURRENT_WATTS_TIMESTAMP_ANNOTATION}", raw_ts, allowed_ts
+            subject,
+            field,
+            raw_ts,
+            f"it is {(ts - now).total_seconds():.0f}s in the future (now {now.isoformat()}); "
+            f"at most {max_skew.total_seconds():g}s of clock skew is allowed",
         )
     source = ann.get(POWER_SOURCE_ANNOTATION, "unknown") or "unknown"
     return PowerReading(watts=watts, timestamp=ts, source=source)

@@ -1,10 +1,12 @@
 """Kubernetes resource quantities, parsed exactly as apimachinery does.
 
-A port of ``k8s.io/apimachinery/pkg/api/resource`` ``ParseQuantity`` and the
-conversions the scheduler uses (``MilliValue`` for cpu, ``Value`` for everything
-else), with exact rational arithmetic (:class:`fractions.Fraction`) so that sums
-of container requests are exact until the single final rounding, as in
-kube-scheduler (``PodRequests`` adds quantities, ``Resource.Add`` rounds once).
+A port of ``k8s.io/apimachinery/pkg/api/resource`` ``ParseQuantity`` (v0.35) and
+the conversions the scheduler uses (``MilliValue`` for cpu, ``Value`` for
+everything else), with exact rational arithmetic (:class:`fractions.Fraction`)
+so that sums of container requests are exact until the single final rounding,
+as in kube-scheduler (``PodRequests`` adds quantities, ``Resource.Add`` rounds
+once). ``tests/unit/core/test_core_quantity_go.py`` compares it with the real Go
+function over a corpus of tricky inputs and generated ones.
 
 Grammar (from quantity.go)::
 
@@ -15,18 +17,30 @@ Grammar (from quantity.go)::
     <decimalSI>       ::= n | u | m | "" | k | M | G | T | P | E
     <decimalExponent> ::= e <signedNumber> | E <signedNumber>   (integer exponent)
 
-Like upstream: values that are not exact in the fast int64 path are rounded
-*up* (away from zero) to a multiple of 1n, and decimal-SI / binary-SI values are
-capped at 2^63-1. Conversions round up (``MilliValue``/``Value`` are ceilings)
-and saturate at the int64 range.
+Upstream's two paths, reproduced with their quirks:
 
-Deliberate deviation: decimal exponents beyond +-1000 are rejected (upstream
-accepts ``1e999999999``; a Python big integer of that size would hang the
-scheduler). No real request or allocatable comes anywhere near.
+- The int64 fast path (at most 18 digits, scale >= -9, the value times the
+  binary multiplier fits int64) keeps the value exactly. An empty number reads
+  as 0 here, so ``Ki``, ``k`` or ``.`` are 0.
+- Otherwise the inf.Dec slow path: the number part must hold a digit (``Pi``,
+  ``e-10``, ``-Ei`` are rejected), the magnitude is rounded *up* to a multiple
+  of 1n, and binary-SI values (only those) are capped at 2^63-1.
+- The exponent is parsed as int64 and then truncated to int32, and scale
+  arithmetic wraps in int32 (``1e4294967296`` is 1).
+
+Two deliberate differences, neither reachable with a value the scheduler can
+use: magnitudes above 10^36 are held as 10^36 (every conversion saturates long
+before; this keeps ``1e999999999`` from building a billion-digit integer, which
+is also where upstream itself stops returning for some inputs, e.g.
+``1e-2147483648``); and conversions of *negative* quantities round toward +inf
+(upstream's depend on the internal path; requests and allocatable are never
+negative, the parser rejects them). Conversions round up and saturate at the
+int64 range (upstream wraps).
 """
 
 from __future__ import annotations
 
+import decimal
 import re
 from fractions import Fraction
 from typing import Final
@@ -50,8 +64,12 @@ _DECIMAL_SI: Final[dict[str, int]] = {
 }
 _BINARY_SI: Final[dict[str, int]] = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _EXPONENT: Final = re.compile(r"[+-]?[0-9]+")
-_MAX_EXPONENT: Final = 1000
-_NANO: Final = Fraction(1, 10**9)
+_NANO: Final = 10**9
+#: Magnitudes are held exactly up to 10^36 units (in nanos: 10^45); beyond, as 10^36.
+_HUGE_DIGITS: Final = 45
+HUGE_NANOS: Final = 10**_HUGE_DIGITS
+#: The binary-SI cap, 2^63-1 units, in nanos.
+_BINARY_CAP_NANOS: Final = INT64_MAX * _NANO
 
 ALLOWED_QUANTITY: Final = (
     "a Kubernetes quantity is allowed: a decimal number with an optional suffix "
@@ -64,13 +82,20 @@ class QuantityError(ValueError):
     """The text is not a Kubernetes quantity. ``str()`` says why."""
 
     def __init__(self, text: str, why: str) -> None:
-        super().__init__(f'quantity "{text}" is invalid: {why}')
+        shown = text if len(text) <= 80 else f"{text[:60]}...({len(text)} characters)"
+        super().__init__(f'quantity "{shown}" is invalid: {why}')
         self.text = text
         self.why = why
 
 
-def _split(text: str) -> tuple[bool, str, str, str]:
-    """``parseQuantityString``: sign, numerator digits, denominator digits, suffix."""
+def _wrap32(v: int) -> int:
+    """Go's int32 conversion and int32 arithmetic (two's complement wrap)."""
+    return ((v + 2**31) % 2**32) - 2**31
+
+
+def _split(text: str) -> tuple[bool, str, str, str, str]:
+    """``parseQuantityString``: sign, the number part as written, numerator
+    digits (leading zeros stripped), denominator digits, suffix."""
     positive = True
     pos = 0
     end = len(text)
@@ -83,7 +108,7 @@ def _split(text: str) -> tuple[bool, str, str, str]:
     # strip leading zeros
     while True:
         if pos >= end:
-            return positive, "0", "", ""
+            return positive, "0", "0", "", ""
         if text[pos] == "0":
             pos += 1
         else:
@@ -92,7 +117,7 @@ def _split(text: str) -> tuple[bool, str, str, str]:
     start = pos
     while True:
         if pos >= end:
-            return positive, text[start:end] or "0", "", ""
+            return positive, text, text[start:end], "", ""
         if text[pos] in _DIGITS:
             pos += 1
         else:
@@ -104,18 +129,19 @@ def _split(text: str) -> tuple[bool, str, str, str]:
         start = pos
         while True:
             if pos >= end:
-                return positive, num, text[start:end], ""
+                return positive, text, num, text[start:end], ""
             if text[pos] in _DIGITS:
                 pos += 1
             else:
                 break
         denom = text[start:pos]
+    number = text[:pos]
     # suffix: letters, then optionally a signed integer (the exponent)
     suffix_start = pos
     i = pos
     while True:
         if i >= end:
-            return positive, num, denom, text[suffix_start:end]
+            return positive, number, num, denom, text[suffix_start:end]
         if text[i] not in _SUFFIX_CHARS:
             pos = i
             break
@@ -125,12 +151,41 @@ def _split(text: str) -> tuple[bool, str, str, str]:
     i = pos
     while True:
         if i >= end:
-            return positive, num, denom, text[suffix_start:end]
+            return positive, number, num, denom, text[suffix_start:end]
         if text[i] in _DIGITS:
             i += 1
         else:
             break
     raise QuantityError(text, "unexpected characters (format wrong)")
+
+
+def _parse_int64(digits: str) -> int | None:
+    """``strconv.ParseInt(digits, 10, 64)`` on ``[+-]?[0-9]+`` (any length)."""
+    sign = -1 if digits[0] == "-" else 1
+    body = digits.lstrip("+-").lstrip("0") or "0"
+    if len(body) > 19:
+        return None
+    v = sign * int(body)
+    return v if INT64_MIN <= v <= INT64_MAX else None
+
+
+def _ceil_nanos(digits: str, pow10: int, pow2: int) -> int:
+    """``ceil(int(digits) * 2^pow2 * 10^pow10)`` for a digit string of any length,
+    held at :data:`HUGE_NANOS`; ``digits`` has no leading zeros."""
+    if not digits:
+        return 0
+    if len(digits) - 1 + pow10 >= _HUGE_DIGITS:
+        return HUGE_NANOS
+    if pow10 >= 0:
+        exact: int = int(digits) * 10**pow10 << pow2
+        return min(exact, HUGE_NANOS)
+    # A long fraction (pow10 < 0): int() refuses over 4,300 digits, the decimal
+    # module does not, and it is exact with enough precision.
+    ctx = decimal.Context(
+        prec=len(digits) + 40, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN, traps=[]
+    )
+    x = ctx.scaleb(ctx.multiply(decimal.Decimal(digits), 1 << pow2), pow10)
+    return min(int(x.to_integral_value(rounding=decimal.ROUND_CEILING, context=ctx)), HUGE_NANOS)
 
 
 def parse_quantity(text: str) -> Fraction:
@@ -139,51 +194,53 @@ def parse_quantity(text: str) -> Fraction:
         raise QuantityError(text, "empty")
     if text == "0":
         return Fraction(0)
-    positive, num, denom, suffix = _split(text)
+    positive, number, num, denom, suffix = _split(text)
 
-    binary = False
     if suffix in _DECIMAL_SI:
-        exponent = _DECIMAL_SI[suffix]
-        capped = True
+        binary, exponent = False, _DECIMAL_SI[suffix]
     elif suffix in _BINARY_SI:
-        exponent = _BINARY_SI[suffix]
-        binary = True
-        capped = True
+        binary, exponent = True, _BINARY_SI[suffix]
     elif len(suffix) > 1 and suffix[0] in "eE" and _EXPONENT.fullmatch(suffix[1:]):
-        exponent = int(suffix[1:])
-        if not INT64_MIN <= exponent <= INT64_MAX:
+        parsed = _parse_int64(suffix[1:])
+        if parsed is None:
             raise QuantityError(text, f'unknown suffix "{suffix}"')
-        if abs(exponent) > _MAX_EXPONENT:
-            raise QuantityError(text, f"exponent {exponent} is out of range")
-        capped = False  # upstream caps only DecimalSI and BinarySI
+        binary, exponent = False, _wrap32(parsed)
     else:
         raise QuantityError(text, f'unknown suffix "{suffix}"')
 
-    digits = int(num + denom)
+    # The int64 fast path: the value exactly, no rounding, no cap.
+    mantissa = 1
     if binary:
-        magnitude = Fraction(digits << exponent, 10 ** len(denom))
+        scale = 0
+        if not denom:
+            mantissa = 1 << exponent
+            precision = 15 - len(num) - int(exponent * 3 / 10) - 1
+        else:
+            precision = -1
     else:
-        scale = exponent - len(denom)
-        magnitude = Fraction(digits * 10**scale) if scale >= 0 else Fraction(digits, 10**-scale)
-
-    # Upstream's int64 fast path keeps the exact value and skips rounding and
-    # the cap; the inf.Dec slow path rounds up to 1n and caps at 2^63-1.
-    if binary:
-        precision = 15 - len(num) - int(exponent * 3 / 10) - 1 if not denom else -1
-        fast_scale = 0
-        mantissa = 1 << exponent
-    else:
+        scale = exponent
         precision = 18 - (len(num) + len(denom))
-        fast_scale = exponent - len(denom)
-        mantissa = 1
-    fast = precision >= 0 and fast_scale >= -9 and digits * mantissa <= INT64_MAX
-    if not fast:
-        if magnitude.denominator != 1:
-            nanos = magnitude / _NANO
-            magnitude = Fraction(-(-nanos.numerator // nanos.denominator)) * _NANO
-        if capped and magnitude > INT64_MAX:
-            magnitude = Fraction(INT64_MAX)
-    return magnitude if positive else -magnitude
+    if precision >= 0:
+        scale = _wrap32(scale - len(denom))
+        if scale >= -9:
+            v = int(num + denom) * mantissa
+            if v <= INT64_MAX:
+                if v and len(str(v)) - 1 + scale + 9 >= _HUGE_DIGITS:
+                    nanos = HUGE_NANOS
+                else:
+                    nanos = v * 10 ** (scale + 9)
+                return Fraction(nanos if positive else -nanos, _NANO)
+
+    # The inf.Dec slow path: needs a digit, rounds the magnitude up to 1n.
+    if not any(c in _DIGITS for c in number):
+        raise QuantityError(text, "unable to parse numeric part of quantity")
+    digits = (num + denom).lstrip("0")
+    if binary:
+        nanos = min(_ceil_nanos(digits, 9 - len(denom), exponent), _BINARY_CAP_NANOS)
+    else:
+        inf_scale = _wrap32(len(denom) + _wrap32(-exponent))
+        nanos = _ceil_nanos(digits, 9 - inf_scale, 0)
+    return Fraction(nanos if positive else -nanos, _NANO)
 
 
 def _ceil(value: Fraction) -> int:

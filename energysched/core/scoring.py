@@ -5,28 +5,15 @@ All arrays cover every node of the snapshot; only feasible nodes are meaningful.
 units/s), ``W`` the power it draws doing it, ``E = P / W`` its efficiency (work
 per joule), ``w`` the pod's performance weight.
 
-Modes (``contract.SCORING_MODES``):
+Modes (``contract.SCORING_MODES``), one score plugin each in
+:mod:`energysched.core.scores` (``static_raw``, ``normalized``, ``hybrid``); this
+module is what they share: the no-data and neutral policies, the taint factor,
+the ranking and the breakdown.
 
-``static-raw`` (v1.0, kept to reproduce the thesis' first results)
-    ``score = clip(w*P + (1-w)*E, 0, 100)`` on raw, unnormalised figures. With
-    real figures (P in the hundreds or thousands, E in the tens to hundreds)
-    nearly every node clips to 100, so the weight has (almost) no effect and the
-    tie-break decides. This flaw is deliberate: it is what v1.0 did.
-``normalized`` (v1.1)
-    Pre-score: ``maxP``, ``maxE`` over the feasible nodes that have figures for
-    the workload type. ``normP = 100*P/maxP``, ``normE = 100*E/maxE``,
-    ``score = w*normP + (1-w)*normE``.
-``hybrid`` (v2.0)
-    The v1.1 score, except that a node whose *fresh* reading plus predicted
-    load exceeds ``idle + hybrid_buffer_watts`` is busy and scores 0. Fresh:
-    ``now - timestamp <= staleness_window`` (a timestamp in the future, i.e.
-    clock skew, counts as fresh). Predicted load (Trimaran's lesson): for every
-    recent bind to the node *after* its reading, the bound pod's
-    ``powerWatts - idle`` from the node's profile for the pod's workload type;
-    for a pod without a type, or a type the profile lacks, the largest such
-    headroom of the profile (conservative). Stale or missing readings follow
-    ``stale_policy`` (see :mod:`energysched.core.params`); the decision counts
-    them over the feasible nodes with figures.
+``static-raw`` (v1.0): ``clip(w*P + (1-w)*E, 0, 100)`` on raw figures (the flaw kept).
+``normalized`` (v1.1): ``w*normP + (1-w)*normE``, maxima over the feasible nodes.
+``hybrid`` (v2.0): normalized, corrected by live power (busy nodes score 0;
+    stale, missing or future readings follow the stale policy).
 
 Policies common to all modes:
 
@@ -47,6 +34,11 @@ Policies common to all modes:
   ordering among equally tainted nodes is unchanged, and 0 stays 0.
 - Ties (equal float scores): the node whose name sorts first wins; node
   indices are name order, so this is also numpy's first-argmax rule.
+- The ranking is total: a score that is not a number ranks as -inf (below
+  every real score, then by name), in the fast path and in explain alike.
+  Profile figures whose efficiency ``P/W`` or ``100*P`` is not finite are "no
+  data" (see :class:`~energysched.core.snapshot.NodeTable`), so this is a
+  guard, not a path real input takes.
 """
 
 from __future__ import annotations
@@ -56,16 +48,17 @@ from typing import Final, Literal
 
 import numpy as np
 
-from energysched.contract import WORKLOAD_TYPE_LABEL, WORKLOAD_TYPES, ScoringMode, WorkloadType
+from energysched.contract import WORKLOAD_TYPE_LABEL, ScoringMode, WorkloadType
 from energysched.core.filters import taints
 from energysched.core.params import ScheduleParams
+from energysched.core.plugin import ScorePlugin, default_registry
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 from energysched.core.values import CPU, MEMORY, PodInfo
 
 Kind = Literal["profile", "no-profile", "neutral"]
-ReadingState = Literal["fresh", "stale", "missing", "not-used"]
-_STATES: Final[tuple[ReadingState, ...]] = ("not-used", "fresh", "stale", "missing")
-_NOT_USED, _FRESH, _STALE, _MISSING = range(4)
+ReadingState = Literal["fresh", "stale", "missing", "future", "not-used"]
+_STATES: Final[tuple[ReadingState, ...]] = ("not-used", "fresh", "stale", "missing", "future")
+NOT_USED, FRESH, STALE, MISSING, FUTURE = range(5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +115,49 @@ class Scores:
     fallback_reason: str
     stale_count: int
     missing_count: int
+    #: Readings more than the clock-skew allowance in the future (invalid).
+    future_count: int
     #: Fallback only: free cpu / memory fraction after placement (NaN otherwise).
     free_cpu: FloatArray
     free_mem: FloatArray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ScoreInput:
+    """What a score plugin gets: the decision's inputs and the shared pre-score."""
+
+    pod: PodInfo
+    snap: ClusterSnapshot
+    params: ScheduleParams
+    feasible: BoolArray
+    workload_type: WorkloadType
+    weight: float
+    #: The profile figures for the workload type (NaN: no data) and P / W.
+    perf: FloatArray
+    power: FloatArray
+    eff: FloatArray
+    #: Nodes with figures, and those of them that are feasible (the ones scored).
+    has: BoolArray
+    scored: BoolArray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ModeScores:
+    """What a score plugin returns; arrays over every node (see :class:`Scores`)."""
+
+    base: FloatArray
+    #: After the mode's own adjustments (hybrid: busy, stale policy), before taints.
+    score: FloatArray
+    norm_p: FloatArray
+    norm_e: FloatArray
+    max_p: float = float("nan")
+    max_e: float = float("nan")
+    predicted: FloatArray | None = None
+    state: IntArray | None = None
+    busy: BoolArray | None = None
+    stale_count: int = 0
+    missing_count: int = 0
+    future_count: int = 0
 
 
 def _neutral(pod: PodInfo, snap: ClusterSnapshot) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -133,29 +166,12 @@ def _neutral(pod: PodInfo, snap: ClusterSnapshot) -> tuple[FloatArray, FloatArra
     for r in (CPU, MEMORY):
         c = t.column_index[r]
         alloc = t.allocatable[:, c].astype(np.float64)
-        used = (snap.requested[:, c] + pod.requests.get(r, 0)).astype(np.float64)
+        # in float: a saturated row plus a request must not wrap around
+        used = snap.requested[:, c].astype(np.float64) + float(pod.requests.get(r, 0))
         with np.errstate(divide="ignore", invalid="ignore"):
             frac = np.where(alloc > 0, (alloc - used) / alloc, 0.0)
         fracs.append(np.clip(frac, 0.0, 1.0))
     return 100.0 * (fracs[0] + fracs[1]) / 2.0, fracs[0], fracs[1]
-
-
-def _predicted(snap: ClusterSnapshot) -> FloatArray:
-    """Watts of pods bound after each node's reading (see module doc)."""
-    n = snap.table.size
-    if not len(snap.bind_node):
-        return np.zeros(n)
-    t = snap.table
-    bn, bts, btype = snap.bind_node, snap.bind_ts, snap.bind_type
-    extra = t.default_extra_watts[bn].copy()
-    for code, wt in enumerate(WORKLOAD_TYPES):
-        sel = btype == code
-        if sel.any():
-            h = t.headroom[wt][bn[sel]]
-            extra[sel] = np.where(np.isnan(h), extra[sel], h)
-    with np.errstate(invalid="ignore"):
-        after = bts > snap.reading_ts[bn]  # NaN (no reading) compares False
-    return np.bincount(bn[after], weights=extra[after], minlength=n).astype(np.float64)
 
 
 def compute_scores(
@@ -170,7 +186,6 @@ def compute_scores(
     n = t.size
     mode = params.mode
     nan = np.full(n, np.nan)
-    zeros = np.zeros(n)
 
     pns_class = np.fromiter(
         (taints.intolerable_prefer_no_schedule(c.taints, pod.tolerations) for c in t.classes),
@@ -204,9 +219,6 @@ def compute_scores(
                 f"{workload_type}: placed by the neutral least-allocated policy"
             )
 
-    state = np.zeros(n, dtype=np.int64)
-    busy = np.zeros(n, dtype=np.bool_)
-    predicted = zeros
     if fallback_reason:
         base, free_cpu, free_mem = _neutral(pod, snap)
         return Scores(
@@ -220,9 +232,9 @@ def compute_scores(
             norm_p=nan,
             norm_e=nan,
             base=base,
-            predicted=predicted,
-            state=state,
-            busy=busy,
+            predicted=np.zeros(n),
+            state=np.zeros(n, dtype=np.int64),
+            busy=np.zeros(n, dtype=np.bool_),
             pns=pns,
             factor=factor,
             final=base * factor,
@@ -232,47 +244,27 @@ def compute_scores(
             fallback_reason=fallback_reason,
             stale_count=0,
             missing_count=0,
+            future_count=0,
             free_cpu=free_cpu,
             free_mem=free_mem,
         )
 
-    scored = feasible & has
+    assert workload_type is not None
     eff = perf / power
-    w = weight
-    if mode == "static-raw":
-        base = np.clip(w * perf + (1 - w) * eff, 0.0, 100.0)
-        norm_p = norm_e = nan
-        max_p = max_e = np.nan
-    else:
-        max_p = float(perf[scored].max())
-        max_e = float(eff[scored].max())
-        norm_p = 100.0 * perf / max_p if max_p > 0 else np.where(has, 0.0, np.nan)
-        norm_e = 100.0 * eff / max_e if max_e > 0 else np.where(has, 0.0, np.nan)
-        base = w * norm_p + (1 - w) * norm_e
-    base = np.where(has, base, 0.0)
-    score = base.copy()
-
-    stale_count = missing_count = 0
-    if mode == "hybrid":
-        ts = snap.reading_ts
-        has_reading = ~np.isnan(ts)
-        with np.errstate(invalid="ignore"):
-            age = snap.now.timestamp() - ts
-            fresh = has_reading & (age <= params.staleness_window.total_seconds())
-        state = np.where(fresh, _FRESH, np.where(has_reading, _STALE, _MISSING)).astype(np.int64)
-        predicted = _predicted(snap)
-        with np.errstate(invalid="ignore"):
-            limit = t.idle + params.hybrid_buffer_watts
-            busy = scored & fresh & (snap.reading_watts + predicted > limit)
-        score[busy] = 0.0
-        unknown = scored & ~fresh
-        stale_count = int(np.count_nonzero(unknown & has_reading))
-        missing_count = int(np.count_nonzero(unknown & ~has_reading))
-        if params.stale_policy == "penalize":
-            score[unknown] *= params.stale_penalty_factor
-        elif params.stale_policy == "busy":
-            score[unknown] = 0.0
-
+    inp = ScoreInput(
+        pod=pod,
+        snap=snap,
+        params=params,
+        feasible=feasible,
+        workload_type=workload_type,
+        weight=weight,
+        perf=perf,
+        power=power,
+        eff=eff,
+        has=has,
+        scored=feasible & has,
+    )
+    got = scorer_for(params).score(inp)
     return Scores(
         mode=mode,
         workload_type=workload_type,
@@ -281,43 +273,55 @@ def compute_scores(
         raw_p=perf,
         raw_e=eff,
         power=power,
-        norm_p=norm_p,
-        norm_e=norm_e,
-        base=base,
-        predicted=predicted,
-        state=state,
-        busy=busy,
+        norm_p=got.norm_p,
+        norm_e=got.norm_e,
+        base=got.base,
+        predicted=np.zeros(n) if got.predicted is None else got.predicted,
+        state=np.zeros(n, dtype=np.int64) if got.state is None else got.state,
+        busy=np.zeros(n, dtype=np.bool_) if got.busy is None else got.busy,
         pns=pns,
         factor=factor,
-        final=np.where(has, score * factor, 0.0),
-        max_p=max_p,
-        max_e=max_e,
+        final=np.where(has, got.score * factor, 0.0),
+        max_p=got.max_p,
+        max_e=got.max_e,
         fallback=False,
         fallback_reason="",
-        stale_count=stale_count,
-        missing_count=missing_count,
+        stale_count=got.stale_count,
+        missing_count=got.missing_count,
+        future_count=got.future_count,
         free_cpu=nan,
         free_mem=nan,
     )
 
 
+def scorer_for(params: ScheduleParams) -> ScorePlugin:
+    """The score plugin serving ``params.mode`` in ``params``' registry."""
+    return (params.registry or default_registry()).scorer(params.mode)
+
+
 def rank(scores: Scores, feasible: BoolArray, k: int | None) -> list[int]:
     """Indices of the best ``k`` feasible nodes (all when ``k`` is None), best first.
 
-    Order: nodes with figures before nodes without, then score descending, then
-    node name (index) ascending.
+    Order: nodes with figures before nodes without, then score descending (NaN
+    as -inf), then node name (index) ascending. A total order: the top ``k``
+    are always the first ``k`` of the full ranking.
     """
     first = np.flatnonzero(feasible & scores.tier)
     rest = np.flatnonzero(feasible & ~scores.tier)
+    vals = scores.final[first]
+    vals = np.where(np.isnan(vals), -np.inf, vals)
     if k is None:
-        order = first[np.argsort(-scores.final[first], kind="stable")]
+        order = first[np.argsort(-vals, kind="stable")]
         return [*order.tolist(), *rest.tolist()]
     out: list[int] = []
-    vals = scores.final[first].copy()
+    taken = np.zeros(len(first), dtype=np.bool_)
     for _ in range(min(k, len(first))):
-        j = int(np.argmax(vals))
-        out.append(int(first[j]))
+        j = int(np.argmax(vals))  # the first (lowest index) of the best
+        if taken[j]:  # only -inf is left: the rest in index order
+            j = int(np.flatnonzero(~taken)[0])
+        taken[j] = True
         vals[j] = -np.inf
+        out.append(int(first[j]))
     if len(out) < k:
         out.extend(rest[: k - len(out)].tolist())
     return out
@@ -347,7 +351,6 @@ def breakdown(
     taint_note = (
         f"; x{factor:.2f} for {pns} untolerated PreferNoSchedule taint(s)" if factor != 1.0 else ""
     )
-    w = scores.weight
 
     if scores.fallback:
         kind: Kind = "neutral"
@@ -364,46 +367,7 @@ def breakdown(
         )
     else:
         kind = "profile"
-        p, e = float(scores.raw_p[i]), float(scores.raw_e[i])
-        if scores.mode == "static-raw":
-            why = (
-                f"score {final:.1f} = clip({w:.2f}*P {p:g} + {1 - w:.2f}*E {e:.4g}, 0, 100) "
-                "(static-raw, v1.0: raw figures, not normalised)"
-            )
-        else:
-            why = (
-                f"score {base:.1f} = {w:.2f}*normP {scores.norm_p[i]:.1f} + "
-                f"{1 - w:.2f}*normE {scores.norm_e[i]:.1f} (P {p:g} of max {scores.max_p:g}, "
-                f"E {e:.4g} of max {scores.max_e:.4g} work/J, profile {profile})"
-            )
-        if scores.mode == "hybrid":
-            src = f", {reading.source}" if reading is not None else ""
-            buffer = params.hybrid_buffer_watts
-            if scores.busy[i]:
-                assert reading is not None and age is not None
-                why = (
-                    f"score 0: busy, live {reading.watts:.1f} W + predicted {predicted:.1f} W > "
-                    f"idle {idle} W + buffer {buffer:g} W (reading {age:.0f}s old{src}); "
-                    f"normalized would be {base:.1f}"
-                )
-            elif state == "fresh":
-                assert reading is not None and age is not None
-                why += (
-                    f"; idle: live {reading.watts:.1f} W + predicted {predicted:.1f} W <= "
-                    f"idle {idle} W + buffer {buffer:g} W (reading {age:.0f}s old{src})"
-                )
-            else:
-                what = (
-                    f"reading {age:.0f}s old > {params.staleness_window.total_seconds():g}s window"
-                    if state == "stale"
-                    else "no power reading"
-                )
-                effect = {
-                    "ignore": "ignored, normalized score kept",
-                    "penalize": f"penalized x{params.stale_penalty_factor:g}",
-                    "busy": "treated as busy, score 0",
-                }[params.stale_policy]
-                why += f"; {what}: {effect}"
+        why = scorer_for(params).why(scores, snap, params, i)
         why += taint_note
 
     return ScoreBreakdown(

@@ -132,7 +132,7 @@ class NodeInfo:
     def structural_key(self) -> tuple[object, ...]:
         """Everything the filters and profile resolution read; annotations excluded.
 
-        The controller's :class:`~energysched.core.snapshot.ClusterState` rebuilds
+        The controller's :class:`~energysched.core.state.ClusterState` rebuilds
         its node table only when this changes (annotations change every few
         seconds because the monitor writes watts there).
         """

@@ -8,7 +8,10 @@ schema cannot express:
 * power while working includes idle power: every ``powerWatts`` >= ``idlePowerWatts``;
 * ``maxPowerWatts`` is not below any ``powerWatts`` nor below ``idlePowerWatts``;
 * ``nodeSelector`` keys are label keys and values are label values;
-* numbers are finite (no NaN, no infinity) and not booleans;
+* numbers are finite (no NaN, no infinity), not booleans, and within the
+  CRD's maximums; what scoring derives from them is finite and positive too
+  (efficiency ``performance / powerWatts`` and ``100 * performance``: figures
+  like 1e308 / 1e-308 would otherwise score inf or NaN);
 * unknown fields are errors (the API server would reject or prune them; a typo
   such as ``powerWats`` must not pass silently in a file).
 
@@ -43,6 +46,12 @@ _LABEL_MAX: Final = 63
 _SUBDOMAIN_MAX: Final = 253
 
 # Same limits as the CRD.
+#: Work units per second: far above any benchmark, far below float overflow.
+MAX_PERFORMANCE: Final = 1e15
+#: Watts (a megawatt node): keeps performance / powerWatts <= 1e18.
+MAX_WATTS: Final = 1e6
+#: The least powerWatts / maxPowerWatts (one milliwatt): keeps the efficiency finite.
+MIN_WATTS: Final = 1e-3
 UNIT_MAX_LEN: Final = 128
 FIGURE_PROVENANCE_MAX_LEN: Final = 4096
 PROFILE_PROVENANCE_MAX_LEN: Final = 8192
@@ -85,7 +94,11 @@ def _show(value: object) -> str:
         return "{...}"
     if isinstance(value, list | tuple):
         return "[...]"
-    return repr(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        # repr() refuses integers over 4,300 digits; nobody wants to read one anyway
+        return f"<an integer of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= 200 else f"{text[:160]}...({len(text)} characters)"
 
 
 def _type_name(value: object) -> str:
@@ -111,18 +124,27 @@ class _Checker:
     def fail(self, path: str, message: str) -> None:
         self.errors.append(FieldError(path, message))
 
-    def number(self, path: str, value: object, *, minimum: float, exclusive: bool) -> float | None:
-        """A finite number above (or at, unless exclusive) the minimum, or None after failing."""
+    def number(
+        self, path: str, value: object, *, minimum: float, exclusive: bool, maximum: float
+    ) -> float | None:
+        """A finite number above (or at, unless exclusive) the minimum and at most
+        the maximum, or None after failing."""
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, f"{_show(value)} is a {_type_name(value)}; must be a number")
             return None
-        number = float(value)
-        if not math.isfinite(number):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float range (over 309 digits)
+            number = math.inf if value > 0 else -math.inf
+        if not math.isfinite(number) and not isinstance(value, int):
             self.fail(path, f"{_show(value)} is not allowed; must be a finite number")
             return None
         if number < minimum or (exclusive and number == minimum):
             relation = ">" if exclusive else ">="
             self.fail(path, f"{_show(value)} is not allowed; must be {relation} {minimum:g}")
+            return None
+        if number > maximum:
+            self.fail(path, f"{_show(value)} is not allowed; must be <= {maximum:g}")
             return None
         return number
 
@@ -192,11 +214,32 @@ def _figures(c: _Checker, path: str, value: object, idle: float | None) -> Workl
     if "performance" not in obj:
         c.fail(f"{path}.performance", "is required (work units per second, > 0)")
     else:
-        performance = c.number(f"{path}.performance", obj["performance"], minimum=0, exclusive=True)
+        performance = c.number(
+            f"{path}.performance",
+            obj["performance"],
+            minimum=0,
+            exclusive=True,
+            maximum=MAX_PERFORMANCE,
+        )
     if "powerWatts" not in obj:
         c.fail(f"{path}.powerWatts", "is required (wall power while working, watts, > 0)")
     else:
-        power = c.number(f"{path}.powerWatts", obj["powerWatts"], minimum=0, exclusive=True)
+        power = c.number(
+            f"{path}.powerWatts",
+            obj["powerWatts"],
+            minimum=MIN_WATTS,
+            exclusive=False,
+            maximum=MAX_WATTS,
+        )
+    if performance is not None and power is not None:
+        # What scoring derives must be a finite, positive number (not inf/NaN/0).
+        eff = performance / power
+        if not (math.isfinite(eff) and eff > 0 and math.isfinite(100.0 * performance)):
+            c.fail(
+                path,
+                f"performance / powerWatts = {eff!r} is not allowed; the efficiency must be "
+                "a finite number > 0",
+            )
     if power is not None and idle is not None and power < idle:
         c.fail(
             f"{path}.powerWatts",
@@ -328,11 +371,23 @@ def parse_profile(obj: Mapping[str, object]) -> ProfileSpec | ValidationFailure:
     if "idlePowerWatts" not in spec:
         c.fail("spec.idlePowerWatts", "is required (wall power of an idle node, watts, >= 0)")
     else:
-        idle = c.number("spec.idlePowerWatts", spec["idlePowerWatts"], minimum=0, exclusive=False)
+        idle = c.number(
+            "spec.idlePowerWatts",
+            spec["idlePowerWatts"],
+            minimum=0,
+            exclusive=False,
+            maximum=MAX_WATTS,
+        )
 
     max_power = None
     if "maxPowerWatts" in spec:
-        max_power = c.number("spec.maxPowerWatts", spec["maxPowerWatts"], minimum=0, exclusive=True)
+        max_power = c.number(
+            "spec.maxPowerWatts",
+            spec["maxPowerWatts"],
+            minimum=MIN_WATTS,
+            exclusive=False,
+            maximum=MAX_WATTS,
+        )
         if max_power is not None and idle is not None and max_power < idle:
             c.fail(
                 "spec.maxPowerWatts",

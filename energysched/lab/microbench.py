@@ -24,7 +24,8 @@ from energysched.contract import (
 )
 from energysched.core.framework import schedule_one
 from energysched.core.params import ScheduleParams
-from energysched.core.snapshot import ClusterSnapshot, ClusterState
+from energysched.core.snapshot import ClusterSnapshot
+from energysched.core.state import ClusterState
 from energysched.core.values import (
     NodeInfo,
     NodeSelectorRequirement,

@@ -27,7 +27,7 @@ from energysched import contract
 from energysched.core.errors import InputError
 from energysched.core.framework import Decision, schedule_one
 from energysched.core.parse import parse_node, parse_pod, parse_power_reading
-from energysched.core.snapshot import ClusterState
+from energysched.core.state import ClusterState
 from energysched.core.values import PodInfo
 from energysched.kb.book import ProfileBook
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path

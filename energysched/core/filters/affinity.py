@@ -23,7 +23,9 @@ from typing import Final
 
 import numpy as np
 
-from energysched.core.snapshot import BoolArray, NodeTable, NodeUsage, parse_int64
+from energysched.core.nodetable import BoolArray, NodeTable, parse_int64
+from energysched.core.plugin import Filter, Rejection, SameReason
+from energysched.core.snapshot import ClusterSnapshot, NodeUsage
 from energysched.core.values import NodeInfo, NodeSelectorRequirement, NodeSelectorTerm, PodInfo
 
 NAME: Final = "NodeAffinity"
@@ -158,3 +160,11 @@ def passing(pod: PodInfo, table: NodeTable) -> BoolArray | None:
                 terms |= tm
         mask = terms if mask is None else mask & terms
     return mask
+
+
+def filter_all(pod: PodInfo, snap: ClusterSnapshot) -> Rejection | None:
+    mask = passing(pod, snap.table)
+    return None if mask is None else SameReason(~mask, REASON)
+
+
+PLUGIN: Final = Filter(NAME, 40, check, filter_all)

@@ -11,7 +11,9 @@ from typing import Final
 
 import numpy as np
 
-from energysched.core.snapshot import BoolArray, NodeTable, NodeUsage
+from energysched.core.nodetable import BoolArray, NodeTable
+from energysched.core.plugin import Filter, Rejection, SameReason
+from energysched.core.snapshot import ClusterSnapshot, NodeUsage
 from energysched.core.values import NodeInfo, PodInfo
 
 NAME: Final = "NodeName"
@@ -31,3 +33,11 @@ def passing(pod: PodInfo, table: NodeTable) -> BoolArray | None:
     if i is not None:
         mask[i] = True
     return mask
+
+
+def filter_all(pod: PodInfo, snap: ClusterSnapshot) -> Rejection | None:
+    mask = passing(pod, snap.table)
+    return None if mask is None else SameReason(~mask, REASON)
+
+
+PLUGIN: Final = Filter(NAME, 20, check, filter_all)

@@ -15,6 +15,7 @@ from typing import Final
 
 import numpy as np
 
+from energysched.core.plugin import Filter, Rejection, SameReason
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, NodeUsage
 from energysched.core.values import HostPort, NodeInfo, PodInfo
 
@@ -51,3 +52,11 @@ def passing(pod: PodInfo, snap: ClusterSnapshot) -> BoolArray | None:
         if not fits(pod, used):
             mask[i] = False
     return mask
+
+
+def filter_all(pod: PodInfo, snap: ClusterSnapshot) -> Rejection | None:
+    mask = passing(pod, snap)
+    return None if mask is None else SameReason(~mask, REASON)
+
+
+PLUGIN: Final = Filter(NAME, 50, check, filter_all)

@@ -20,6 +20,7 @@ from typing import Final
 
 import numpy as np
 
+from energysched.core.plugin import Filter, ManyReasons, Rejection
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, NodeUsage
 from energysched.core.values import BASE_RESOURCES, PODS, NodeInfo, PodInfo
 
@@ -64,3 +65,11 @@ def insufficient(pod: PodInfo, snap: ClusterSnapshot) -> tuple[tuple[str, BoolAr
             free = table.allocatable[:, c] - snap.requested[:, c]
         out.append((r, np.asarray(q > free, dtype=np.bool_)))
     return tuple(out)
+
+
+def filter_all(pod: PodInfo, snap: ClusterSnapshot) -> Rejection | None:
+    parts = [(reason(r), bad) for r, bad in insufficient(pod, snap)]
+    return ManyReasons(parts) if parts else None
+
+
+PLUGIN: Final = Filter(NAME, 60, check, filter_all)

@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from energysched.core.snapshot import NodeUsage
+import numpy as np
+
+from energysched.core.plugin import Filter, PerClassReason, Rejection
+from energysched.core.snapshot import ClusterSnapshot, NodeUsage
 from energysched.core.values import NodeInfo, PodInfo, Taint, Toleration
 
 NAME: Final = "TaintToleration"
@@ -49,3 +52,22 @@ def intolerable_prefer_no_schedule(
 def check(pod: PodInfo, node: NodeInfo, usage: NodeUsage) -> tuple[str, ...]:
     taint = first_untolerated(node.taints, pod.tolerations)
     return (reason(taint),) if taint is not None else ()
+
+
+def filter_all(pod: PodInfo, snap: ClusterSnapshot) -> Rejection | None:
+    """Once per taint class; the reason names the class's first untolerated taint."""
+    table = snap.table
+    untolerated = [first_untolerated(c.taints, pod.tolerations) for c in table.classes]
+    per_class = np.fromiter(
+        (t is not None for t in untolerated), dtype=np.bool_, count=len(untolerated)
+    )
+    if not per_class.any():
+        return None
+    return PerClassReason(
+        per_class[table.class_ids],
+        table.class_ids,
+        [None if t is None else reason(t) for t in untolerated],
+    )
+
+
+PLUGIN: Final = Filter(NAME, 30, check, filter_all)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from energysched.core.snapshot import NodeUsage
+import numpy as np
+
+from energysched.core.plugin import Filter, Rejection, SameReason
+from energysched.core.snapshot import ClusterSnapshot, NodeUsage
 from energysched.core.values import UNSCHEDULABLE_TAINT_KEY, NodeInfo, PodInfo, Taint
 
 NAME: Final = "NodeUnschedulable"
@@ -26,3 +29,20 @@ def rejects(unschedulable: bool, tolerated: bool) -> bool:
 
 def check(pod: PodInfo, node: NodeInfo, usage: NodeUsage) -> tuple[str, ...]:
     return (REASON,) if rejects(node.unschedulable, tolerates_unschedulable(pod)) else ()
+
+
+def filter_all(pod: PodInfo, snap: ClusterSnapshot) -> Rejection | None:
+    """Once per taint class (nodes sharing unschedulable and taints), not per node."""
+    table = snap.table
+    tolerated = tolerates_unschedulable(pod)
+    per_class = np.fromiter(
+        (rejects(c.unschedulable, tolerated) for c in table.classes),
+        dtype=np.bool_,
+        count=len(table.classes),
+    )
+    if not per_class.any():
+        return None
+    return SameReason(per_class[table.class_ids], REASON)
+
+
+PLUGIN: Final = Filter(NAME, 10, check, filter_all)

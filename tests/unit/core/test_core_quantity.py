@@ -58,9 +58,14 @@ F = Fraction
         ("1.0000000001", F(1_000_000_001, 10**9)),
         ("0.0000000001", F(1, 10**9)),
         ("-0.0000000001", F(-1, 10**9)),
-        # and caps decimal-SI / binary-SI at 2^63-1
-        ("9223372036854775808", F(INT64_MAX)),
+        # and caps binary-SI (only) at 2^63-1
+        ("9223372036854775808", F(INT64_MAX + 1)),
         ("10Ei", F(INT64_MAX)),
+        # the exponent is truncated to int32 (upstream: int32(ParseInt(...)))
+        ("1e4294967296", F(1)),
+        # digits beyond int()'s 4,300-digit limit: exact, or held at 10^36
+        ("0." + "0" * 5000 + "1", F(1, 10**9)),
+        ("1" * 5000, F(10**36)),
     ],
 )
 def test_parse(text: str, expected: Fraction) -> None:
@@ -86,7 +91,11 @@ def test_parse(text: str, expected: Fraction) -> None:
         "-3.01e-",
         "0.1mi",
         "1+1.0M",
-        "1e99999",
+        # no digit at all: upstream's slow path rejects these (its fast path reads "Ki" as 0)
+        "Pi",
+        "e-10",
+        "-Ei",
+        "1e9223372036854775808",  # the exponent must fit int64
     ],
 )
 def test_parse_rejects(text: str) -> None:

@@ -1,18 +1,13 @@
-"""Scoring on the thesis cluster: v1.0's flaw, v1.1's fix, hybrid, and the policies."""
+"""The scoring framework all modes share: no data never wins, the neutral fallback,
+PreferNoSchedule, ties, messages. Each mode's own tests are beside its plugin
+(tests/unit/core/plugins/test_<mode>.py)."""
 
 from __future__ import annotations
-
-from datetime import timedelta
-from typing import Any
 
 import pytest
 
 from energysched.core import (
     ClusterSnapshot,
-    ClusterState,
-    Decision,
-    PodInfo,
-    PowerReading,
     ScheduleParams,
     schedule_one,
 )
@@ -27,186 +22,9 @@ from tests.unit.core.core_helpers import (
     thesis_kb,
     thesis_nodes,
 )
+from tests.unit.core.plugins.score_helpers import decide, thesis, training
 
 pytestmark = pytest.mark.unit
-
-
-def decide(p: PodInfo, snap: ClusterSnapshot, explain: bool = False, **params: Any) -> Decision:
-    d = schedule_one(p, snap, ScheduleParams(**params), explain=explain)
-    assert d.error is None, d.error
-    return d
-
-
-def thesis(readings: dict[str, PowerReading] | None = None, **kw: Any) -> ClusterSnapshot:
-    return ClusterSnapshot.build(thesis_nodes(**kw), now=NOW, kb=thesis_kb(), readings=readings)
-
-
-def training(weight: str, name: str = "p", **kw: Any) -> PodInfo:
-    return pod(name, cpu="500m", workload="training", weight=weight, **kw)
-
-
-# -- v1.0 vs v1.1 ------------------------------------------------------------------------
-
-
-def test_static_raw_reproduces_the_v1_flaw() -> None:
-    """Raw P (thousands) and E (hundreds) clip every node to 100: the weight does nothing."""
-    snap = thesis()
-    chosen = set()
-    for w in ("0", "0.5", "1"):
-        d = decide(training(w), snap, mode="static-raw")
-        assert [b.score for b in d.ranking] == [100.0, 100.0, 100.0]
-        chosen.add(d.node)
-    assert chosen == {"rpi"}  # the tie-break (name order) decides, not the user's weight
-
-
-def test_normalized_fixes_it() -> None:
-    snap = thesis()
-    fastest = decide(training("1"), snap, mode="normalized")
-    frugal = decide(training("0"), snap, mode="normalized")
-    assert fastest.node == "tvpc"  # highest performance
-    assert frugal.node == "rpi"  # highest work per joule
-    top = fastest.ranking[0]
-    assert top.norm_p == 100.0 and top.score == 100.0
-    assert frugal.ranking[0].norm_e == 100.0
-    assert "normP" in top.why and "tvpc" in top.why
-
-
-def test_normalized_balances() -> None:
-    d = decide(training("0.5"), thesis(), mode="normalized")
-    # tvpc: 0.5*100 + 0.5*(310.4/342.9*100); rpi: 0.5*5.4 + 0.5*100
-    assert [b.node for b in d.ranking] == ["tvpc", "rpi", "wyse"]
-    assert d.ranking[0].score == pytest.approx(95.26, abs=0.01)
-    assert d.runner_up == "rpi"
-
-
-def test_maxima_are_over_feasible_nodes_only() -> None:
-    nodes = [
-        node("tvpc", taints=[{"key": "gpu", "effect": "NoSchedule"}]),
-        node("wyse"),
-        node("rpi"),
-    ]
-    snap = ClusterSnapshot.build(nodes, now=NOW, kb=thesis_kb())
-    d = decide(training("1"), snap)
-    assert d.node == "wyse" and d.ranking[0].norm_p == 100.0
-
-
-def test_each_workload_type_uses_its_own_figures() -> None:
-    # sequential: rpi E = 42.86, wyse E = 42.1 -> rpi most efficient; tvpc fastest
-    snap = thesis()
-    assert decide(pod(workload="sequential", weight="0"), snap).node == "rpi"
-    assert decide(pod(workload="sequential", weight="1"), snap).node == "tvpc"
-
-
-# -- hybrid ------------------------------------------------------------------------------
-
-IDLE = {"tvpc": reading(25.5, 10), "wyse": reading(7.0, 10), "rpi": reading(2.2, 10)}
-
-
-def test_hybrid_busy_reading_zeroes_the_node() -> None:
-    snap = thesis({**IDLE, "tvpc": reading(60.0, 5)})
-    d = decide(training("1"), snap, mode="hybrid", explain=True)
-    assert d.node == "wyse"
-    tvpc = next(b for b in d.ranking if b.node == "tvpc")
-    assert tvpc.busy and tvpc.score == 0.0 and tvpc.base_score == 100.0
-    assert tvpc.reading_state == "fresh" and tvpc.live_watts == 60.0
-    assert "busy" in tvpc.why and "60.0 W" in tvpc.why
-    assert d.stale_readings == 0 and d.missing_readings == 0
-
-
-def test_hybrid_threshold_is_idle_plus_buffer() -> None:
-    at_limit = thesis({**IDLE, "tvpc": reading(30.0, 5)})
-    assert decide(training("1"), at_limit, mode="hybrid", hybrid_buffer_watts=5.0).node == "tvpc"
-    above = thesis({**IDLE, "tvpc": reading(30.1, 5)})
-    assert decide(training("1"), above, mode="hybrid", hybrid_buffer_watts=5.0).node == "wyse"
-
-
-def test_normalized_ignores_readings() -> None:
-    snap = thesis({**IDLE, "tvpc": reading(60.0, 5)})
-    d = decide(training("1"), snap, mode="normalized")
-    assert d.node == "tvpc" and d.ranking[0].reading_state == "not-used"
-
-
-@pytest.mark.parametrize(
-    ("policy", "winner"), [("ignore", "tvpc"), ("penalize", "rpi"), ("busy", "rpi")]
-)
-def test_hybrid_stale_reading_follows_policy(policy: str, winner: str) -> None:
-    snap = thesis({**IDLE, "tvpc": reading(60.0, 300)})  # busy, but 5 minutes old
-    d = decide(
-        training("0.5"),
-        snap,
-        mode="hybrid",
-        stale_policy=policy,
-        staleness_window=timedelta(seconds=60),
-        explain=True,
-    )
-    assert d.node == winner
-    assert d.stale_readings == 1 and d.missing_readings == 0
-    tvpc = next(b for b in d.ranking if b.node == "tvpc")
-    assert tvpc.reading_state == "stale" and not tvpc.busy
-    expected = {"ignore": tvpc.base_score, "penalize": tvpc.base_score * 0.5, "busy": 0.0}[policy]
-    assert tvpc.score == pytest.approx(expected)
-    assert "300s old" in tvpc.why
-
-
-def test_hybrid_counts_missing_readings() -> None:
-    d = decide(training("1"), thesis({"tvpc": reading(25.5, 1)}), mode="hybrid")
-    assert d.missing_readings == 2 and d.stale_readings == 0 and d.node == "tvpc"
-
-
-def test_future_timestamp_counts_as_fresh() -> None:
-    snap = thesis({**IDLE, "tvpc": reading(60.0, -20)})  # clock skew
-    assert decide(training("1"), snap, mode="hybrid").node == "wyse"
-
-
-def test_hybrid_burst_spreads_instead_of_piling_on_the_idle_node() -> None:
-    """Readings lag binds: pods bound after a node's reading count as predicted load."""
-
-    def run(record_binds: bool) -> list[str]:
-        state = ClusterState(thesis_kb())
-        for n in thesis_nodes():
-            state.upsert_node(n)
-        for name, r in IDLE.items():  # all idle, read 10 s ago
-            state.set_reading(name, r)
-        chosen = []
-        for k in range(3):
-            p = training("1", name=f"burst-{k}")
-            d = schedule_one(p, state.snapshot(NOW), ScheduleParams(mode="hybrid"))
-            assert d.node is not None
-            chosen.append(d.node)
-            if record_binds:
-                state.assume(p, d.node, NOW)
-            else:
-                state.add_pod(training("1", name=f"burst-{k}", node_name=d.node))
-        return chosen
-
-    assert run(record_binds=False) == ["tvpc", "tvpc", "tvpc"]  # what Trimaran warns about
-    assert run(record_binds=True) == ["tvpc", "wyse", "rpi"]
-
-
-def test_binds_before_the_reading_are_already_in_it() -> None:
-    state = ClusterState(thesis_kb())
-    for n in thesis_nodes():
-        state.upsert_node(n)
-    for name, r in IDLE.items():
-        state.set_reading(name, r)
-    state.assume(training("1", name="old"), "tvpc", NOW - timedelta(seconds=30))
-    d = schedule_one(training("1"), state.snapshot(NOW), ScheduleParams(mode="hybrid"))
-    assert d.node == "tvpc" and d.ranking[0].predicted_watts == 0.0
-
-
-def test_predicted_load_of_untyped_pod_is_the_largest_headroom() -> None:
-    state = ClusterState(thesis_kb())
-    for n in thesis_nodes():
-        state.upsert_node(n)
-    for name, r in IDLE.items():
-        state.set_reading(name, r)
-    state.assume(pod("untyped", cpu="100m"), "tvpc", NOW)
-    d = schedule_one(
-        training("1"), state.snapshot(NOW), ScheduleParams(mode="hybrid"), explain=True
-    )
-    tvpc = next(b for b in d.ranking if b.node == "tvpc")
-    assert tvpc.predicted_watts == pytest.approx(71.0 - 25.0)  # training's headroom is largest
-    assert tvpc.busy
 
 
 # -- no data never wins, neutral fallback -------------------------------------------------

@@ -78,7 +78,7 @@ CASES: list[tuple[str, object, str, tuple[str, ...]]] = [
     ("spec.idlePowerWatts", -1, "spec.idlePowerWatts", ("-1", ">= 0")),
     ("spec.idlePowerWatts", "6.5", "spec.idlePowerWatts", ("'6.5'", "string", "number")),
     ("spec.idlePowerWatts", True, "spec.idlePowerWatts", ("True", "boolean", "number")),
-    ("spec.maxPowerWatts", 0, "spec.maxPowerWatts", ("0", "> 0")),
+    ("spec.maxPowerWatts", 0, "spec.maxPowerWatts", ("0", ">= 0.001")),
     ("spec.workloads", DELETE, "spec.workloads", ("required", "training")),
     ("spec.workloads", {}, "spec.workloads", ("empty", "training, inference, sequential")),
     (
@@ -106,7 +106,7 @@ CASES: list[tuple[str, object, str, tuple[str, ...]]] = [
         "spec.workloads.training.powerWatts",
         ("required",),
     ),
-    ("spec.workloads.training.powerWatts", 0, "spec.workloads.training.powerWatts", ("> 0",)),
+    ("spec.workloads.training.powerWatts", 0, "spec.workloads.training.powerWatts", (">= 0.001",)),
     (
         "spec.workloads.training.source",
         "guessed",
@@ -126,7 +126,42 @@ CASES: list[tuple[str, object, str, tuple[str, ...]]] = [
     ("metadata.name", "Wyse_5070", "metadata.name", ("'Wyse_5070'", "DNS subdomain")),
     ("kind", "EnergyProfil", "kind", ("'EnergyProfil'", "EnergyProfile")),
     ("apiVersion", "energy.thesis.io/v1", "apiVersion", ("v1alpha1",)),
+    # maximums (as in the CRD): every derived figure stays finite
+    (
+        "spec.workloads.training.performance",
+        1e308,
+        "spec.workloads.training.performance",
+        ("1e+308", "<= 1e+15"),
+    ),
+    (
+        "spec.workloads.training.powerWatts",
+        1e308,
+        "spec.workloads.training.powerWatts",
+        ("<= 1e+06",),
+    ),
+    (
+        "spec.workloads.training.powerWatts",
+        5e-324,
+        "spec.workloads.training.powerWatts",
+        (">= 0.001",),
+    ),
+    ("spec.idlePowerWatts", 2e6, "spec.idlePowerWatts", ("2000000.0", "<= 1e+06")),
+    ("spec.maxPowerWatts", 2e6, "spec.maxPowerWatts", ("<= 1e+06",)),
+    # integers beyond float range (over 309 digits): a failure, not OverflowError
+    ("spec.idlePowerWatts", 10**400, "spec.idlePowerWatts", ("integer of", "<= 1e+06")),
+    (
+        "spec.workloads.training.performance",
+        -(10**5000),
+        "spec.workloads.training.performance",
+        ("integer of", "> 0"),
+    ),
     # semantic rules the schema cannot express
+    (
+        "spec.workloads.training.performance",
+        5e-324,
+        "spec.workloads.training",
+        ("performance / powerWatts = 0.0", "finite number > 0"),
+    ),
     (
         "spec.workloads.training.powerWatts",
         5.0,
@@ -156,8 +191,14 @@ CASES: list[tuple[str, object, str, tuple[str, ...]]] = [
 ]
 
 
+def _short(value: object) -> str:
+    if isinstance(value, int) and abs(value) > 10**30:
+        return f"<{value.bit_length()}-bit int>"
+    return f"{value!r:.20}"
+
+
 @pytest.mark.parametrize(
-    ("path", "value", "where", "fragments"), CASES, ids=[f"{c[0]}={c[1]!r:.20}" for c in CASES]
+    ("path", "value", "where", "fragments"), CASES, ids=[f"{c[0]}={_short(c[1])}" for c in CASES]
 )
 def test_rule(
     good_profile: Callable[[], Obj],
@@ -264,3 +305,37 @@ def test_unit_conflicts(good_profile: Callable[[], Obj]) -> None:
     assert unit_conflicts([a, a]) == []
     (message,) = unit_conflicts([a, b])
     assert "workloads.training.unit" in message and "'samples/s' in rpi" in message
+
+
+def test_derived_figures_of_every_valid_profile_are_finite(good_profile: Callable[[], Obj]) -> None:
+    """The extremes the limits allow still give a finite, positive efficiency."""
+    for performance, power in ((1e15, 1e-3), (1e-300, 1e6), (1e15, 1e6), (1e-300, 1e-3)):
+        obj = good_profile()
+        del obj["spec"]["maxPowerWatts"]
+        obj["spec"]["idlePowerWatts"] = 0
+        obj["spec"]["workloads"] = {"training": {"performance": performance, "powerWatts": power}}
+        spec = parse_profile(obj)
+        assert isinstance(spec, ProfileSpec), spec
+        eff = spec.workloads["training"].efficiency
+        assert math.isfinite(eff) and eff > 0
+        assert math.isfinite(100 * spec.workloads["training"].performance)
+
+
+def test_crd_maximums_are_the_validators() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from energysched.kb import validate
+
+    crd = yaml.safe_load(
+        (Path(__file__).parents[3] / "manifests/crd/energyprofiles.yaml").read_text()
+    )
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    figures = spec["properties"]["workloads"]["properties"]["training"]["properties"]
+    assert figures["performance"]["maximum"] == validate.MAX_PERFORMANCE
+    assert figures["powerWatts"]["maximum"] == validate.MAX_WATTS
+    assert figures["powerWatts"]["minimum"] == validate.MIN_WATTS
+    assert spec["properties"]["idlePowerWatts"]["maximum"] == validate.MAX_WATTS
+    assert spec["properties"]["maxPowerWatts"]["maximum"] == validate.MAX_WATTS
+    assert spec["properties"]["maxPowerWatts"]["minimum"] == validate.MIN_WATTS
