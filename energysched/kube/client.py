@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -197,7 +197,7 @@ class KubeClient:
                     raise ApiError(0, type(exc).__name__, str(exc) or "disconnected") from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise ApiError(0, type(exc).__name__, str(exc) or "transport failure") from exc
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, too deep
                 raise ApiError(0, "BadResponse", f"not JSON: {exc}") from exc
         raise AssertionError("unreachable")
 
@@ -259,12 +259,17 @@ class KubeClient:
         *,
         timeout_seconds: int = 300,
         bookmarks: bool = True,
+        on_connect: Callable[[], None] | None = None,
         **params: str | int,
     ) -> AsyncIterator[WatchEvent]:
         """Stream watch events from ``resource_version``; an ERROR event raises ApiError.
 
         The stream ends normally when the server closes it (``timeout_seconds``);
-        the caller resumes from the last resourceVersion it saw.
+        the caller resumes from the last resourceVersion it saw. ``on_connect``
+        runs once the server has accepted the watch (before any event). A line
+        that is not a well-formed event (a stream cut mid-object, garbage from a
+        proxy) raises ApiError with reason ``BadWatchEvent``: nothing of it is
+        applied, and the caller resumes from the last good resourceVersion.
         """
         await self.limiter.acquire()
         query: dict[str, str | int] = {
@@ -283,22 +288,65 @@ class KubeClient:
                 if resp.status >= 400:
                     text = await resp.text()
                     raise _error(resp.status, _try_json(text), text)
-                async for line in resp.content:
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        status = event.get("object") or {}
-                        raise _error(int(status.get("code") or 500), status, str(status))
-                    yield WatchEvent(event["type"], event["object"])
+                if on_connect is not None:
+                    on_connect()
+                async for line in _lines(resp.content):
+                    yield _watch_event(line)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ApiError(0, type(exc).__name__, str(exc) or "watch transport failure") from exc
+
+
+#: The longest watch event accepted (the API server's own request limit is 3 MiB;
+#: a large object's event is a little more). aiohttp's readline stops at 128 KiB,
+#: which a node with many images or a big custom resource exceeds.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Newline-separated lines of a chunked stream, however long (up to a limit)."""
+    buf = bytearray()
+    async for chunk in stream.iter_any():
+        buf.extend(chunk)
+        start = 0
+        while (end := buf.find(b"\n", start)) >= 0:
+            line = bytes(buf[start:end])
+            start = end + 1
+            if line.strip():
+                yield line
+        del buf[:start]
+        if len(buf) > MAX_EVENT_BYTES:
+            raise ApiError(0, "BadWatchEvent", f"watch event longer than {MAX_EVENT_BYTES} bytes")
+    if buf.strip():
+        # The stream ended inside an event: the connection was cut mid-object.
+        raise ApiError(0, "BadWatchEvent", f"watch stream ended mid-event: {bytes(buf[:200])!r}")
+
+
+def _watch_event(line: bytes) -> WatchEvent:
+    try:
+        event = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(
+            0, "BadWatchEvent", f"malformed watch event ({exc}): {line[:200]!r}"
+        ) from exc
+    if not isinstance(event, dict):
+        raise ApiError(0, "BadWatchEvent", f"watch event is not an object: {line[:200]!r}")
+    type_, obj = event.get("type"), event.get("object")
+    if type_ == "ERROR":
+        status = obj if isinstance(obj, dict) else {}
+        code = status.get("code")
+        raise _error(code if isinstance(code, int) and code >= 400 else 500, status, str(status))
+    if type_ not in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK") or not isinstance(obj, dict):
+        raise ApiError(0, "BadWatchEvent", f"watch event without type or object: {line[:200]!r}")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        raise ApiError(0, "BadWatchEvent", f"watch event object has no metadata: {line[:200]!r}")
+    return WatchEvent(type_, obj)
 
 
 def _try_json(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return None
 
 

@@ -9,6 +9,13 @@ Flow per pod (kube-scheduler's, minus preemption):
   retried when nodes, pods or profiles change (or after at most 5 minutes).
 
 Only the leader binds; decisions stop the moment its lease cannot be renewed.
+
+Nothing dies silently. Every long-lived task is supervised: the reflectors
+retry any failure with backoff, and while the pod or node watch is down no
+decision is made (the cache may no longer be true) and ``/readyz`` says so. A
+vital task that ends anyway (leadership lost, a bug that escaped) makes
+:meth:`EnergyScheduler.run` raise :class:`SchedulerStopped`; the CLI turns that
+into a non-zero exit so the Deployment restarts the process.
 """
 
 from __future__ import annotations
@@ -17,9 +24,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -30,6 +37,7 @@ from energysched.core.parse import parse_node, parse_pod, parse_power_reading
 from energysched.core.snapshot import ClusterState
 from energysched.core.values import PodInfo
 from energysched.kb.book import ProfileBook
+from energysched.kube.background import BackgroundWriter
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.reflector import EventType, Reflector, object_key
 from energysched.scheduler.config import ConfigError, ConfigSource, SchedulerConfig
@@ -41,6 +49,11 @@ from energysched.scheduler.queue import SchedulingQueue
 log = structlog.get_logger(__name__)
 
 PROFILES_PATH = api_path(contract.API_VERSION, contract.PROFILE_PLURAL)
+T = TypeVar("T")
+
+
+class SchedulerStopped(RuntimeError):
+    """A vital task ended (leadership lost, a task that crashed): the process must exit."""
 
 
 def _now() -> dt.datetime:
@@ -66,9 +79,32 @@ class EnergyScheduler:
         self.book = ProfileBook()
         self.queue = SchedulingQueue()
         self.recorder = EventRecorder(self.event_kube, self.cfg.profiles[0].scheduler_name)
-        self.pods = Reflector(self.kube, api_path("v1", "pods"), self._on_pod, name="pods")
-        self.nodes = Reflector(self.kube, api_path("v1", "nodes"), self._on_node, name="nodes")
-        self.profiles = Reflector(self.kube, PROFILES_PATH, self._on_profile, name="energyprofiles")
+        self.writer = BackgroundWriter("status-writer")
+        self.pods = Reflector(
+            self.kube,
+            api_path("v1", "pods"),
+            self._on_pod,
+            name="pods",
+            on_health=self._on_watch_health,
+        )
+        self.nodes = Reflector(
+            self.kube,
+            api_path("v1", "nodes"),
+            self._on_node,
+            name="nodes",
+            on_health=self._on_watch_health,
+        )
+        self.profiles = Reflector(
+            self.kube,
+            PROFILES_PATH,
+            self._on_profile,
+            name="energyprofiles",
+            on_health=self._on_watch_health,
+        )
+        #: Set while every vital watch (pods, nodes) is up: decisions wait for it.
+        self.watches_up = asyncio.Event()
+        self._vital: set[asyncio.Task[Any]] = set()
+        self.stopped_because: str | None = None
         self.elector: LeaderElector | None = None
         self._first_seen: dict[str, float] = {}
         self._bind_slots = asyncio.Semaphore(self.max_binds_in_flight)
@@ -161,19 +197,102 @@ class EnergyScheduler:
 
     # -- main loop ------------------------------------------------------------------
 
-    async def run(self) -> None:
-        tasks = [
-            asyncio.create_task(self.pods.run(), name="reflector-pods"),
-            asyncio.create_task(self.nodes.run(), name="reflector-nodes"),
-            asyncio.create_task(self.profiles.run(), name="reflector-profiles"),
-            asyncio.create_task(self._poll_config(), name="config"),
-        ]
+    # -- health ---------------------------------------------------------------------
+
+    @property
+    def vital_reflectors(self) -> tuple[Reflector, ...]:
+        """The watches a decision cannot do without. Profiles only change scores
+        (and may be absent while the CRD is not installed): not vital."""
+        return (self.pods, self.nodes)
+
+    def _on_watch_health(self, name: str, up: bool) -> None:
+        self.metrics.watch_up.labels(name).set(1 if up else 0)
+        if all(r.up for r in self.vital_reflectors):
+            if not self.watches_up.is_set():
+                log.info("watches up: deciding again")
+            self.watches_up.set()
+        elif self.watches_up.is_set():
+            self.watches_up.clear()
+            log.warning("a watch is down: no decisions until it is back", reflector=name)
+
+    def health_checks(self) -> list[tuple[str, bool, str]]:
+        """``/healthz``: the process can go on (vital tasks alive, lease not overdue)."""
+        checks = [("ping", True, "ok")]
+        ended = [t.get_name() for t in self._vital if t.done()]
+        checks.append(("vital-tasks", not ended, f"ended: {', '.join(ended)}" if ended else "ok"))
+        if self.elector is not None and self.elector.became_leader.is_set():
+            overdue = self.elector.seconds_since_renewal() - self.elector.lease_duration
+            checks.append(
+                (
+                    "leaderElection",
+                    overdue < 20.0,  # kube-scheduler's watchdog timeout
+                    "ok" if overdue < 20.0 else f"lease not renewed for {overdue:.0f} s",
+                )
+            )
+        return checks
+
+    def ready_checks(self) -> list[tuple[str, bool, str]]:
+        """``/readyz``: health plus caches synced and vital watches up (kube-scheduler's
+        ``sched-handler-sync``); the leader state is reported, a standby is ready."""
+        checks = self.health_checks()
+        now = time.monotonic()
+        for r in (*self.vital_reflectors, self.profiles):
+            vital = r in self.vital_reflectors
+            if r.up:
+                msg, ok = "ok", True
+            elif not r.synced.is_set() and r.down_since is None:
+                msg, ok = "not synced yet", not vital
+            else:
+                since = now - (r.down_since or now)
+                msg, ok = f"down for {since:.0f} s: {r.last_error}", not vital
+            checks.append((f"watch-{r.name}", ok, msg if vital else f"{msg} (not vital)"))
+        if self.elector is None:
+            leader = "leader election disabled"
+        else:
+            leader = "leader" if self.elector.is_leader() else "standby"
+        checks.append(("leader", True, leader))
+        return checks
+
+    # -- main loop ------------------------------------------------------------------
+
+    def _start_vital(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._vital.add(task)
+        return task
+
+    async def _supervised(self, goal: Awaitable[T]) -> T:
+        """Await ``goal`` while watching every vital task; one that ends stops everything."""
+        goal_task = asyncio.ensure_future(goal)
         try:
-            await asyncio.gather(self.pods.synced.wait(), self.nodes.synced.wait())
+            while True:
+                done, _ = await asyncio.wait(
+                    {goal_task, *self._vital}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    if task is not goal_task:
+                        raise SchedulerStopped(_why_ended(task))
+                if goal_task in done:
+                    return goal_task.result()
+        finally:
+            if not goal_task.done():
+                goal_task.cancel()
+                await asyncio.gather(goal_task, return_exceptions=True)
+
+    async def run(self) -> None:
+        """Run until cancelled; raises :class:`SchedulerStopped` when it cannot go on."""
+        self.writer.start()
+        self._start_vital(self.pods.run(), "reflector-pods")
+        self._start_vital(self.nodes.run(), "reflector-nodes")
+        self._start_vital(self.profiles.run(), "reflector-profiles")
+        self._start_vital(self._poll_config(), "config")
+        try:
+            await self._supervised(
+                asyncio.gather(self.pods.synced.wait(), self.nodes.synced.wait())
+            )
             # Profiles may be missing (CRD not installed yet): wait a little,
             # then schedule with what there is; the neutral fallback says so.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.profiles.synced.wait(), 10)
+                await self._supervised(asyncio.wait_for(self.profiles.synced.wait(), 10))
             log.info(
                 "caches synced",
                 nodes=len(self.nodes.store),
@@ -191,25 +310,23 @@ class EnergyScheduler:
                     le.renew_deadline,
                     le.retry_period,
                 )
-                election = asyncio.create_task(self.elector.run(), name="leader-election")
-                tasks.append(election)
-                await self.elector.became_leader.wait()
+                # The elector's run() returns when leadership is lost: a vital end.
+                self._start_vital(self.elector.run(), "leader-election")
+                await self._supervised(self.elector.became_leader.wait())
                 self.metrics.is_leader.set(1)
-                loop = asyncio.create_task(self._schedule_loop(), name="schedule-loop")
-                tasks.append(loop)
-                done, _ = await asyncio.wait({election, loop}, return_when=asyncio.FIRST_COMPLETED)
-                for t in done:
-                    t.result()
-                # Leadership lost: stop at once (the Deployment restarts us as a candidate).
-                self.metrics.is_leader.set(0)
-                raise SystemExit("leadership lost")
-            await self._schedule_loop()
+            await self._supervised(self._schedule_loop())
+        except SchedulerStopped as exc:
+            self.stopped_because = str(exc)
+            log.error("scheduler stopping", reason=str(exc))
+            raise
         finally:
-            for t in tasks:
+            self.metrics.is_leader.set(0)
+            for t in self._vital:
                 t.cancel()
             for t in list(self._bind_tasks):
                 t.cancel()
-            await asyncio.gather(*tasks, *self._bind_tasks, return_exceptions=True)
+            await asyncio.gather(*self._vital, *self._bind_tasks, return_exceptions=True)
+            await self.writer.stop()
             if self.elector is not None:
                 await self.elector.release()
 
@@ -221,6 +338,10 @@ class EnergyScheduler:
             except ConfigError as exc:
                 self.metrics.config_reloads.labels("invalid").inc()
                 log.error("config rejected", error=str(exc))
+                continue
+            except Exception:  # a bug in the reader must not end hot reload for good
+                self.metrics.config_reloads.labels("invalid").inc()
+                log.exception("config reload failed; keeping the last good config")
                 continue
             if new is not None:
                 self.cfg = new
@@ -234,6 +355,9 @@ class EnergyScheduler:
     async def _schedule_loop(self) -> None:
         last_prune = 0.0
         while True:
+            if not self.watches_up.is_set():
+                # The cache may no longer be true: decide nothing until it is.
+                await self.watches_up.wait()
             key = await self.queue.pop()
             self._update_depths()
             if time.monotonic() - last_prune > 1.0:
@@ -301,16 +425,14 @@ class EnergyScheduler:
         self.metrics.attempts.labels(result, str(obj["spec"].get("schedulerName"))).inc()
         self.queue.park_unschedulable(key)
         log.info("pod not scheduled", pod=key, reason=reason, message=message)
-        self._spawn(self._report_failure(obj, reason, message))
+        self.writer.submit(key, lambda: self._report_failure(obj, reason, message))
 
     async def _report_failure(self, obj: JSON, reason: str, message: str) -> None:
         await self.recorder.pod_event(obj, "Warning", "FailedScheduling", message)
         await set_pod_scheduled_false(self.kube, obj, reason, message)
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._bind_tasks.add(task)
-        task.add_done_callback(self._bind_tasks.discard)
+    def _event(self, obj: JSON, key: str, type_: str, reason: str, note: str) -> None:
+        self.writer.submit(key, lambda: self.recorder.pod_event(obj, type_, reason, note))
 
     async def _bind(
         self, obj: JSON, pod: PodInfo, key: str, decision: Decision, profile_name: str
@@ -333,9 +455,7 @@ class EnergyScheduler:
                 return
             delay = self.queue.retry_after_error(key)
             log.warning("bind failed, retrying", pod=key, node=node, error=str(exc), retry_in=delay)
-            await self.recorder.pod_event(
-                obj, "Warning", "FailedScheduling", f"Binding rejected: {exc.message}"
-            )
+            self._event(obj, key, "Warning", "FailedScheduling", f"Binding rejected: {exc.message}")
             return
         finally:
             self._bind_slots.release()
@@ -349,7 +469,18 @@ class EnergyScheduler:
         log.info(
             "bound", pod=key, node=node, score=_winner_score(decision), fallback=decision.fallback
         )
-        await self.recorder.pod_event(obj, "Normal", "Scheduled", decision.message)
+        self._event(obj, key, "Normal", "Scheduled", decision.message)
+
+
+def _why_ended(task: asyncio.Task[Any]) -> str:
+    if task.cancelled():
+        return f"{task.get_name()} was cancelled"
+    exc = task.exception()
+    if exc is None:
+        if task.get_name() == "leader-election":
+            return "leadership lost"
+        return f"{task.get_name()} ended"
+    return f"{task.get_name()} failed: {type(exc).__name__}: {exc}"
 
 
 def _winner_score(d: Decision) -> float | None:
