@@ -19,6 +19,7 @@ from typing import Any, Literal
 import aiohttp
 
 from energysched.kube.config import ClusterAccess
+from energysched.kube.credentials import CredentialError
 
 JSON = dict[str, Any]
 PatchType = Literal["merge", "strategic", "json", "apply"]
@@ -127,7 +128,9 @@ class KubeClient:
         self.access = access
         self.limiter = TokenBucket(qps, burst)
         self.timeout = timeout
-        self._headers = {"User-Agent": user_agent, "Accept": "application/json", **access.headers()}
+        # The bearer token is added per request: it can rotate (credentials.py).
+        self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        self._tokens = access.tokens()
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
@@ -173,8 +176,10 @@ class KubeClient:
     ) -> Any:
         await self.limiter.acquire()
         data = None if body is None else json.dumps(body)
-        headers = {"Content-Type": content_type} if data is not None else None
-        for attempt in (1, 2):
+        base = {"Content-Type": content_type} if data is not None else {}
+        reconnected = refreshed = False
+        while True:
+            headers = {**base, **await self._auth(refresh=refreshed)}
             try:
                 async with self.session.request(
                     method,
@@ -185,6 +190,11 @@ class KubeClient:
                     timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
                 ) as resp:
                     text = await resp.text()
+                    if resp.status == 401 and not refreshed:
+                        # A rotated or expired token: fetch a new one, retry once
+                        # (client-go's behaviour); the request was not applied.
+                        refreshed = True
+                        continue
                     payload: Any = json.loads(text) if text else None
                     if resp.status >= 400:
                         raise _error(resp.status, payload, text)
@@ -193,13 +203,20 @@ class KubeClient:
                 # A pooled keep-alive connection the server had already closed:
                 # the request never reached it, so one retry on a new connection
                 # is safe (creates and binds are protected by name and UID).
-                if attempt == 2:
+                if reconnected:
                     raise ApiError(0, type(exc).__name__, str(exc) or "disconnected") from exc
+                reconnected = True
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise ApiError(0, type(exc).__name__, str(exc) or "transport failure") from exc
             except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, too deep
                 raise ApiError(0, "BadResponse", f"not JSON: {exc}") from exc
-        raise AssertionError("unreachable")
+
+    async def _auth(self, refresh: bool = False) -> dict[str, str]:
+        try:
+            token = await self._tokens.token(refresh=refresh)
+        except CredentialError as exc:
+            raise ApiError(0, "CredentialError", str(exc)) from exc
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     # -- conveniences ----------------------------------------------------------------
 
@@ -283,8 +300,12 @@ class KubeClient:
             async with self.session.get(
                 path,
                 params=query,
+                headers=await self._auth(),
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30),
             ) as resp:
+                if resp.status == 401:
+                    # Re-read the token now; the reflector's retry uses the new one.
+                    await self._auth(refresh=True)
                 if resp.status >= 400:
                     text = await resp.text()
                     raise _error(resp.status, _try_json(text), text)
