@@ -50,6 +50,7 @@ log = structlog.get_logger(__name__)
 
 PROFILES_PATH = api_path(contract.API_VERSION, contract.PROFILE_PLURAL)
 T = TypeVar("T")
+TERMINAL_PODS_EXCLUDED = "status.phase!=Succeeded,status.phase!=Failed"
 
 
 class SchedulerStopped(RuntimeError):
@@ -85,6 +86,9 @@ class EnergyScheduler:
             api_path("v1", "pods"),
             self._on_pod,
             name="pods",
+            # Terminal pods hold no resources; kube-scheduler's informer skips them
+            # too. A pod that finishes leaves the selection: a DELETED event.
+            params={"fieldSelector": TERMINAL_PODS_EXCLUDED},
             on_health=self._on_watch_health,
         )
         self.nodes = Reflector(

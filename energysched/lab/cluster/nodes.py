@@ -23,9 +23,7 @@ _CHECKOUT_NODES_DIR = Path(__file__).resolve().parents[3] / "kb" / "nodes"
 #: beside it: the node classes are the user's data, read from ``kb/nodes`` of
 #: the working directory (a relative path, resolved when used), with a clear
 #: error when it is not there.
-DEFAULT_NODES_DIR = (
-    _CHECKOUT_NODES_DIR if _CHECKOUT_NODES_DIR.is_dir() else Path("kb") / "nodes"
-)
+DEFAULT_NODES_DIR = _CHECKOUT_NODES_DIR if _CHECKOUT_NODES_DIR.is_dir() else Path("kb") / "nodes"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 

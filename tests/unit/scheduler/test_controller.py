@@ -130,6 +130,21 @@ async def test_terminal_and_foreign_pods_are_not_queued() -> None:
     assert s.queue.depths()["active"] == 0
 
 
+def test_the_pod_informer_skips_terminal_pods_as_kube_scheduler_does() -> None:
+    s = scheduler()
+    assert s.pods.params["fieldSelector"] == "status.phase!=Succeeded,status.phase!=Failed"
+
+
+async def test_a_pod_leaving_the_selection_frees_its_capacity() -> None:
+    s = scheduler()
+    feed(s, pod_obj("big", nodeName="n1"))
+    assert placed(s) == {"cpu": 100, "pods": 1}
+    finished = pod_obj("big", nodeName="n1")
+    finished["status"]["phase"] = "Succeeded"
+    s._on_pod("DELETED", finished, pod_obj("big", nodeName="n1"))  # what the watch sends
+    assert placed(s) == {}
+
+
 # -- supervision --------------------------------------------------------------------------
 
 
