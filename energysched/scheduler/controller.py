@@ -51,6 +51,8 @@ log = structlog.get_logger(__name__)
 PROFILES_PATH = api_path(contract.API_VERSION, contract.PROFILE_PLURAL)
 T = TypeVar("T")
 TERMINAL_PODS_EXCLUDED = "status.phase!=Succeeded,status.phase!=Failed"
+#: The API server's own message for a gated pod (pkg/registry/core/pod/strategy.go).
+SCHEDULING_GATED_MESSAGE = "Scheduling is blocked due to non-empty scheduling gates"
 
 
 class SchedulerStopped(RuntimeError):
@@ -114,6 +116,7 @@ class EnergyScheduler:
         self._bind_slots = asyncio.Semaphore(self.max_binds_in_flight)
         self._bind_tasks: set[asyncio.Task[None]] = set()
         self._bad_readings: dict[str, str] = {}
+        self._gated: set[str] = set()  # pods held back by scheduling gates
         self.bound = 0  # binds that succeeded (tests and the perf benchmark read it)
 
     # -- event handlers (synchronous, quick) --------------------------------------------
@@ -128,6 +131,7 @@ class EnergyScheduler:
         if event == "DELETED":
             self.state.remove_pod(uid)
             self.queue.forget(key)
+            self._gated.discard(key)
             self._first_seen.pop(key, None)
             self.queue.move_all_to_active()  # capacity freed
             return
@@ -154,8 +158,31 @@ class EnergyScheduler:
             return
         phase = (obj.get("status") or {}).get("phase")
         if self._ours(obj) and phase not in ("Succeeded", "Failed"):
+            if _gates(obj):
+                self._hold_gated(key, obj)
+                return
+            self._gated.discard(key)
             self._first_seen.setdefault(key, time.monotonic())
             self.queue.add(key)
+
+    def _hold_gated(self, key: str, obj: JSON) -> None:
+        """A pod with scheduling gates is not attempted (kube-scheduler's PreEnqueue).
+
+        The API server gives it PodScheduled=False/SchedulingGated on create; that is
+        written here only when missing. Removing its gates (the only change allowed)
+        is an update that queues it.
+        """
+        self.queue.forget(key)
+        if key not in self._gated:
+            self._gated.add(key)
+            log.info("pod gated: not attempted", pod=key, gates=_gates(obj))
+            if not _has_condition(obj, "PodScheduled", "SchedulingGated"):
+                self.writer.submit(
+                    key,
+                    lambda: set_pod_scheduled_false(
+                        self.kube, obj, "SchedulingGated", SCHEDULING_GATED_MESSAGE
+                    ),
+                )
 
     def _on_node(self, event: EventType, obj: JSON, old: JSON | None) -> None:
         name = str((obj.get("metadata") or {}).get("name"))
@@ -385,13 +412,19 @@ class EnergyScheduler:
     def _update_depths(self) -> None:
         for queue, depth in self.queue.depths().items():
             self.metrics.queue_depth.labels(queue).set(depth)
+        self.metrics.queue_depth.labels("gated").set(len(self._gated))
 
     # -- one pod ------------------------------------------------------------------------
 
     def schedule_key(self, key: str) -> None:
         """Decide for one queued pod; starts its bind. Holds one bind slot, releases it."""
         obj = self.pods.store.get(key)
-        if obj is None or (obj.get("spec") or {}).get("nodeName") or not self._ours(obj):
+        if (
+            obj is None
+            or (obj.get("spec") or {}).get("nodeName")
+            or not self._ours(obj)
+            or _gates(obj)
+        ):
             self.queue.forget(key)
             self._bind_slots.release()
             return
@@ -485,6 +518,18 @@ def _why_ended(task: asyncio.Task[Any]) -> str:
             return "leadership lost"
         return f"{task.get_name()} ended"
     return f"{task.get_name()} failed: {type(exc).__name__}: {exc}"
+
+
+def _gates(pod: Mapping[str, Any]) -> list[str]:
+    gates = (pod.get("spec") or {}).get("schedulingGates") or []
+    return [str(g.get("name")) if isinstance(g, Mapping) else str(g) for g in gates]
+
+
+def _has_condition(pod: Mapping[str, Any], type_: str, reason: str) -> bool:
+    return any(
+        isinstance(c, Mapping) and c.get("type") == type_ and c.get("reason") == reason
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 def _winner_score(d: Decision) -> float | None:

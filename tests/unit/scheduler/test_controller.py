@@ -145,6 +145,40 @@ async def test_a_pod_leaving_the_selection_frees_its_capacity() -> None:
     assert placed(s) == {}
 
 
+async def test_a_gated_pod_is_not_attempted_until_its_gates_are_removed() -> None:
+    kube = FakeKube()
+    s = scheduler(kube)
+    gated = pod_obj(schedulingGates=[{"name": "example.com/quota"}])
+    feed(s, gated)
+    assert "ns/p" not in s.queue and s._gated == {"ns/p"}
+    # No condition yet (an old API server): written once, with kube-scheduler's reason.
+    s._on_pod("MODIFIED", {**gated, "metadata": {**gated["metadata"], "labels": {"a": "b"}}}, gated)
+    assert s.writer.queue.qsize() == 1
+    s.writer.start()
+    await s.writer.drain()
+    ((_verb, path, (_, patch)),) = [c for c in kube.calls if c[0] == "patch"]
+    (cond,) = patch["status"]["conditions"]
+    assert path.endswith("/pods/p/status")
+    assert (cond["status"], cond["reason"]) == ("False", "SchedulingGated")
+    # Gates removed: an update that queues it.
+    s.pods.store["ns/p"] = pod_obj()
+    s._on_pod("MODIFIED", pod_obj(), gated)
+    assert "ns/p" in s.queue and not s._gated
+    await attempt(s, "ns/p")
+    assert s.bound == 1
+    await s.writer.stop()
+
+
+async def test_a_gated_pod_that_already_says_so_gets_no_patch() -> None:
+    s = scheduler()
+    gated = pod_obj(schedulingGates=[{"name": "g"}])
+    gated["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}
+    ]
+    feed(s, gated)
+    assert s.writer.queue.empty() and "ns/p" not in s.queue
+
+
 # -- supervision --------------------------------------------------------------------------
 
 
