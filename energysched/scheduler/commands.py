@@ -12,12 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from energysched import logs
-from energysched.kube.client import ApiError, KubeClient, api_path
-from energysched.kube.config import KubeConfigError, load_access
-from energysched.scheduler.config import ConfigError, ConfigSource
+# Only the standard library at module level: ``energysched scheduler --help``
+# must not pay for aiohttp, numpy or the core (each handler imports what it uses).
 
 
 def add_parsers(sub: Any) -> None:
@@ -47,6 +43,10 @@ def add_parsers(sub: Any) -> None:
 
 def _run_scheduler(args: argparse.Namespace) -> int:
     """Exit codes: 0 stopped by a signal, 1 a vital task ended (restart me), 2 bad input."""
+    from energysched import logs
+    from energysched.kube.client import KubeClient
+    from energysched.kube.config import KubeConfigError, load_access
+    from energysched.scheduler.config import ConfigError, ConfigSource
     from energysched.scheduler.controller import EnergyScheduler, SchedulerStopped
     from energysched.scheduler.health import make_app, serve
     from energysched.scheduler.metrics import SchedulerMetrics
@@ -95,6 +95,11 @@ def _run_scheduler(args: argparse.Namespace) -> int:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
+    import yaml
+
+    from energysched.kube.client import ApiError, KubeClient, api_path
+    from energysched.kube.config import KubeConfigError, load_access
+    from energysched.scheduler.config import ConfigError, ConfigSource
     from energysched.scheduler.explain import explain
 
     try:
