@@ -39,9 +39,10 @@ from energysched.core.values import PodInfo
 from energysched.kb.book import ProfileBook
 from energysched.kube.background import BackgroundWriter
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
+from energysched.kube.events import EventWriter, ObjectRef
 from energysched.kube.reflector import EventType, Reflector, object_key
 from energysched.scheduler.config import ConfigError, ConfigSource, SchedulerConfig
-from energysched.scheduler.events import EventRecorder, set_pod_scheduled_false
+from energysched.scheduler.events import set_pod_scheduled_false
 from energysched.scheduler.leader import LeaderElector
 from energysched.scheduler.metrics import SchedulerMetrics
 from energysched.scheduler.queue import SchedulingQueue
@@ -81,7 +82,11 @@ class EnergyScheduler:
         self.state = ClusterState()
         self.book = ProfileBook()
         self.queue = SchedulingQueue()
-        self.recorder = EventRecorder(self.event_kube, self.cfg.profiles[0].scheduler_name)
+        #: Events through their own client and bounded queue; PodScheduled
+        #: patches through ``writer`` (bounded too): no task per write.
+        self.events = EventWriter(
+            self.event_kube, self.cfg.profiles[0].scheduler_name, "Scheduling"
+        )
         self.writer = BackgroundWriter("status-writer")
         self.pods = Reflector(
             self.kube,
@@ -312,6 +317,7 @@ class EnergyScheduler:
     async def run(self) -> None:
         """Run until cancelled; raises :class:`SchedulerStopped` when it cannot go on."""
         self.writer.start()
+        self.events.start()
         self._start_vital(self.pods.run(), "reflector-pods")
         self._start_vital(self.nodes.run(), "reflector-nodes")
         self._start_vital(self.profiles.run(), "reflector-profiles")
@@ -358,6 +364,7 @@ class EnergyScheduler:
                 t.cancel()
             await asyncio.gather(*self._vital, *self._bind_tasks, return_exceptions=True)
             await self.writer.stop()
+            await self.events.stop()
             if self.elector is not None:
                 await self.elector.release()
 
@@ -462,14 +469,11 @@ class EnergyScheduler:
         self.metrics.attempts.labels(result, str(obj["spec"].get("schedulerName"))).inc()
         self.queue.park_unschedulable(key)
         log.info("pod not scheduled", pod=key, reason=reason, message=message)
-        self.writer.submit(key, lambda: self._report_failure(obj, reason, message))
-
-    async def _report_failure(self, obj: JSON, reason: str, message: str) -> None:
-        await self.recorder.pod_event(obj, "Warning", "FailedScheduling", message)
-        await set_pod_scheduled_false(self.kube, obj, reason, message)
+        self._event(obj, key, "Warning", "FailedScheduling", message)
+        self.writer.submit(key, lambda: set_pod_scheduled_false(self.kube, obj, reason, message))
 
     def _event(self, obj: JSON, key: str, type_: str, reason: str, note: str) -> None:
-        self.writer.submit(key, lambda: self.recorder.pod_event(obj, type_, reason, note))
+        self.events.post(ObjectRef.pod(obj), type_, reason, note)
 
     async def _bind(
         self, obj: JSON, pod: PodInfo, key: str, decision: Decision, profile_name: str

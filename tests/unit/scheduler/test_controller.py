@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from energysched.kube.client import JSON, ApiError, KubeClient
+from energysched.kube.events import EventWriter
 from energysched.scheduler.config import ConfigSource, SchedulerConfig
 from energysched.scheduler.controller import EnergyScheduler, SchedulerStopped
 from tests.unit.scheduler.fakes import FakeKube
@@ -97,7 +98,7 @@ async def test_a_pod_gone_replaced_or_bound_elsewhere_is_dropped_not_retried(
     assert "ns/p" not in s.queue  # nothing to retry: another truth won
     assert s.bound == 0
     assert placed(s) == {}  # the assumption is undone
-    assert s.writer.queue.empty()  # and no FailedScheduling event for it
+    assert s.events.background.queue.empty()  # and no FailedScheduling event for it
 
 
 async def test_another_bind_error_is_retried_with_backoff_and_reported() -> None:
@@ -108,7 +109,7 @@ async def test_another_bind_error_is_retried_with_backoff_and_reported() -> None
     await attempt(s, "ns/p")
     assert "ns/p" in s.queue and s.queue.depths()["backoff"] == 1
     assert placed(s) == {}
-    assert s.writer.queue.qsize() == 1  # the Warning, posted in the background
+    assert s.events.background.queue.qsize() == 1  # the Warning, posted in the background
 
 
 async def test_a_bound_or_deleted_pod_leaves_the_queue() -> None:
@@ -261,10 +262,10 @@ def test_readyz_fails_while_a_vital_watch_is_down_and_names_it() -> None:
 async def test_failure_reports_are_bounded() -> None:
     kube = FakeKube()
     s = scheduler(kube)
-    s.writer = type(s.writer)("t", max_queued=5, workers=1)
+    s.events = EventWriter(kube, "energy-scheduler", "Scheduling", max_queued=5, workers=1)
     for i in range(50):
         s._event(pod_obj(f"p{i}"), f"ns/p{i}", "Warning", "FailedScheduling", "no")
-    assert s.writer.queue.qsize() == 5 and s.writer.dropped == 45
+    assert s.events.background.queue.qsize() == 5 and s.events.dropped == 45
     assert len(asyncio.all_tasks()) == 1  # no task per event: only this test's
 
 
