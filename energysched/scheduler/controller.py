@@ -33,10 +33,7 @@ import structlog
 from energysched import contract
 from energysched.core.errors import InputError
 from energysched.core.framework import Decision, schedule_one
-from energysched.core.parse import parse_node, parse_pod, parse_power_reading
-from energysched.core.snapshot import ClusterState
 from energysched.core.values import PodInfo
-from energysched.kb.book import ProfileBook
 from energysched.kube.background import BackgroundWriter
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.events import EventWriter, ObjectRef
@@ -45,13 +42,21 @@ from energysched.scheduler.config import ConfigError, ConfigSource, SchedulerCon
 from energysched.scheduler.events import set_pod_scheduled_false
 from energysched.scheduler.leader import LeaderElector
 from energysched.scheduler.metrics import SchedulerMetrics
+from energysched.scheduler.mirror import (
+    TERMINAL_PODS_EXCLUDED,
+    ClusterMirror,
+    PodSpecView,
+    PodStatusView,
+    has_condition,
+    pod_view,
+    scheduling_gates,
+)
 from energysched.scheduler.queue import SchedulingQueue
 
 log = structlog.get_logger(__name__)
 
 PROFILES_PATH = api_path(contract.API_VERSION, contract.PROFILE_PLURAL)
 T = TypeVar("T")
-TERMINAL_PODS_EXCLUDED = "status.phase!=Succeeded,status.phase!=Failed"
 #: The API server's own message for a gated pod (pkg/registry/core/pod/strategy.go).
 SCHEDULING_GATED_MESSAGE = "Scheduling is blocked due to non-empty scheduling gates"
 
@@ -79,8 +84,10 @@ class EnergyScheduler:
 
     def __post_init__(self) -> None:
         self.cfg: SchedulerConfig = self.config.current
-        self.state = ClusterState()
-        self.book = ProfileBook()
+        #: Objects → the core's state, parsed once (shared with ``explain``).
+        self.mirror = ClusterMirror()
+        self.state = self.mirror.state
+        self.book = self.mirror.book
         self.queue = SchedulingQueue()
         #: Events through their own client and bounded queue; PodScheduled
         #: patches through ``writer`` (bounded too): no task per write.
@@ -120,50 +127,32 @@ class EnergyScheduler:
         self._first_seen: dict[str, float] = {}
         self._bind_slots = asyncio.Semaphore(self.max_binds_in_flight)
         self._bind_tasks: set[asyncio.Task[None]] = set()
-        self._bad_readings: dict[str, str] = {}
         self._gated: set[str] = set()  # pods held back by scheduling gates
         self.bound = 0  # binds that succeeded (tests and the perf benchmark read it)
 
     # -- event handlers (synchronous, quick) --------------------------------------------
 
     def _ours(self, pod: Mapping[str, Any]) -> bool:
-        spec = pod.get("spec") or {}
+        spec = pod_view(pod).get("spec") or PodSpecView()
         return self.cfg.profile_for(str(spec.get("schedulerName", ""))) is not None
 
     def _on_pod(self, event: EventType, obj: JSON, old: JSON | None) -> None:
         key = object_key(obj)
-        uid = (obj.get("metadata") or {}).get("uid", "")
-        if event == "DELETED":
-            self.state.remove_pod(uid)
+        update = self.mirror.pod_event(event, obj, old)
+        if update.change == "deleted":
             self.queue.forget(key)
             self._gated.discard(key)
             self._first_seen.pop(key, None)
+        if update.freed:
             self.queue.move_all_to_active()  # capacity freed
+        if update.change != "updated":
             return
-        if (
-            event == "MODIFIED"
-            and old is not None
-            and _scheduling_view(old) == _scheduling_view(obj)
-        ):
-            # Status-only churn (KWOK or a kubelet reporting a running pod): nothing
-            # a decision depends on changed. Skipping it keeps the loop free for binds.
-            return
-        parsed = parse_pod(obj)
-        bound = bool((obj.get("spec") or {}).get("nodeName"))
-        if isinstance(parsed, PodInfo):
-            self.state.add_pod(parsed)
-            if bound and parsed.is_terminal:
-                self.queue.move_all_to_active()  # it just finished: capacity freed
-        elif bound:
-            # The API server accepted this pod, so its node really holds it; we
-            # cannot count its requests. Say so, with the offending value.
-            log.warning("cannot account a bound pod", pod=key, error=parsed.message)
-        if bound or (obj.get("metadata") or {}).get("deletionTimestamp"):
+        if update.bound or update.terminating:
             self.queue.forget(key)
             return
-        phase = (obj.get("status") or {}).get("phase")
+        phase = (pod_view(obj).get("status") or PodStatusView()).get("phase")
         if self._ours(obj) and phase not in ("Succeeded", "Failed"):
-            if _gates(obj):
+            if scheduling_gates(obj):
                 self._hold_gated(key, obj)
                 return
             self._gated.discard(key)
@@ -180,8 +169,8 @@ class EnergyScheduler:
         self.queue.forget(key)
         if key not in self._gated:
             self._gated.add(key)
-            log.info("pod gated: not attempted", pod=key, gates=_gates(obj))
-            if not _has_condition(obj, "PodScheduled", "SchedulingGated"):
+            log.info("pod gated: not attempted", pod=key, gates=scheduling_gates(obj))
+            if not has_condition(obj, "PodScheduled", "SchedulingGated"):
                 self.writer.submit(
                     key,
                     lambda: set_pod_scheduled_false(
@@ -190,48 +179,13 @@ class EnergyScheduler:
                 )
 
     def _on_node(self, event: EventType, obj: JSON, old: JSON | None) -> None:
-        name = str((obj.get("metadata") or {}).get("name"))
-        if event == "DELETED":
-            self.state.remove_node(name)
-            return
-        node = parse_node(obj)
-        if isinstance(node, InputError):
-            log.warning("node ignored: invalid", node=name, error=node.message)
-            self.state.remove_node(name)
-            return
-        self.state.upsert_node(node)
-        reading = parse_power_reading(node)
-        if isinstance(reading, InputError):
-            if self._bad_readings.get(name) != reading.message:
-                self._bad_readings[name] = reading.message
-                log.warning("invalid power reading ignored", node=name, error=reading.message)
-            reading = None
-        else:
-            self._bad_readings.pop(name, None)
-        self.state.set_reading(name, reading)
-        if old is None or _structural(old) != _structural(obj):
+        if self.mirror.node_event(event, obj, old):
             self.queue.move_all_to_active()
 
     def _on_profile(self, event: EventType, obj: JSON, old: JSON | None) -> None:
-        name = str((obj.get("metadata") or {}).get("name"))
-        if event == "MODIFIED" and old is not None and _generation(old) == _generation(obj):
-            return  # a status-only change (the operator's): nothing the scores depend on
-        if event == "DELETED":
-            self.book.delete(name)
-        else:
-            failure = self.book.upsert(obj)
-            if failure is not None:
-                kept = (
-                    "keeping its last valid version"
-                    if name in self.book.kb.profiles
-                    else "not used"
-                )
-                log.warning("invalid EnergyProfile", profile=name, error=str(failure), action=kept)
-        self.state.set_knowledge_base(self.book.kb)
-        self.metrics.profiles.set(len(self.book.kb.profiles))
-        self.queue.move_all_to_active()
-
-    # -- main loop ------------------------------------------------------------------
+        if self.mirror.profile_event(event, obj, old):
+            self.metrics.profiles.set(len(self.book.kb.profiles))
+            self.queue.move_all_to_active()
 
     # -- health ---------------------------------------------------------------------
 
@@ -426,18 +380,20 @@ class EnergyScheduler:
     def schedule_key(self, key: str) -> None:
         """Decide for one queued pod; starts its bind. Holds one bind slot, releases it."""
         obj = self.pods.store.get(key)
+        pod = self.mirror.pods.get(key)  # parsed once, when its event came in
+        spec = (pod_view(obj).get("spec") if obj is not None else None) or PodSpecView()
         if (
             obj is None
-            or (obj.get("spec") or {}).get("nodeName")
+            or pod is None
+            or spec.get("nodeName")
             or not self._ours(obj)
-            or _gates(obj)
+            or scheduling_gates(obj)
         ):
             self.queue.forget(key)
             self._bind_slots.release()
             return
-        profile = self.cfg.profile_for(str(obj["spec"].get("schedulerName")))
+        profile = self.cfg.profile_for(str(spec.get("schedulerName")))
         assert profile is not None
-        pod = parse_pod(obj)
         if isinstance(pod, InputError):
             self._reject(obj, key, pod.message, "SchedulerError", "invalid")
             return
@@ -524,47 +480,5 @@ def _why_ended(task: asyncio.Task[Any]) -> str:
     return f"{task.get_name()} failed: {type(exc).__name__}: {exc}"
 
 
-def _gates(pod: Mapping[str, Any]) -> list[str]:
-    gates = (pod.get("spec") or {}).get("schedulingGates") or []
-    return [str(g.get("name")) if isinstance(g, Mapping) else str(g) for g in gates]
-
-
-def _has_condition(pod: Mapping[str, Any], type_: str, reason: str) -> bool:
-    return any(
-        isinstance(c, Mapping) and c.get("type") == type_ and c.get("reason") == reason
-        for c in (pod.get("status") or {}).get("conditions") or []
-    )
-
-
 def _winner_score(d: Decision) -> float | None:
     return round(d.ranking[0].score, 2) if d.ranking else None
-
-
-def _scheduling_view(pod: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What of a pod a decision can depend on (not its status details)."""
-    meta = pod.get("metadata") or {}
-    phase = (pod.get("status") or {}).get("phase")
-    return (
-        pod.get("spec"),
-        meta.get("labels"),
-        meta.get("annotations"),
-        meta.get("deletionTimestamp"),
-        phase in ("Succeeded", "Failed"),
-    )
-
-
-def _generation(obj: Mapping[str, Any]) -> object:
-    return (obj.get("metadata") or {}).get("generation")
-
-
-def _structural(node: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What of a node can change where pods fit (not heartbeats or readings)."""
-    meta = node.get("metadata") or {}
-    spec = node.get("spec") or {}
-    status = node.get("status") or {}
-    return (
-        tuple(sorted((meta.get("labels") or {}).items())),
-        repr(spec.get("taints")),
-        spec.get("unschedulable"),
-        repr(status.get("allocatable")),
-    )

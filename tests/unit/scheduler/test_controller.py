@@ -180,6 +180,28 @@ async def test_a_gated_pod_that_already_says_so_gets_no_patch() -> None:
     assert s.writer.queue.empty() and "ns/p" not in s.queue
 
 
+async def test_a_pod_is_parsed_once_not_again_when_it_leaves_the_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from energysched.scheduler import mirror
+
+    calls: list[str] = []
+    real = mirror.parse_pod
+
+    def counting(obj: Any) -> Any:
+        calls.append(obj["metadata"]["name"])
+        return real(obj)
+
+    monkeypatch.setattr(mirror, "parse_pod", counting)
+    s = scheduler()
+    feed(s, pod_obj())
+    status_only = pod_obj()
+    status_only["status"]["conditions"] = [{"type": "PodScheduled", "status": "False"}]
+    s._on_pod("MODIFIED", status_only, pod_obj())  # status churn: not parsed again
+    await attempt(s, "ns/p")
+    assert calls == ["p"] and s.bound == 1
+
+
 # -- supervision --------------------------------------------------------------------------
 
 
