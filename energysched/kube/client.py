@@ -8,9 +8,7 @@ comparison with kube-scheduler can give both the same limits.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -20,6 +18,7 @@ import aiohttp
 
 from energysched.kube.config import ClusterAccess
 from energysched.kube.credentials import CredentialError
+from energysched.kube.ratelimit import TokenBucket as TokenBucket  # re-exported
 
 JSON = dict[str, Any]
 PatchType = Literal["merge", "strategic", "json", "apply"]
@@ -79,37 +78,6 @@ def api_path(
     if subresource:
         parts.append(subresource)
     return "/".join(parts)
-
-
-class TokenBucket:
-    """client-go's flowcontrol token bucket: ``qps`` tokens a second, ``burst`` at most.
-
-    Each caller reserves its token at once (the bucket may go into debt) and then
-    sleeps off its own wait, as golang.org/x/time/rate does. Nothing sleeps while
-    holding the bucket, so a busy event loop that wakes a waiter late loses no
-    tokens: the rate stays the configured one.
-    """
-
-    def __init__(self, qps: float, burst: int) -> None:
-        self.qps = qps
-        self.burst = max(1, burst)
-        self._tokens = float(self.burst)
-        self._stamp = time.monotonic()
-
-    def reserve(self) -> float:
-        """Take one token; return how long to wait before using it (seconds)."""
-        if self.qps <= 0:
-            return 0.0
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.qps)
-        self._stamp = now
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
-
-    async def acquire(self) -> None:
-        wait = self.reserve()  # no await before this: reservations are atomic
-        if wait > 0:
-            await asyncio.sleep(wait)
 
 
 class KubeClient:

@@ -6,7 +6,6 @@ configuration and says exactly what is wrong (field path and offending value).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import reprlib
@@ -20,6 +19,7 @@ import yaml
 
 from energysched import contract
 from energysched.core.params import STALE_POLICIES, ScheduleParams, StalePolicy
+from energysched.kube.files import WatchedFile
 
 
 class ConfigError(ValueError):
@@ -234,44 +234,36 @@ def parse_config(doc: Any) -> SchedulerConfig:
 
 
 class ConfigSource:
-    """A config file polled for changes; ``poll()`` returns a new config or None.
-
-    ConfigMap volumes update by swapping a symlink, so the file's content hash
-    (not its mtime) decides whether it changed.
-    """
+    """The scheduler's config file, polled for changes; ``poll()`` returns a new config or None."""
 
     def __init__(self, path: Path | None, base: SchedulerConfig | None = None) -> None:
         self.path = path
         self.current = base or SchedulerConfig()
         self.last_error: str | None = None
-        self._digest = ""
+        self._file = (
+            WatchedFile(path, lambda data: _parse_bytes(data, path)) if path is not None else None
+        )
 
     def load_initial(self) -> SchedulerConfig:
         """At start-up an invalid file is fatal (there is no last good config yet)."""
-        if self.path is None:
+        if self._file is None:
             return self.current
-        data = self.path.read_bytes()
-        self._digest = hashlib.sha256(data).hexdigest()
-        self.current = _parse_bytes(data, self.path)
+        self.current = self._file.load()
         return self.current
 
     def poll(self) -> SchedulerConfig | None:
-        if self.path is None:
+        if self._file is None:
             return None
         try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            self.last_error = f"{self.path}: {exc.strerror}; keeping the last good config"
-            return None
-        digest = hashlib.sha256(data).hexdigest()
-        if digest == self._digest:
-            return None
-        self._digest = digest
-        try:
-            new = _parse_bytes(data, self.path)
+            new = self._file.poll()
         except ConfigError as exc:
             self.last_error = f"{exc}; keeping the last good config"
             raise ConfigError(self.last_error) from exc
+        if self._file.unreadable:
+            self.last_error = f"{self._file.unreadable}; keeping the last good config"
+            return None
+        if new is None:
+            return None
         self.last_error = None
         self.current = new
         return new
