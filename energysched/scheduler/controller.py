@@ -250,9 +250,11 @@ class EnergyScheduler:
         self._vital.add(task)
         return task
 
-    async def _supervised(self, goal: Awaitable[T]) -> T:
+    async def _supervised(self, goal: Awaitable[T], name: str = "") -> T:
         """Await ``goal`` while watching every vital task; one that ends stops everything."""
         goal_task = asyncio.ensure_future(goal)
+        if name:
+            goal_task.set_name(name)
         try:
             while True:
                 done, _ = await asyncio.wait(
@@ -262,6 +264,9 @@ class EnergyScheduler:
                     if task is not goal_task:
                         raise SchedulerStopped(_why_ended(task))
                 if goal_task in done:
+                    if not goal_task.cancelled() and goal_task.exception() is not None:
+                        # e.g. the schedule loop itself failed: stop, saying why.
+                        raise SchedulerStopped(_why_ended(goal_task)) from goal_task.exception()
                     return goal_task.result()
         finally:
             if not goal_task.done():
@@ -305,7 +310,7 @@ class EnergyScheduler:
                 self._start_vital(self.elector.run(), "leader-election")
                 await self._supervised(self.elector.became_leader.wait())
                 self.metrics.is_leader.set(1)
-            await self._supervised(self._schedule_loop())
+            await self._supervised(self._schedule_loop(), "schedule-loop")
         except SchedulerStopped as exc:
             self.stopped_because = str(exc)
             log.error("scheduler stopping", reason=str(exc))

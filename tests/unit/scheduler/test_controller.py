@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -235,6 +236,28 @@ async def test_a_vital_task_that_returns_stops_the_scheduler_too() -> None:
 
     err = await _run_with(scheduler(), nodes=returns)
     assert isinstance(err, SchedulerStopped) and "reflector-nodes ended" in str(err)
+
+
+async def test_a_failing_schedule_loop_stops_the_scheduler_with_the_reason() -> None:
+    s = scheduler()
+    s.pods.synced.set()
+    s.nodes.synced.set()
+    s.profiles.synced.set()
+
+    async def idle() -> None:
+        await asyncio.Event().wait()
+
+    async def broken_loop() -> None:
+        raise KeyError("a bug in the loop")
+
+    for r in (s.pods, s.nodes, s.profiles):
+        r.run = idle  # type: ignore[method-assign]
+    s.cfg = SchedulerConfig(
+        leader_election=replace(SchedulerConfig().leader_election, enabled=False)
+    )
+    s._schedule_loop = broken_loop  # type: ignore[method-assign]
+    with pytest.raises(SchedulerStopped, match="schedule-loop failed: KeyError"):
+        await asyncio.wait_for(s.run(), 5)
 
 
 def test_no_system_exit_is_raised_by_the_library() -> None:
