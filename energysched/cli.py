@@ -1,43 +1,104 @@
 """The ``energysched`` command: one entry point, one subcommand per concern.
 
-Each subcommand's module is imported only when it runs, so ``energysched
-cluster status`` does not pay for importing kopf or numpy.
+Nothing but the standard library is imported until a subcommand is chosen:
+``energysched --help`` lists the subcommands from the table below, and a
+subcommand imports only its own module (``energysched scheduler`` never loads
+kopf, ``energysched cluster status`` never loads numpy). The lab's subcommands
+(``cluster``, ``experiment``) say so plainly when the lab is not installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import NamedTuple
 
-from energysched.kb.commands import add_parsers as add_kb_parsers
-from energysched.lab.cluster.commands import add_cluster_parser
-from energysched.lab.experiment import add_parser as add_experiment_parser
-from energysched.scheduler.commands import add_parsers as add_scheduler_parsers
+DESCRIPTION = "Energy-aware scheduling for heterogeneous Kubernetes clusters."
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="energysched",
-        description="Energy-aware scheduling for heterogeneous Kubernetes clusters.",
-    )
+class Command(NamedTuple):
+    help: str
+    module: str
+    register: str  # the module's function that adds the subcommand's parser
+    lab: bool = False
+
+
+#: The help strings are the modules' own (a unit test keeps them equal).
+COMMANDS: dict[str, Command] = {
+    "cluster": Command(
+        "the local control plane (etcd, apiserver, KWOK, ...)",
+        "energysched.lab.cluster.commands",
+        "add_cluster_parser",
+        lab=True,
+    ),
+    "scheduler": Command(
+        "run the energy-aware scheduler", "energysched.scheduler.commands", "add_parsers"
+    ),
+    "explain": Command(
+        "show, per node, how the scheduler would place a pod",
+        "energysched.scheduler.commands",
+        "add_parsers",
+    ),
+    "experiment": Command(
+        "the ML workflow with the default scheduler and energysched",
+        "energysched.lab.experiment",
+        "add_parser",
+        lab=True,
+    ),
+    "kb": Command("the knowledge base (EnergyProfiles)", "energysched.kb.commands", "add_parsers"),
+    "bench": Command(
+        "benchmark nodes and turn the results into EnergyProfiles",
+        "energysched.kb.commands",
+        "add_parsers",
+    ),
+    "operator": Command(
+        "validate EnergyProfiles and keep their status (matched nodes) current",
+        "energysched.operator.commands",
+        "add_parser",
+    ),
+}
+MONITOR_HELP = "the energy monitor (DaemonSet process, or --model for simulated nodes)"
+#: Import roots that only the lab (a checkout's ``make install``) brings.
+LAB_PACKAGES = ("energysched.lab", "energysched_mlworkflow", "energysched_bench")
+
+
+class LabMissing(Exception):
+    pass
+
+
+def _top() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(prog="energysched", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_cluster_parser(sub)
-    add_scheduler_parsers(sub)
-    add_experiment_parser(sub)
-    add_kb_parsers(sub)
-    _add_monitor_parser(sub)
+    return parser, sub
+
+
+def summary_parser() -> argparse.ArgumentParser:
+    """Every subcommand with its help, importing none of them (``energysched --help``)."""
+    parser, sub = _top()
+    for name, cmd in COMMANDS.items():
+        sub.add_parser(name, help=cmd.help)
+    sub.add_parser("monitor", help=MONITOR_HELP)
     return parser
 
 
-def _add_monitor_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "monitor",
-        help="the energy monitor (DaemonSet process, or --model for simulated nodes)",
-        add_help=False,
-    )
-    p.add_argument("args", nargs=argparse.REMAINDER)  # handled in main()
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The full parser of one subcommand: imports its module only."""
+    cmd = COMMANDS[name]
+    try:
+        module = importlib.import_module(cmd.module)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith(LAB_PACKAGES):
+            raise LabMissing(
+                f"energysched {name}: this is a lab command, and the lab is not installed here"
+                f" (missing {exc.name}). It comes with a checkout of the repository:"
+                " 'make install' or 'pip install -e .' there."
+            ) from exc
+        raise
+    parser, sub = _top()
+    getattr(module, cmd.register)(sub)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -46,7 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from energysched_monitor.cli import main as monitor_main
 
         return int(monitor_main(argv[1:]) or 0)
-    parser = build_parser()
+    name = argv[0] if argv else ""
+    try:
+        parser = command_parser(name) if name in COMMANDS else summary_parser()
+    except LabMissing as exc:
+        print(exc, file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     try:
         result: int = args.handler(args)

@@ -8,10 +8,8 @@ comparison with kube-scheduler can give both the same limits.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
@@ -19,6 +17,8 @@ from typing import Any, Literal
 import aiohttp
 
 from energysched.kube.config import ClusterAccess
+from energysched.kube.credentials import CredentialError
+from energysched.kube.ratelimit import TokenBucket as TokenBucket  # re-exported
 
 JSON = dict[str, Any]
 PatchType = Literal["merge", "strategic", "json", "apply"]
@@ -80,37 +80,6 @@ def api_path(
     return "/".join(parts)
 
 
-class TokenBucket:
-    """client-go's flowcontrol token bucket: ``qps`` tokens a second, ``burst`` at most.
-
-    Each caller reserves its token at once (the bucket may go into debt) and then
-    sleeps off its own wait, as golang.org/x/time/rate does. Nothing sleeps while
-    holding the bucket, so a busy event loop that wakes a waiter late loses no
-    tokens: the rate stays the configured one.
-    """
-
-    def __init__(self, qps: float, burst: int) -> None:
-        self.qps = qps
-        self.burst = max(1, burst)
-        self._tokens = float(self.burst)
-        self._stamp = time.monotonic()
-
-    def reserve(self) -> float:
-        """Take one token; return how long to wait before using it (seconds)."""
-        if self.qps <= 0:
-            return 0.0
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.qps)
-        self._stamp = now
-        self._tokens -= 1.0
-        return 0.0 if self._tokens >= 0 else -self._tokens / self.qps
-
-    async def acquire(self) -> None:
-        wait = self.reserve()  # no await before this: reservations are atomic
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-
 class KubeClient:
     """Use as ``async with KubeClient(access) as kube: ...``."""
 
@@ -127,7 +96,9 @@ class KubeClient:
         self.access = access
         self.limiter = TokenBucket(qps, burst)
         self.timeout = timeout
-        self._headers = {"User-Agent": user_agent, "Accept": "application/json", **access.headers()}
+        # The bearer token is added per request: it can rotate (credentials.py).
+        self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        self._tokens = access.tokens()
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
@@ -173,8 +144,10 @@ class KubeClient:
     ) -> Any:
         await self.limiter.acquire()
         data = None if body is None else json.dumps(body)
-        headers = {"Content-Type": content_type} if data is not None else None
-        for attempt in (1, 2):
+        base = {"Content-Type": content_type} if data is not None else {}
+        reconnected = refreshed = False
+        while True:
+            headers = {**base, **await self._auth(refresh=refreshed)}
             try:
                 async with self.session.request(
                     method,
@@ -185,6 +158,11 @@ class KubeClient:
                     timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
                 ) as resp:
                     text = await resp.text()
+                    if resp.status == 401 and not refreshed:
+                        # A rotated or expired token: fetch a new one, retry once
+                        # (client-go's behaviour); the request was not applied.
+                        refreshed = True
+                        continue
                     payload: Any = json.loads(text) if text else None
                     if resp.status >= 400:
                         raise _error(resp.status, payload, text)
@@ -193,13 +171,20 @@ class KubeClient:
                 # A pooled keep-alive connection the server had already closed:
                 # the request never reached it, so one retry on a new connection
                 # is safe (creates and binds are protected by name and UID).
-                if attempt == 2:
+                if reconnected:
                     raise ApiError(0, type(exc).__name__, str(exc) or "disconnected") from exc
+                reconnected = True
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise ApiError(0, type(exc).__name__, str(exc) or "transport failure") from exc
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, too deep
                 raise ApiError(0, "BadResponse", f"not JSON: {exc}") from exc
-        raise AssertionError("unreachable")
+
+    async def _auth(self, refresh: bool = False) -> dict[str, str]:
+        try:
+            token = await self._tokens.token(refresh=refresh)
+        except CredentialError as exc:
+            raise ApiError(0, "CredentialError", str(exc)) from exc
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     # -- conveniences ----------------------------------------------------------------
 
@@ -259,12 +244,17 @@ class KubeClient:
         *,
         timeout_seconds: int = 300,
         bookmarks: bool = True,
+        on_connect: Callable[[], None] | None = None,
         **params: str | int,
     ) -> AsyncIterator[WatchEvent]:
         """Stream watch events from ``resource_version``; an ERROR event raises ApiError.
 
         The stream ends normally when the server closes it (``timeout_seconds``);
-        the caller resumes from the last resourceVersion it saw.
+        the caller resumes from the last resourceVersion it saw. ``on_connect``
+        runs once the server has accepted the watch (before any event). A line
+        that is not a well-formed event (a stream cut mid-object, garbage from a
+        proxy) raises ApiError with reason ``BadWatchEvent``: nothing of it is
+        applied, and the caller resumes from the last good resourceVersion.
         """
         await self.limiter.acquire()
         query: dict[str, str | int] = {
@@ -278,27 +268,74 @@ class KubeClient:
             async with self.session.get(
                 path,
                 params=query,
+                headers=await self._auth(),
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30),
             ) as resp:
+                if resp.status == 401:
+                    # Re-read the token now; the reflector's retry uses the new one.
+                    await self._auth(refresh=True)
                 if resp.status >= 400:
                     text = await resp.text()
                     raise _error(resp.status, _try_json(text), text)
-                async for line in resp.content:
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        status = event.get("object") or {}
-                        raise _error(int(status.get("code") or 500), status, str(status))
-                    yield WatchEvent(event["type"], event["object"])
+                if on_connect is not None:
+                    on_connect()
+                async for line in _lines(resp.content):
+                    yield _watch_event(line)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ApiError(0, type(exc).__name__, str(exc) or "watch transport failure") from exc
+
+
+#: The longest watch event accepted (the API server's own request limit is 3 MiB;
+#: a large object's event is a little more). aiohttp's readline stops at 128 KiB,
+#: which a node with many images or a big custom resource exceeds.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
+
+async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Newline-separated lines of a chunked stream, however long (up to a limit)."""
+    buf = bytearray()
+    async for chunk in stream.iter_any():
+        buf.extend(chunk)
+        start = 0
+        while (end := buf.find(b"\n", start)) >= 0:
+            line = bytes(buf[start:end])
+            start = end + 1
+            if line.strip():
+                yield line
+        del buf[:start]
+        if len(buf) > MAX_EVENT_BYTES:
+            raise ApiError(0, "BadWatchEvent", f"watch event longer than {MAX_EVENT_BYTES} bytes")
+    if buf.strip():
+        # The stream ended inside an event: the connection was cut mid-object.
+        raise ApiError(0, "BadWatchEvent", f"watch stream ended mid-event: {bytes(buf[:200])!r}")
+
+
+def _watch_event(line: bytes) -> WatchEvent:
+    try:
+        event = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(
+            0, "BadWatchEvent", f"malformed watch event ({exc}): {line[:200]!r}"
+        ) from exc
+    if not isinstance(event, dict):
+        raise ApiError(0, "BadWatchEvent", f"watch event is not an object: {line[:200]!r}")
+    type_, obj = event.get("type"), event.get("object")
+    if type_ == "ERROR":
+        status = obj if isinstance(obj, dict) else {}
+        code = status.get("code")
+        raise _error(code if isinstance(code, int) and code >= 400 else 500, status, str(status))
+    if type_ not in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK") or not isinstance(obj, dict):
+        raise ApiError(0, "BadWatchEvent", f"watch event without type or object: {line[:200]!r}")
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        raise ApiError(0, "BadWatchEvent", f"watch event object has no metadata: {line[:200]!r}")
+    return WatchEvent(type_, obj)
 
 
 def _try_json(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return None
 
 

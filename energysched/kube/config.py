@@ -17,6 +17,15 @@ from typing import Any
 
 import yaml
 
+from energysched.kube.credentials import (
+    EXEC_API_VERSIONS,
+    CredentialError,
+    ExecToken,
+    FileToken,
+    StaticToken,
+    TokenSource,
+)
+
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -32,9 +41,15 @@ class ClusterAccess:
     ssl_context: ssl.SSLContext | None
     token: str | None = None
     source: str = ""
+    #: Where the bearer token comes from when it can change (a token file, an
+    #: exec plugin); None: ``token`` as given, for good.
+    token_source: TokenSource | None = None
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def tokens(self) -> TokenSource:
+        return self.token_source if self.token_source is not None else StaticToken(self.token)
 
 
 def _mapping(value: Any, where: str, path: str) -> Mapping[str, Any]:
@@ -125,6 +140,8 @@ class KubeConfigEntry:
     user: Mapping[str, Any]
     namespace: str
     token: str | None
+    #: The token's source when it can change (tokenFile, exec plugin).
+    token_source: TokenSource | None = None
 
 
 def read_kubeconfig(path: str | os.PathLike[str], context: str | None = None) -> KubeConfigEntry:
@@ -149,23 +166,26 @@ def read_kubeconfig(path: str | os.PathLike[str], context: str | None = None) ->
     user: Mapping[str, Any] = {}
     if ctx.get("user"):
         user = _named(doc.get("users"), str(ctx.get("user")), "user", str(file))
-    for plugin in ("exec", "auth-provider"):
-        if user.get(plugin):
-            raise KubeConfigError(
-                f"{file}: user {str(ctx.get('user'))!r}: '{plugin}' credential plugins are not"
-                " supported; use a token, tokenFile or client certificate"
-            )
+    if user.get("auth-provider"):
+        raise KubeConfigError(
+            f"{file}: user {str(ctx.get('user'))!r}: 'auth-provider' plugins are not"
+            " supported (kubectl dropped them too); use exec, a token, tokenFile or a"
+            " client certificate"
+        )
     server = cluster.get("server")
     if not isinstance(server, str) or not server.startswith(("https://", "http://")):
         raise KubeConfigError(f"{file}: cluster server must be an http(s) URL, got {server!r}")
     token = user.get("token")
-    if not token and user.get("tokenFile"):
-        token_path = resolve_path(user["tokenFile"], file.parent)
+    source: TokenSource | None = None
+    if user.get("exec"):
+        source = _exec_plugin(user["exec"], file, str(ctx.get("user")))
+    elif not token and user.get("tokenFile"):
+        # Re-read periodically and on 401, as client-go does: the file may rotate.
+        source = FileToken(resolve_path(user["tokenFile"], file.parent))
         try:
-            token = token_path.read_text().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise KubeConfigError(f"{file}: tokenFile {str(token_path)!r}: {why}") from exc
+            token = source.read()
+        except CredentialError as exc:
+            raise KubeConfigError(f"{file}: tokenFile: {exc}") from exc
     return KubeConfigEntry(
         file=file,
         server=server.rstrip("/"),
@@ -173,7 +193,36 @@ def read_kubeconfig(path: str | os.PathLike[str], context: str | None = None) ->
         user=user,
         namespace=str(ctx.get("namespace") or "default"),
         token=str(token) if token else None,
+        token_source=source,
     )
+
+
+def _exec_plugin(raw: Any, file: Path, user: str) -> ExecToken:
+    where = f"{file}: user {user!r}"
+    spec = _mapping(raw, f"user {user!r} exec", str(file))
+    command, version = spec.get("command"), spec.get("apiVersion")
+    if not isinstance(command, str) or not command:
+        raise KubeConfigError(f"{where}: exec.command must be a non-empty string")
+    if version not in EXEC_API_VERSIONS:
+        raise KubeConfigError(
+            f"{where}: exec.apiVersion {version!r} is not one of {', '.join(EXEC_API_VERSIONS)}"
+        )
+    args = spec.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise KubeConfigError(f"{where}: exec.args must be a list of strings")
+    env: dict[str, str] = {}
+    for item in spec.get("env") or []:
+        if not (
+            isinstance(item, Mapping)
+            and isinstance(item.get("name"), str)
+            and isinstance(item.get("value"), str)
+        ):
+            raise KubeConfigError(f"{where}: exec.env entries need string name and value")
+        env[item["name"]] = item["value"]
+    if "/" in command and not Path(command).is_absolute():
+        # client-go: a relative path with a separator is relative to the kubeconfig.
+        command = str(file.parent / command)
+    return ExecToken(command, tuple(args), env, str(version), cwd=file.parent, where=where)
 
 
 def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) -> ClusterAccess:
@@ -184,6 +233,7 @@ def load_kubeconfig(path: str | os.PathLike[str], context: str | None = None) ->
         ssl_context=_ssl_context(entry.cluster, entry.user, entry.file.parent, str(entry.file)),
         token=entry.token,
         source=str(entry.file),
+        token_source=entry.token_source,
     )
 
 
@@ -192,14 +242,17 @@ def load_incluster(sa_dir: Path = SERVICE_ACCOUNT_DIR) -> ClusterAccess:
     port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
     if not host:
         raise KubeConfigError("not running in a cluster (KUBERNETES_SERVICE_HOST unset)")
+    tokens = FileToken(sa_dir / "token")  # the kubelet rotates it (about hourly)
     try:
-        token = (sa_dir / "token").read_text().strip()
+        token = tokens.read()
         ctx = ssl.create_default_context(cafile=str(sa_dir / "ca.crt"))
-    except (OSError, ssl.SSLError) as exc:
+    except (CredentialError, OSError, ssl.SSLError) as exc:
         raise KubeConfigError(f"in-cluster service account unusable: {exc}") from exc
     if ":" in host:  # IPv6
         host = f"[{host}]"
-    return ClusterAccess(f"https://{host}:{port}", ctx, token, source="in-cluster")
+    return ClusterAccess(
+        f"https://{host}:{port}", ctx, token, source="in-cluster", token_source=tokens
+    )
 
 
 def load_access(kubeconfig: str | os.PathLike[str] | None = None) -> ClusterAccess:

@@ -7,8 +7,9 @@ The contract, as in client-go's Reflector and kopf's watcher:
 * WATCH from the list's resourceVersion with bookmarks, resuming from the last
   resourceVersion seen when the server ends the stream;
 * relist when the server says the resourceVersion is gone (410 Expired);
-* on transport errors, retry with capped exponential backoff — never give up,
-  never crash the process.
+* on any error (transport, a malformed event, a bug), log it and retry with
+  capped exponential backoff — never give up, never end silently; a handler's
+  exception is logged and counted, and the watch goes on.
 
 Handlers run synchronously in the event loop; they must be quick (the scheduler
 only updates in-memory state and enqueues pods).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -47,11 +49,18 @@ class ReflectorStats:
     relists_after_expiry: int = 0
     watch_restarts: int = 0
     errors: int = 0
+    handler_errors: int = 0
 
 
 @dataclass
 class Reflector:
-    """Keeps ``store`` in sync with the API server for one collection path."""
+    """Keeps ``store`` in sync with the API server for one collection path.
+
+    ``run`` never returns and never raises (except on cancellation): every
+    failure is logged and retried with backoff. Whether the cache can be trusted
+    right now is :attr:`up` (listed, and the last list or watch call did not
+    fail); :attr:`down_since` says since when it cannot.
+    """
 
     kube: KubeClient
     path: str
@@ -61,10 +70,28 @@ class Reflector:
     watch_timeout: int = 300
     max_backoff: float = 30.0
     on_error: Callable[[str, Exception], None] | None = None
+    #: Called with ``up`` whenever it changes (the controller pauses decisions).
+    on_health: Callable[[str, bool], None] | None = None
     store: dict[str, JSON] = field(default_factory=dict, init=False)
     synced: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     resource_version: str = field(default="", init=False)
     stats: ReflectorStats = field(default_factory=ReflectorStats, init=False)
+    up: bool = field(default=False, init=False)
+    down_since: float | None = field(default=None, init=False)
+    last_error: str = field(default="", init=False)
+
+    def _set_up(self, up: bool, error: str = "") -> None:
+        if up:
+            self.last_error = ""
+            self.down_since = None
+        else:
+            self.last_error = error
+            if self.down_since is None:
+                self.down_since = time.monotonic()
+        if up != self.up:
+            self.up = up
+            if self.on_health is not None:
+                self.on_health(self.name, up)
 
     async def run(self) -> None:
         backoff = 0.5
@@ -78,6 +105,8 @@ class Reflector:
                     need_list = False
                 await self._watch()
                 backoff = 0.5  # a clean end of stream: resume at once
+            except asyncio.CancelledError:
+                raise
             except ApiError as exc:
                 if exc.gone:
                     self.stats.relists_after_expiry += 1
@@ -86,43 +115,70 @@ class Reflector:
                     )
                     need_list = True
                     continue
-                self.stats.errors += 1
-                if self.on_error:
-                    self.on_error(self.name, exc)
-                log.warning(
-                    "list/watch failed, retrying",
-                    reflector=self.name,
-                    status=exc.status,
-                    error=exc.message[:300],
-                    retry_in=round(backoff, 2),
-                )
+                self._failed(exc, f"{exc.status} {exc.reason}: {exc.message[:300]}", backoff)
                 await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
                 backoff = min(backoff * 2, self.max_backoff)
                 # After a transport error the watch resumes from the last
                 # resourceVersion; only an expiry forces a relist.
                 need_list = need_list or not self.resource_version
+            except Exception as exc:  # a bug or a surprise: never end the watch for good
+                self._failed(exc, f"{type(exc).__name__}: {exc}"[:300], backoff, trace=True)
+                await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
+                backoff = min(backoff * 2, self.max_backoff)
+                # The cache may be half-updated: relist to be sure it is true again.
+                need_list = True
+
+    def _failed(self, exc: Exception, error: str, backoff: float, trace: bool = False) -> None:
+        self.stats.errors += 1
+        self._set_up(False, error)
+        if self.on_error:
+            try:
+                self.on_error(self.name, exc)
+            except Exception:
+                log.exception("reflector error callback failed", reflector=self.name)
+        (log.exception if trace else log.warning)(
+            "list/watch failed, retrying",
+            reflector=self.name,
+            error=error,
+            retry_in=round(backoff, 2),
+        )
+
+    def _dispatch(self, event: EventType, obj: JSON, old: JSON | None) -> None:
+        """Call the handler; its exception is logged and counted, never ends the watch."""
+        try:
+            self.handler(event, obj, old)
+        except Exception:
+            self.stats.handler_errors += 1
+            log.exception(
+                "event handler failed", reflector=self.name, type=event, object=object_key(obj)
+            )
 
     async def _list(self) -> None:
         listing = await self.kube.list_all(self.path, **self.params)
         self.stats.lists += 1
-        fresh = {object_key(o): o for o in listing.get("items") or []}
+        fresh = {object_key(o): o for o in listing.get("items") or [] if isinstance(o, dict)}
         old_store, self.store = self.store, fresh
         for key, obj in old_store.items():
             if key not in fresh:
-                self.handler("DELETED", obj, obj)
+                self._dispatch("DELETED", obj, obj)
         for key, obj in fresh.items():
             prev = old_store.get(key)
             if prev is None:
-                self.handler("ADDED", obj, None)
+                self._dispatch("ADDED", obj, None)
             elif _rv(prev) != _rv(obj):
-                self.handler("MODIFIED", obj, prev)
+                self._dispatch("MODIFIED", obj, prev)
         self.resource_version = str((listing.get("metadata") or {}).get("resourceVersion", ""))
+        self._set_up(True)
         self.synced.set()
 
     async def _watch(self) -> None:
         self.stats.watch_restarts += 1
         async for ev in self.kube.watch(
-            self.path, self.resource_version, timeout_seconds=self.watch_timeout, **self.params
+            self.path,
+            self.resource_version,
+            timeout_seconds=self.watch_timeout,
+            on_connect=lambda: self._set_up(True),
+            **self.params,
         ):
             rv = _rv(ev.object)
             if ev.type == "BOOKMARK":
@@ -131,11 +187,11 @@ class Reflector:
             key = object_key(ev.object)
             if ev.type == "DELETED":
                 old = self.store.pop(key, None)
-                self.handler("DELETED", ev.object, old)
+                self._dispatch("DELETED", ev.object, old)
             elif ev.type in ("ADDED", "MODIFIED"):
                 old = self.store.get(key)
                 self.store[key] = ev.object
-                self.handler("ADDED" if old is None else "MODIFIED", ev.object, old)
+                self._dispatch("ADDED" if old is None else "MODIFIED", ev.object, old)
             if rv:
                 self.resource_version = rv
 

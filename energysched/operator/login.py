@@ -22,6 +22,7 @@ from energysched.kube.config import (
     read_kubeconfig,
     resolve_path,
 )
+from energysched.kube.credentials import CredentialError, ExecToken
 
 
 def _file(section: Mapping[str, Any], key: str, base: Path) -> str | None:
@@ -37,8 +38,15 @@ def connection_from_kubeconfig(path: str | os.PathLike[str]) -> kopf.ConnectionI
     paths are resolved against the kubeconfig's directory (as kubectl does);
     ``*-data`` fields are passed on (kopf decodes base64).
     """
-    entry = read_kubeconfig(path)
+    entry = read_kubeconfig(path)  # read anew on every login: a token file may have rotated
     cluster, user, base = entry.cluster, entry.user, entry.file.parent
+    token = entry.token
+    if isinstance(entry.token_source, ExecToken):
+        # kopf logs in again on a 401, which runs the plugin again (in kopf's thread).
+        try:
+            token = entry.token_source.token_sync()
+        except CredentialError as exc:
+            raise KubeConfigError(str(exc)) from exc
     return kopf.ConnectionInfo(
         server=entry.server,
         ca_path=_file(cluster, "certificate-authority", base),
@@ -48,7 +56,7 @@ def connection_from_kubeconfig(path: str | os.PathLike[str]) -> kopf.ConnectionI
         certificate_data=user.get("client-certificate-data") or None,
         private_key_path=_file(user, "client-key", base),
         private_key_data=user.get("client-key-data") or None,
-        token=entry.token,
+        token=token,
         default_namespace=entry.namespace,
     )
 

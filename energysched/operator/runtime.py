@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
 import random
 import threading
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -31,7 +29,8 @@ import structlog
 from energysched.contract import API_VERSION, PROFILE_KIND, PROFILE_PLURAL
 from energysched.kube.client import ApiError, KubeClient, api_path
 from energysched.kube.config import load_access
-from energysched.operator.state import EventSpec, OperatorState, Plan, WarningMemory, plan
+from energysched.kube.events import EventWriter, ObjectRef
+from energysched.operator.state import OperatorState, Plan, WarningMemory, plan
 
 log = structlog.get_logger(__name__)
 
@@ -63,91 +62,6 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _micro_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class EventPoster:
-    """Posts events.k8s.io/v1 Warnings in the background, in order, rate-limited.
-
-    The queue is bounded: when it is full (an API server that does not answer),
-    further events are dropped and counted rather than held in memory.
-    """
-
-    def __init__(self, kube: KubeClient, namespace: str, max_queued: int = 1000) -> None:
-        self.kube = kube
-        self.namespace = namespace
-        self.instance = f"{OPERATOR_NAME}-{os.uname().nodename}"[:128]
-        self.queue: asyncio.Queue[EventSpec] = asyncio.Queue(max_queued)
-        self.posted = 0
-        self.dropped = 0
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="operator-events")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def post(self, spec: EventSpec) -> None:
-        try:
-            self.queue.put_nowait(spec)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            log.warning("event dropped: queue full", object=spec.name, reason=spec.reason)
-
-    def body(self, spec: EventSpec) -> dict[str, Any]:
-        regarding: dict[str, Any] = {
-            "apiVersion": "v1" if spec.kind == "Node" else API_VERSION,
-            "kind": spec.kind,
-            "name": spec.name,
-        }
-        if spec.uid:
-            regarding["uid"] = spec.uid
-        return {
-            "apiVersion": EVENTS_API,
-            "kind": "Event",
-            "metadata": {
-                "name": f"{spec.name}.{uuid.uuid4().hex[:16]}",
-                "namespace": self.namespace,
-            },
-            "eventTime": _micro_now(),
-            "reportingController": OPERATOR_NAME,
-            "reportingInstance": self.instance,
-            "action": "Reconcile",
-            "reason": spec.reason,
-            "type": "Warning",
-            "note": spec.message[:1024],
-            "regarding": regarding,
-        }
-
-    async def _run(self) -> None:
-        while True:
-            spec = await self.queue.get()
-            for attempt in range(3):
-                try:
-                    await self.kube.create(
-                        api_path(EVENTS_API, "events", self.namespace), self.body(spec)
-                    )
-                    self.posted += 1
-                    break
-                except ApiError as exc:
-                    if exc.status in (400, 403, 404, 422) or attempt == 2:
-                        # An event that cannot be written is logged, never fatal.
-                        log.warning(
-                            "event not posted",
-                            object=spec.name,
-                            reason=spec.reason,
-                            status=exc.status,
-                            error=exc.message[:300],
-                        )
-                        break
-                    await asyncio.sleep(1.0 + attempt)
-
-
 class OperatorRuntime:
     """State, reconciler and clients of one operator instance (one event loop)."""
 
@@ -156,7 +70,7 @@ class OperatorRuntime:
         self.state = OperatorState()
         self.memory = WarningMemory()
         self.kube: KubeClient | None = None
-        self.events: EventPoster | None = None
+        self.events: EventWriter | None = None
         self.last_plan: Plan | None = None
         #: Set (thread-safely) once the first reconcile pass after start-up is done.
         self.synced = threading.Event()
@@ -183,7 +97,15 @@ class OperatorRuntime:
         )
         await self.kube.open()
         await self._event_kube.open()
-        self.events = EventPoster(self._event_kube, self.options.events_namespace)
+        # The operator remembers which warnings it gave (WarningMemory): no dedup here.
+        self.events = EventWriter(
+            self._event_kube,
+            OPERATOR_NAME,
+            "Reconcile",
+            namespace=self.options.events_namespace,
+            dedup_window=0,
+            workers=1,  # in order
+        )
         self.events.start()
         self._dirty = asyncio.Event()
         await self._seed()
@@ -305,7 +227,14 @@ class OperatorRuntime:
                 reason=spec.reason,
                 message=spec.message,
             )
-            self.events.post(spec)
+            self.events.post(
+                ObjectRef(
+                    "v1" if spec.kind == "Node" else API_VERSION, spec.kind, spec.name, uid=spec.uid
+                ),
+                "Warning",
+                spec.reason,
+                spec.message,
+            )
         failed = False
         for name, status in the_plan.patches.items():
             path = api_path(API_VERSION, PROFILE_PLURAL, name=name, subresource="status")

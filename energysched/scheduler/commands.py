@@ -12,12 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from energysched import logs
-from energysched.kube.client import ApiError, KubeClient, api_path
-from energysched.kube.config import KubeConfigError, load_access
-from energysched.scheduler.config import ConfigError, ConfigSource
+# Only the standard library at module level: ``energysched scheduler --help``
+# must not pay for aiohttp, numpy or the core (each handler imports what it uses).
 
 
 def add_parsers(sub: Any) -> None:
@@ -46,7 +42,13 @@ def add_parsers(sub: Any) -> None:
 
 
 def _run_scheduler(args: argparse.Namespace) -> int:
-    from energysched.scheduler.controller import EnergyScheduler
+    """Exit codes: 0 stopped by a signal, 1 a vital task ended (restart me), 2 bad input."""
+    from energysched import logs
+    from energysched.kube.client import KubeClient
+    from energysched.kube.config import KubeConfigError, load_access
+    from energysched.scheduler.config import ConfigError, ConfigSource
+    from energysched.scheduler.controller import EnergyScheduler, SchedulerStopped
+    from energysched.scheduler.health import make_app, serve
     from energysched.scheduler.metrics import SchedulerMetrics
 
     logs.configure(args.log_level)
@@ -58,11 +60,6 @@ def _run_scheduler(args: argparse.Namespace) -> int:
         print(f"energysched scheduler: {exc}", file=sys.stderr)
         return 2
     metrics = SchedulerMetrics()
-    if cfg.metrics_address:
-        from prometheus_client import start_http_server
-
-        host, _, port = cfg.metrics_address.rpartition(":")
-        start_http_server(int(port), addr=host or "0.0.0.0", registry=metrics.registry)
 
     async def main() -> None:
         async with (
@@ -71,22 +68,38 @@ def _run_scheduler(args: argparse.Namespace) -> int:
             KubeClient(access, qps=5, burst=10, user_agent="energysched-leader") as lease,
         ):
             sched = EnergyScheduler(kube, ev, source, args.identity, metrics, lease_kube=lease)
+            runner = None
+            if cfg.metrics_address:
+                app = make_app(sched.health_checks, sched.ready_checks, metrics.registry)
+                runner = await serve(cfg.metrics_address, app)
             task = asyncio.create_task(sched.run())
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, task.cancel)
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            finally:
+                if runner is not None:
+                    await runner.cleanup()
 
     try:
         asyncio.run(main())
-    except SystemExit as exc:
-        print(f"energysched scheduler: {exc}", file=sys.stderr)
+    except SchedulerStopped as exc:
+        print(f"energysched scheduler: stopped: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # e.g. the health/metrics port is taken
+        print(f"energysched scheduler: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 def _run_explain(args: argparse.Namespace) -> int:
+    import yaml
+
+    from energysched.kube.client import ApiError, KubeClient, api_path
+    from energysched.kube.config import KubeConfigError, load_access
+    from energysched.scheduler.config import ConfigError, ConfigSource
     from energysched.scheduler.explain import explain
 
     try:

@@ -6,8 +6,9 @@ configuration and says exactly what is wrong (field path and offending value).
 
 from __future__ import annotations
 
-import hashlib
 import math
+import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,10 +19,26 @@ import yaml
 
 from energysched import contract
 from energysched.core.params import STALE_POLICIES, ScheduleParams, StalePolicy
+from energysched.kube.files import WatchedFile
 
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the field and the value."""
+
+
+_SHOW = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 3, 60, 60
+_SHOW.maxlist = _SHOW.maxdict = 4
+_SHOW.maxlong = 40  # a 400-digit number is shown shortened
+
+
+def _show(value: Any) -> str:
+    """A short, safe repr of any YAML value (deep nesting, huge numbers, long strings)."""
+    return _SHOW.repr(value)
+
+
+#: Ports are ASCII digits only: str.isdigit() also accepts "²" and "١٠٢٦١".
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
 @dataclass(frozen=True)
@@ -72,31 +89,34 @@ def _num(
     raw: Mapping[str, Any], key: str, path: str, default: float, lo: float, hi: float
 ) -> float:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{path}.{key}: {value!r} is not a number")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{path}.{key}: {_show(value)} is not a number")
+    # Compare before converting: float() of a 400-digit int raises OverflowError.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{path}.{key}: {_show(value)} is not a finite number")
     if not lo <= value <= hi:
-        raise ConfigError(f"{path}.{key}: {value!r} is outside [{lo}, {hi}]")
+        raise ConfigError(f"{path}.{key}: {_show(value)} is outside [{lo:g}, {hi:g}]")
     return float(value)
 
 
 def _int(raw: Mapping[str, Any], key: str, path: str, default: int, lo: int, hi: int) -> int:
     value = _num(raw, key, path, default, lo, hi)
     if not value.is_integer():
-        raise ConfigError(f"{path}.{key}: {raw.get(key)!r} is not a whole number")
+        raise ConfigError(f"{path}.{key}: {_show(raw.get(key))} is not a whole number")
     return int(value)
 
 
 def _bool(raw: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
     value = raw.get(key, default)
     if not isinstance(value, bool):  # bool("false") would be True
-        raise ConfigError(f"{path}.{key}: {value!r} is not true or false")
+        raise ConfigError(f"{path}.{key}: {_show(value)} is not true or false")
     return value
 
 
 def _name(raw: Mapping[str, Any], key: str, path: str, default: str) -> str:
     value = raw.get(key, default)
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{path}.{key}: {value!r} must be a non-empty string")
+        raise ConfigError(f"{path}.{key}: {_show(value)} must be a non-empty string")
     return value
 
 
@@ -105,8 +125,10 @@ def _metrics_address(value: Any) -> str:
     if value == "":
         return ""
     port = value.rpartition(":")[2] if isinstance(value, str) and ":" in value else ""
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"metricsAddress: {value!r} must be HOST:PORT (port 0-65535) or empty")
+    if not _PORT.fullmatch(port) or not 0 <= int(port) <= 65535:
+        raise ConfigError(
+            f"metricsAddress: {_show(value)} must be HOST:PORT (port 0-65535) or empty"
+        )
     return str(value)
 
 
@@ -114,12 +136,12 @@ def _mapping(value: Any, path: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{path}: must be a mapping, got {value!r:.60}")
+        raise ConfigError(f"{path}: must be a mapping, got {_show(value)}")
     return value
 
 
 def _check_keys(raw: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    unknown = sorted(str(k) for k in set(raw) - allowed)  # YAML keys may be numbers
+    unknown = sorted(_show(k) for k in set(raw) - allowed)  # YAML keys may be numbers
     if unknown:
         raise ConfigError(
             f"{path}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
@@ -136,26 +158,27 @@ def parse_config(doc: Any) -> SchedulerConfig:
     profiles = []
     raw_profiles = raw.get("profiles", [{}])
     if not isinstance(raw_profiles, list) or not raw_profiles:
-        raise ConfigError(f"profiles: must be a non-empty list, got {raw_profiles!r:.60}")
+        raise ConfigError(f"profiles: must be a non-empty list, got {_show(raw_profiles)}")
     for i, item in enumerate(raw_profiles):
         path = f"profiles[{i}]"
         p = _mapping(item, path)
         _check_keys(p, {"schedulerName", "mode", "defaultWeight", "hybrid"}, path)
         mode = p.get("mode", "normalized")
-        if mode not in contract.SCORING_MODES:
+        if not isinstance(mode, str) or mode not in contract.SCORING_MODES:
             raise ConfigError(
-                f"{path}.mode: {mode!r} is not one of {', '.join(contract.SCORING_MODES)}"
+                f"{path}.mode: {_show(mode)} is not one of {', '.join(contract.SCORING_MODES)}"
             )
         hybrid = _mapping(p.get("hybrid"), f"{path}.hybrid")
         _check_keys(hybrid, {"bufferWatts", "stalenessSeconds", "stalePolicy"}, f"{path}.hybrid")
         policy = hybrid.get("stalePolicy", "ignore")
-        if policy not in STALE_POLICIES:
+        if not isinstance(policy, str) or policy not in STALE_POLICIES:
             raise ConfigError(
-                f"{path}.hybrid.stalePolicy: {policy!r} is not one of {', '.join(STALE_POLICIES)}"
+                f"{path}.hybrid.stalePolicy: {_show(policy)} is not one of"
+                f" {', '.join(STALE_POLICIES)}"
             )
         name = p.get("schedulerName", contract.SCHEDULER_NAME)
         if not isinstance(name, str) or not name:
-            raise ConfigError(f"{path}.schedulerName: {name!r} must be a non-empty string")
+            raise ConfigError(f"{path}.schedulerName: {_show(name)} must be a non-empty string")
         profiles.append(
             ProfileConfig(
                 scheduler_name=name,
@@ -211,44 +234,36 @@ def parse_config(doc: Any) -> SchedulerConfig:
 
 
 class ConfigSource:
-    """A config file polled for changes; ``poll()`` returns a new config or None.
-
-    ConfigMap volumes update by swapping a symlink, so the file's content hash
-    (not its mtime) decides whether it changed.
-    """
+    """The scheduler's config file, polled for changes; ``poll()`` returns a new config or None."""
 
     def __init__(self, path: Path | None, base: SchedulerConfig | None = None) -> None:
         self.path = path
         self.current = base or SchedulerConfig()
         self.last_error: str | None = None
-        self._digest = ""
+        self._file = (
+            WatchedFile(path, lambda data: _parse_bytes(data, path)) if path is not None else None
+        )
 
     def load_initial(self) -> SchedulerConfig:
         """At start-up an invalid file is fatal (there is no last good config yet)."""
-        if self.path is None:
+        if self._file is None:
             return self.current
-        data = self.path.read_bytes()
-        self._digest = hashlib.sha256(data).hexdigest()
-        self.current = _parse_bytes(data, self.path)
+        self.current = self._file.load()
         return self.current
 
     def poll(self) -> SchedulerConfig | None:
-        if self.path is None:
+        if self._file is None:
             return None
         try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            self.last_error = f"{self.path}: {exc.strerror}; keeping the last good config"
-            return None
-        digest = hashlib.sha256(data).hexdigest()
-        if digest == self._digest:
-            return None
-        self._digest = digest
-        try:
-            new = _parse_bytes(data, self.path)
+            new = self._file.poll()
         except ConfigError as exc:
             self.last_error = f"{exc}; keeping the last good config"
             raise ConfigError(self.last_error) from exc
+        if self._file.unreadable:
+            self.last_error = f"{self._file.unreadable}; keeping the last good config"
+            return None
+        if new is None:
+            return None
         self.last_error = None
         self.current = new
         return new
@@ -259,7 +274,15 @@ def _parse_bytes(data: bytes, path: Path) -> SchedulerConfig:
         doc = yaml.safe_load(data)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError as exc:  # PyYAML composes nested nodes recursively
+        raise ConfigError(f"{path}: not usable YAML: nested too deeply") from exc
+    except (ValueError, TypeError, OverflowError) as exc:
+        # e.g. an integer of more than 4,300 digits (Python's int() limit)
+        raise ConfigError(f"{path}: not usable YAML: {str(exc)[:200]}") from exc
     try:
         return parse_config(doc)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # Each field check should have caught this; never let it end a reload.
+        raise ConfigError(f"{path}: invalid: {type(exc).__name__}: {exc}") from exc

@@ -9,6 +9,13 @@ Flow per pod (kube-scheduler's, minus preemption):
   retried when nodes, pods or profiles change (or after at most 5 minutes).
 
 Only the leader binds; decisions stop the moment its lease cannot be renewed.
+
+Nothing dies silently. Every long-lived task is supervised: the reflectors
+retry any failure with backoff, and while the pod or node watch is down no
+decision is made (the cache may no longer be true) and ``/readyz`` says so. A
+vital task that ends anyway (leadership lost, a bug that escaped) makes
+:meth:`EnergyScheduler.run` raise :class:`SchedulerStopped`; the CLI turns that
+into a non-zero exit so the Deployment restarts the process.
 """
 
 from __future__ import annotations
@@ -17,30 +24,45 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
 from energysched import contract
 from energysched.core.errors import InputError
 from energysched.core.framework import Decision, schedule_one
-from energysched.core.parse import parse_node, parse_pod, parse_power_reading
-from energysched.core.state import ClusterState
 from energysched.core.values import PodInfo
-from energysched.kb.book import ProfileBook
+from energysched.kube.background import BackgroundWriter
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
+from energysched.kube.events import EventWriter, ObjectRef
 from energysched.kube.reflector import EventType, Reflector, object_key
 from energysched.scheduler.config import ConfigError, ConfigSource, SchedulerConfig
-from energysched.scheduler.events import EventRecorder, set_pod_scheduled_false
+from energysched.scheduler.events import set_pod_scheduled_false
 from energysched.scheduler.leader import LeaderElector
 from energysched.scheduler.metrics import SchedulerMetrics
+from energysched.scheduler.mirror import (
+    TERMINAL_PODS_EXCLUDED,
+    ClusterMirror,
+    PodSpecView,
+    PodStatusView,
+    has_condition,
+    pod_view,
+    scheduling_gates,
+)
 from energysched.scheduler.queue import SchedulingQueue
 
 log = structlog.get_logger(__name__)
 
 PROFILES_PATH = api_path(contract.API_VERSION, contract.PROFILE_PLURAL)
+T = TypeVar("T")
+#: The API server's own message for a gated pod (pkg/registry/core/pod/strategy.go).
+SCHEDULING_GATED_MESSAGE = "Scheduling is blocked due to non-empty scheduling gates"
+
+
+class SchedulerStopped(RuntimeError):
+    """A vital task ended (leadership lost, a task that crashed): the process must exit."""
 
 
 def _now() -> dt.datetime:
@@ -62,118 +84,211 @@ class EnergyScheduler:
 
     def __post_init__(self) -> None:
         self.cfg: SchedulerConfig = self.config.current
-        self.state = ClusterState()
-        self.book = ProfileBook()
+        #: Objects → the core's state, parsed once (shared with ``explain``).
+        self.mirror = ClusterMirror()
+        self.state = self.mirror.state
+        self.book = self.mirror.book
         self.queue = SchedulingQueue()
-        self.recorder = EventRecorder(self.event_kube, self.cfg.profiles[0].scheduler_name)
-        self.pods = Reflector(self.kube, api_path("v1", "pods"), self._on_pod, name="pods")
-        self.nodes = Reflector(self.kube, api_path("v1", "nodes"), self._on_node, name="nodes")
-        self.profiles = Reflector(self.kube, PROFILES_PATH, self._on_profile, name="energyprofiles")
+        #: Events through their own client and bounded queue; PodScheduled
+        #: patches through ``writer`` (bounded too): no task per write.
+        self.events = EventWriter(
+            self.event_kube, self.cfg.profiles[0].scheduler_name, "Scheduling"
+        )
+        self.writer = BackgroundWriter("status-writer")
+        self.pods = Reflector(
+            self.kube,
+            api_path("v1", "pods"),
+            self._on_pod,
+            name="pods",
+            # Terminal pods hold no resources; kube-scheduler's informer skips them
+            # too. A pod that finishes leaves the selection: a DELETED event.
+            params={"fieldSelector": TERMINAL_PODS_EXCLUDED},
+            on_health=self._on_watch_health,
+        )
+        self.nodes = Reflector(
+            self.kube,
+            api_path("v1", "nodes"),
+            self._on_node,
+            name="nodes",
+            on_health=self._on_watch_health,
+        )
+        self.profiles = Reflector(
+            self.kube,
+            PROFILES_PATH,
+            self._on_profile,
+            name="energyprofiles",
+            on_health=self._on_watch_health,
+        )
+        #: Set while every vital watch (pods, nodes) is up: decisions wait for it.
+        self.watches_up = asyncio.Event()
+        self._vital: set[asyncio.Task[Any]] = set()
+        self.stopped_because: str | None = None
         self.elector: LeaderElector | None = None
         self._first_seen: dict[str, float] = {}
         self._bind_slots = asyncio.Semaphore(self.max_binds_in_flight)
         self._bind_tasks: set[asyncio.Task[None]] = set()
-        self._bad_readings: dict[str, str] = {}
+        self._gated: set[str] = set()  # pods held back by scheduling gates
         self.bound = 0  # binds that succeeded (tests and the perf benchmark read it)
 
     # -- event handlers (synchronous, quick) --------------------------------------------
 
     def _ours(self, pod: Mapping[str, Any]) -> bool:
-        spec = pod.get("spec") or {}
+        spec = pod_view(pod).get("spec") or PodSpecView()
         return self.cfg.profile_for(str(spec.get("schedulerName", ""))) is not None
 
     def _on_pod(self, event: EventType, obj: JSON, old: JSON | None) -> None:
         key = object_key(obj)
-        uid = (obj.get("metadata") or {}).get("uid", "")
-        if event == "DELETED":
-            self.state.remove_pod(uid)
+        update = self.mirror.pod_event(event, obj, old)
+        if update.change == "deleted":
             self.queue.forget(key)
+            self._gated.discard(key)
             self._first_seen.pop(key, None)
+        if update.freed:
             self.queue.move_all_to_active()  # capacity freed
+        if update.change != "updated":
             return
-        if (
-            event == "MODIFIED"
-            and old is not None
-            and _scheduling_view(old) == _scheduling_view(obj)
-        ):
-            # Status-only churn (KWOK or a kubelet reporting a running pod): nothing
-            # a decision depends on changed. Skipping it keeps the loop free for binds.
-            return
-        parsed = parse_pod(obj)
-        bound = bool((obj.get("spec") or {}).get("nodeName"))
-        if isinstance(parsed, PodInfo):
-            self.state.add_pod(parsed)
-            if bound and parsed.is_terminal:
-                self.queue.move_all_to_active()  # it just finished: capacity freed
-        elif bound:
-            # The API server accepted this pod, so its node really holds it; we
-            # cannot count its requests. Say so, with the offending value.
-            log.warning("cannot account a bound pod", pod=key, error=parsed.message)
-        if bound or (obj.get("metadata") or {}).get("deletionTimestamp"):
+        if update.bound or update.terminating:
             self.queue.forget(key)
             return
-        phase = (obj.get("status") or {}).get("phase")
+        phase = (pod_view(obj).get("status") or PodStatusView()).get("phase")
         if self._ours(obj) and phase not in ("Succeeded", "Failed"):
+            if scheduling_gates(obj):
+                self._hold_gated(key, obj)
+                return
+            self._gated.discard(key)
             self._first_seen.setdefault(key, time.monotonic())
             self.queue.add(key)
 
+    def _hold_gated(self, key: str, obj: JSON) -> None:
+        """A pod with scheduling gates is not attempted (kube-scheduler's PreEnqueue).
+
+        The API server gives it PodScheduled=False/SchedulingGated on create; that is
+        written here only when missing. Removing its gates (the only change allowed)
+        is an update that queues it.
+        """
+        self.queue.forget(key)
+        if key not in self._gated:
+            self._gated.add(key)
+            log.info("pod gated: not attempted", pod=key, gates=scheduling_gates(obj))
+            if not has_condition(obj, "PodScheduled", "SchedulingGated"):
+                self.writer.submit(
+                    key,
+                    lambda: set_pod_scheduled_false(
+                        self.kube, obj, "SchedulingGated", SCHEDULING_GATED_MESSAGE
+                    ),
+                )
+
     def _on_node(self, event: EventType, obj: JSON, old: JSON | None) -> None:
-        name = str((obj.get("metadata") or {}).get("name"))
-        if event == "DELETED":
-            self.state.remove_node(name)
-            return
-        node = parse_node(obj)
-        if isinstance(node, InputError):
-            log.warning("node ignored: invalid", node=name, error=node.message)
-            self.state.remove_node(name)
-            return
-        self.state.upsert_node(node)
-        reading = parse_power_reading(node)
-        if isinstance(reading, InputError):
-            if self._bad_readings.get(name) != reading.message:
-                self._bad_readings[name] = reading.message
-                log.warning("invalid power reading ignored", node=name, error=reading.message)
-            reading = None
-        else:
-            self._bad_readings.pop(name, None)
-        self.state.set_reading(name, reading)
-        if old is None or _structural(old) != _structural(obj):
+        if self.mirror.node_event(event, obj, old):
             self.queue.move_all_to_active()
 
     def _on_profile(self, event: EventType, obj: JSON, old: JSON | None) -> None:
-        name = str((obj.get("metadata") or {}).get("name"))
-        if event == "MODIFIED" and old is not None and _generation(old) == _generation(obj):
-            return  # a status-only change (the operator's): nothing the scores depend on
-        if event == "DELETED":
-            self.book.delete(name)
-        else:
-            failure = self.book.upsert(obj)
-            if failure is not None:
-                kept = (
-                    "keeping its last valid version"
-                    if name in self.book.kb.profiles
-                    else "not used"
+        if self.mirror.profile_event(event, obj, old):
+            self.metrics.profiles.set(len(self.book.kb.profiles))
+            self.queue.move_all_to_active()
+
+    # -- health ---------------------------------------------------------------------
+
+    @property
+    def vital_reflectors(self) -> tuple[Reflector, ...]:
+        """The watches a decision cannot do without. Profiles only change scores
+        (and may be absent while the CRD is not installed): not vital."""
+        return (self.pods, self.nodes)
+
+    def _on_watch_health(self, name: str, up: bool) -> None:
+        self.metrics.watch_up.labels(name).set(1 if up else 0)
+        if all(r.up for r in self.vital_reflectors):
+            if not self.watches_up.is_set():
+                log.info("watches up: deciding again")
+            self.watches_up.set()
+        elif self.watches_up.is_set():
+            self.watches_up.clear()
+            log.warning("a watch is down: no decisions until it is back", reflector=name)
+
+    def health_checks(self) -> list[tuple[str, bool, str]]:
+        """``/healthz``: the process can go on (vital tasks alive, lease not overdue)."""
+        checks = [("ping", True, "ok")]
+        ended = [t.get_name() for t in self._vital if t.done()]
+        checks.append(("vital-tasks", not ended, f"ended: {', '.join(ended)}" if ended else "ok"))
+        if self.elector is not None and self.elector.became_leader.is_set():
+            overdue = self.elector.seconds_since_renewal() - self.elector.lease_duration
+            checks.append(
+                (
+                    "leaderElection",
+                    overdue < 20.0,  # kube-scheduler's watchdog timeout
+                    "ok" if overdue < 20.0 else f"lease not renewed for {overdue:.0f} s",
                 )
-                log.warning("invalid EnergyProfile", profile=name, error=str(failure), action=kept)
-        self.state.set_knowledge_base(self.book.kb)
-        self.metrics.profiles.set(len(self.book.kb.profiles))
-        self.queue.move_all_to_active()
+            )
+        return checks
+
+    def ready_checks(self) -> list[tuple[str, bool, str]]:
+        """``/readyz``: health plus caches synced and vital watches up (kube-scheduler's
+        ``sched-handler-sync``); the leader state is reported, a standby is ready."""
+        checks = self.health_checks()
+        now = time.monotonic()
+        for r in (*self.vital_reflectors, self.profiles):
+            vital = r in self.vital_reflectors
+            if r.up:
+                msg, ok = "ok", True
+            elif not r.synced.is_set() and r.down_since is None:
+                msg, ok = "not synced yet", not vital
+            else:
+                since = now - (r.down_since or now)
+                msg, ok = f"down for {since:.0f} s: {r.last_error}", not vital
+            checks.append((f"watch-{r.name}", ok, msg if vital else f"{msg} (not vital)"))
+        if self.elector is None:
+            leader = "leader election disabled"
+        else:
+            leader = "leader" if self.elector.is_leader() else "standby"
+        checks.append(("leader", True, leader))
+        return checks
 
     # -- main loop ------------------------------------------------------------------
 
-    async def run(self) -> None:
-        tasks = [
-            asyncio.create_task(self.pods.run(), name="reflector-pods"),
-            asyncio.create_task(self.nodes.run(), name="reflector-nodes"),
-            asyncio.create_task(self.profiles.run(), name="reflector-profiles"),
-            asyncio.create_task(self._poll_config(), name="config"),
-        ]
+    def _start_vital(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        self._vital.add(task)
+        return task
+
+    async def _supervised(self, goal: Awaitable[T], name: str = "") -> T:
+        """Await ``goal`` while watching every vital task; one that ends stops everything."""
+        goal_task = asyncio.ensure_future(goal)
+        if name:
+            goal_task.set_name(name)
         try:
-            await asyncio.gather(self.pods.synced.wait(), self.nodes.synced.wait())
+            while True:
+                done, _ = await asyncio.wait(
+                    {goal_task, *self._vital}, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    if task is not goal_task:
+                        raise SchedulerStopped(_why_ended(task))
+                if goal_task in done:
+                    if not goal_task.cancelled() and goal_task.exception() is not None:
+                        # e.g. the schedule loop itself failed: stop, saying why.
+                        raise SchedulerStopped(_why_ended(goal_task)) from goal_task.exception()
+                    return goal_task.result()
+        finally:
+            if not goal_task.done():
+                goal_task.cancel()
+                await asyncio.gather(goal_task, return_exceptions=True)
+
+    async def run(self) -> None:
+        """Run until cancelled; raises :class:`SchedulerStopped` when it cannot go on."""
+        self.writer.start()
+        self.events.start()
+        self._start_vital(self.pods.run(), "reflector-pods")
+        self._start_vital(self.nodes.run(), "reflector-nodes")
+        self._start_vital(self.profiles.run(), "reflector-profiles")
+        self._start_vital(self._poll_config(), "config")
+        try:
+            await self._supervised(
+                asyncio.gather(self.pods.synced.wait(), self.nodes.synced.wait())
+            )
             # Profiles may be missing (CRD not installed yet): wait a little,
             # then schedule with what there is; the neutral fallback says so.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.profiles.synced.wait(), 10)
+                await self._supervised(asyncio.wait_for(self.profiles.synced.wait(), 10))
             log.info(
                 "caches synced",
                 nodes=len(self.nodes.store),
@@ -191,25 +306,24 @@ class EnergyScheduler:
                     le.renew_deadline,
                     le.retry_period,
                 )
-                election = asyncio.create_task(self.elector.run(), name="leader-election")
-                tasks.append(election)
-                await self.elector.became_leader.wait()
+                # The elector's run() returns when leadership is lost: a vital end.
+                self._start_vital(self.elector.run(), "leader-election")
+                await self._supervised(self.elector.became_leader.wait())
                 self.metrics.is_leader.set(1)
-                loop = asyncio.create_task(self._schedule_loop(), name="schedule-loop")
-                tasks.append(loop)
-                done, _ = await asyncio.wait({election, loop}, return_when=asyncio.FIRST_COMPLETED)
-                for t in done:
-                    t.result()
-                # Leadership lost: stop at once (the Deployment restarts us as a candidate).
-                self.metrics.is_leader.set(0)
-                raise SystemExit("leadership lost")
-            await self._schedule_loop()
+            await self._supervised(self._schedule_loop(), "schedule-loop")
+        except SchedulerStopped as exc:
+            self.stopped_because = str(exc)
+            log.error("scheduler stopping", reason=str(exc))
+            raise
         finally:
-            for t in tasks:
+            self.metrics.is_leader.set(0)
+            for t in self._vital:
                 t.cancel()
             for t in list(self._bind_tasks):
                 t.cancel()
-            await asyncio.gather(*tasks, *self._bind_tasks, return_exceptions=True)
+            await asyncio.gather(*self._vital, *self._bind_tasks, return_exceptions=True)
+            await self.writer.stop()
+            await self.events.stop()
             if self.elector is not None:
                 await self.elector.release()
 
@@ -221,6 +335,10 @@ class EnergyScheduler:
             except ConfigError as exc:
                 self.metrics.config_reloads.labels("invalid").inc()
                 log.error("config rejected", error=str(exc))
+                continue
+            except Exception:  # a bug in the reader must not end hot reload for good
+                self.metrics.config_reloads.labels("invalid").inc()
+                log.exception("config reload failed; keeping the last good config")
                 continue
             if new is not None:
                 self.cfg = new
@@ -234,6 +352,9 @@ class EnergyScheduler:
     async def _schedule_loop(self) -> None:
         last_prune = 0.0
         while True:
+            if not self.watches_up.is_set():
+                # The cache may no longer be true: decide nothing until it is.
+                await self.watches_up.wait()
             key = await self.queue.pop()
             self._update_depths()
             if time.monotonic() - last_prune > 1.0:
@@ -257,19 +378,27 @@ class EnergyScheduler:
     def _update_depths(self) -> None:
         for queue, depth in self.queue.depths().items():
             self.metrics.queue_depth.labels(queue).set(depth)
+        self.metrics.queue_depth.labels("gated").set(len(self._gated))
 
     # -- one pod ------------------------------------------------------------------------
 
     def schedule_key(self, key: str) -> None:
         """Decide for one queued pod; starts its bind. Holds one bind slot, releases it."""
         obj = self.pods.store.get(key)
-        if obj is None or (obj.get("spec") or {}).get("nodeName") or not self._ours(obj):
+        pod = self.mirror.pods.get(key)  # parsed once, when its event came in
+        spec = (pod_view(obj).get("spec") if obj is not None else None) or PodSpecView()
+        if (
+            obj is None
+            or pod is None
+            or spec.get("nodeName")
+            or not self._ours(obj)
+            or scheduling_gates(obj)
+        ):
             self.queue.forget(key)
             self._bind_slots.release()
             return
-        profile = self.cfg.profile_for(str(obj["spec"].get("schedulerName")))
+        profile = self.cfg.profile_for(str(spec.get("schedulerName")))
         assert profile is not None
-        pod = parse_pod(obj)
         if isinstance(pod, InputError):
             self._reject(obj, key, pod.message, "SchedulerError", "invalid")
             return
@@ -301,16 +430,11 @@ class EnergyScheduler:
         self.metrics.attempts.labels(result, str(obj["spec"].get("schedulerName"))).inc()
         self.queue.park_unschedulable(key)
         log.info("pod not scheduled", pod=key, reason=reason, message=message)
-        self._spawn(self._report_failure(obj, reason, message))
+        self._event(obj, key, "Warning", "FailedScheduling", message)
+        self.writer.submit(key, lambda: set_pod_scheduled_false(self.kube, obj, reason, message))
 
-    async def _report_failure(self, obj: JSON, reason: str, message: str) -> None:
-        await self.recorder.pod_event(obj, "Warning", "FailedScheduling", message)
-        await set_pod_scheduled_false(self.kube, obj, reason, message)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._bind_tasks.add(task)
-        task.add_done_callback(self._bind_tasks.discard)
+    def _event(self, obj: JSON, key: str, type_: str, reason: str, note: str) -> None:
+        self.events.post(ObjectRef.pod(obj), type_, reason, note)
 
     async def _bind(
         self, obj: JSON, pod: PodInfo, key: str, decision: Decision, profile_name: str
@@ -333,9 +457,7 @@ class EnergyScheduler:
                 return
             delay = self.queue.retry_after_error(key)
             log.warning("bind failed, retrying", pod=key, node=node, error=str(exc), retry_in=delay)
-            await self.recorder.pod_event(
-                obj, "Warning", "FailedScheduling", f"Binding rejected: {exc.message}"
-            )
+            self._event(obj, key, "Warning", "FailedScheduling", f"Binding rejected: {exc.message}")
             return
         finally:
             self._bind_slots.release()
@@ -349,38 +471,19 @@ class EnergyScheduler:
         log.info(
             "bound", pod=key, node=node, score=_winner_score(decision), fallback=decision.fallback
         )
-        await self.recorder.pod_event(obj, "Normal", "Scheduled", decision.message)
+        self._event(obj, key, "Normal", "Scheduled", decision.message)
+
+
+def _why_ended(task: asyncio.Task[Any]) -> str:
+    if task.cancelled():
+        return f"{task.get_name()} was cancelled"
+    exc = task.exception()
+    if exc is None:
+        if task.get_name() == "leader-election":
+            return "leadership lost"
+        return f"{task.get_name()} ended"
+    return f"{task.get_name()} failed: {type(exc).__name__}: {exc}"
 
 
 def _winner_score(d: Decision) -> float | None:
     return round(d.ranking[0].score, 2) if d.ranking else None
-
-
-def _scheduling_view(pod: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What of a pod a decision can depend on (not its status details)."""
-    meta = pod.get("metadata") or {}
-    phase = (pod.get("status") or {}).get("phase")
-    return (
-        pod.get("spec"),
-        meta.get("labels"),
-        meta.get("annotations"),
-        meta.get("deletionTimestamp"),
-        phase in ("Succeeded", "Failed"),
-    )
-
-
-def _generation(obj: Mapping[str, Any]) -> object:
-    return (obj.get("metadata") or {}).get("generation")
-
-
-def _structural(node: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What of a node can change where pods fit (not heartbeats or readings)."""
-    meta = node.get("metadata") or {}
-    spec = node.get("spec") or {}
-    status = node.get("status") or {}
-    return (
-        tuple(sorted((meta.get("labels") or {}).items())),
-        repr(spec.get("taints")),
-        spec.get("unschedulable"),
-        repr(status.get("allocatable")),
-    )

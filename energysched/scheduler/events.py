@@ -1,21 +1,14 @@
-"""Events and the PodScheduled condition, written the way kube-scheduler writes them.
+"""The PodScheduled condition, written the way kube-scheduler writes it.
 
-* events.k8s.io/v1 Events with ``reportingController`` = the scheduler name,
-  action ``Scheduling``, reason ``Scheduled`` (Normal) or ``FailedScheduling``
-  (Warning), so ``kubectl describe pod`` shows them like the default scheduler's.
-* Events go through their own client (own rate limit), as kube-scheduler's
-  event broadcaster does: a flood of events never slows binding.
-* The same Warning for the same pod is not repeated within ``dedup_window``.
-* ``PodScheduled=False`` with reason ``Unschedulable`` (fits nowhere) or
-  ``SchedulerError`` (bad input, bind failures) is patched only when it changes.
+``PodScheduled=False`` with reason ``Unschedulable`` (fits nowhere),
+``SchedulerError`` (bad input, bind failures) or ``SchedulingGated`` is patched
+only when it changes. The scheduler's Events (``Scheduled``, ``FailedScheduling``)
+are written by the shared :class:`energysched.kube.events.EventWriter`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,65 +17,6 @@ import structlog
 from energysched.kube.client import ApiError, KubeClient, api_path
 
 log = structlog.get_logger(__name__)
-
-EVENTS_API = "events.k8s.io/v1"
-
-
-def _micro_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class EventRecorder:
-    def __init__(self, kube: KubeClient, controller: str, dedup_window: float = 60.0) -> None:
-        self.kube = kube
-        self.controller = controller
-        self.instance = f"{controller}-{os.uname().nodename}"
-        self.dedup_window = dedup_window
-        self._recent: dict[tuple[str, str], float] = {}
-
-    async def pod_event(self, pod: Mapping[str, Any], type_: str, reason: str, note: str) -> None:
-        meta = pod["metadata"]
-        key = (meta.get("uid", ""), f"{reason}:{note}")
-        now = time.monotonic()
-        if type_ == "Warning" and now - self._recent.get(key, -1e9) < self.dedup_window:
-            return
-        self._recent[key] = now
-        if len(self._recent) > 10_000:  # bounded memory on long runs
-            cutoff = now - self.dedup_window
-            self._recent = {k: t for k, t in self._recent.items() if t > cutoff}
-        event = {
-            "apiVersion": EVENTS_API,
-            "kind": "Event",
-            "metadata": {
-                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
-                "namespace": meta["namespace"],
-            },
-            "eventTime": _micro_now(),
-            "reportingController": self.controller,
-            "reportingInstance": self.instance,
-            "action": "Scheduling",
-            "reason": reason,
-            "type": type_,
-            "note": note[:1024],
-            "regarding": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid", ""),
-                "resourceVersion": meta.get("resourceVersion", ""),
-            },
-        }
-        try:
-            await self.kube.create(api_path(EVENTS_API, "events", meta["namespace"]), event)
-        except ApiError as exc:
-            # An event that cannot be written is logged, never fatal.
-            log.warning(
-                "event not written",
-                pod=f"{meta['namespace']}/{meta['name']}",
-                reason=reason,
-                error=str(exc),
-            )
 
 
 async def set_pod_scheduled_false(

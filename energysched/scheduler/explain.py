@@ -1,7 +1,8 @@
 """``energysched explain``: the numbers the scheduler would use, for every node.
 
-It lists the cluster once, builds the same ClusterState the scheduler keeps,
-and calls the same ``schedule_one`` in explain mode.
+It lists the cluster once, feeds it through the scheduler's own mapping from
+objects to state (:class:`~energysched.scheduler.mirror.ClusterMirror`), and
+calls the same ``schedule_one`` in explain mode.
 """
 
 from __future__ import annotations
@@ -13,36 +14,30 @@ from typing import Any
 from energysched import contract
 from energysched.core.errors import InputError
 from energysched.core.framework import Decision, schedule_one
-from energysched.core.parse import parse_node, parse_pod, parse_power_reading
+from energysched.core.parse import parse_pod
 from energysched.core.state import ClusterState
 from energysched.kb.book import ProfileBook
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.scheduler.config import SchedulerConfig
+from energysched.scheduler.mirror import TERMINAL_PODS_EXCLUDED, ClusterMirror
 
 
 async def load_state(kube: KubeClient) -> tuple[ClusterState, ProfileBook]:
-    state = ClusterState()
-    book = ProfileBook()
+    """One LIST of profiles, nodes and pods, fed through the scheduler's own mapping."""
+    mirror = ClusterMirror()
     try:
         profiles = await kube.list_all(api_path(contract.API_VERSION, contract.PROFILE_PLURAL))
         for obj in profiles["items"]:
-            book.upsert(obj)
+            mirror.profile_event("ADDED", obj, None)
     except ApiError as exc:
         if not exc.not_found:
             raise
-    state.set_knowledge_base(book.kb)
     for obj in (await kube.list_all(api_path("v1", "nodes")))["items"]:
-        node = parse_node(obj)
-        if isinstance(node, InputError):
-            continue
-        state.upsert_node(node)
-        reading = parse_power_reading(node)
-        state.set_reading(node.name, None if isinstance(reading, InputError) else reading)
-    for obj in (await kube.list_all(api_path("v1", "pods")))["items"]:
-        pod = parse_pod(obj)
-        if not isinstance(pod, InputError):
-            state.add_pod(pod)
-    return state, book
+        mirror.node_event("ADDED", obj, None)
+    pods = await kube.list_all(api_path("v1", "pods"), fieldSelector=TERMINAL_PODS_EXCLUDED)
+    for obj in pods["items"]:
+        mirror.pod_event("ADDED", obj, None)
+    return mirror.state, mirror.book
 
 
 def render(decision: Decision) -> str:

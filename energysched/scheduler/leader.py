@@ -58,6 +58,9 @@ class LeaderElector:
             and time.monotonic() - self._last_renew < self.renew_deadline
         )
 
+    def seconds_since_renewal(self) -> float:
+        return time.monotonic() - self._last_renew
+
     async def run(self) -> None:
         """Acquire, then renew until leadership is lost (then return)."""
         while not await self._try_acquire_or_renew():

@@ -63,6 +63,12 @@ class SchedulerMetrics:
         self.profiles = Gauge(
             "energysched_energyprofiles", "EnergyProfiles the scheduler uses (valid).", registry=r
         )
+        self.watch_up = Gauge(
+            "energysched_watch_up",
+            "1 while a reflector's list/watch works, by reflector (pods, nodes, energyprofiles).",
+            ["reflector"],
+            registry=r,
+        )
         self.is_leader = Gauge(
             "energysched_leader", "1 while this replica holds the leader lease.", registry=r
         )

@@ -386,6 +386,41 @@ class LocalCluster:
                     )
                 await asyncio.sleep(1.0)
 
+    # -- one component (fault injection in tests) -----------------------------------
+
+    def _component(self, name: str) -> tuple[ClusterState, int]:
+        state = self.load_state()
+        if state is None:
+            raise ClusterError(f"cluster {self.name!r} has no state")
+        for i, proc in enumerate(state.processes):
+            if proc.name == name:
+                return state, i
+        raise ClusterError(f"cluster {self.name!r} has no component {name!r}")
+
+    def stop_component(self, name: str) -> None:
+        """Stop one component by its recorded PID (e.g. the API server, to test outages)."""
+        state, i = self._component(name)
+        state.processes[i].stop()
+
+    def start_component(self, name: str, timeout: float = 90) -> ManagedProcess:
+        """Start a stopped component again with its recorded arguments; wait until healthy."""
+        state, i = self._component(name)
+        old = state.processes[i]
+        if old.alive():
+            return old
+        if not old.args:
+            raise ClusterError(
+                f"{name}: its start arguments were not recorded; restart the cluster"
+            )
+        proc = start(name, Path(old.binary), old.args, self.log_dir)
+        state.processes[i] = proc
+        self._save(state)
+        if name == "kube-apiserver":
+            ctx = ssl.create_default_context(cafile=str(LocalPKI(self.dir / "pki").ca.cert))
+            url = f"https://127.0.0.1:{state.ports['apiserver']}/readyz"
+            _wait_http(url, name, proc, ctx, timeout)
+        return proc
+
     # -- down / status -------------------------------------------------------------
 
     def _stop(self, state: ClusterState) -> list[str]:

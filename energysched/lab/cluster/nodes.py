@@ -18,8 +18,13 @@ import yaml
 from energysched.contract import KWOK_NODE_ANNOTATION, NODE_CLASS_ANNOTATION
 from energysched.kb.io import REPO_KB_DIR
 
-#: The repository's kb/nodes.
-DEFAULT_NODES_DIR = REPO_KB_DIR / "nodes"
+#: The repository's kb/nodes beside the package (a checkout, an editable install).
+_CHECKOUT_NODES_DIR = REPO_KB_DIR / "nodes"
+#: From a wheel (``pip install .``) the package sits in site-packages with no kb/
+#: beside it: the node classes are the user's data, read from ``kb/nodes`` of
+#: the working directory (a relative path, resolved when used), with a clear
+#: error when it is not there.
+DEFAULT_NODES_DIR = _CHECKOUT_NODES_DIR if _CHECKOUT_NODES_DIR.is_dir() else Path("kb") / "nodes"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 
 
@@ -76,6 +81,11 @@ def _str_map(doc: Mapping[str, Any], key: str, file: Path) -> dict[str, str]:
 
 
 def load_node_classes(directory: Path = DEFAULT_NODES_DIR) -> list[NodeClass]:
+    if not directory.is_dir():
+        raise NodeClassError(
+            f"node classes directory {str(directory.resolve())!r} does not exist: run from a"
+            " checkout of the repository (it has kb/nodes) or give the directory explicitly"
+        )
     classes = []
     for file in sorted(directory.glob("*.yaml")):
         try:

@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -28,6 +28,8 @@ class ManagedProcess:
     pid: int
     binary: str
     log: str
+    #: The arguments it was started with, so that it can be started again (fault tests).
+    args: list[str] = field(default_factory=list)
 
     def alive(self) -> bool:
         try:
@@ -63,4 +65,4 @@ def start(name: str, binary: Path, args: list[str], log_dir: Path) -> ManagedPro
             start_new_session=True,
             close_fds=True,
         )
-    return ManagedProcess(name, proc.pid, str(binary), str(log))
+    return ManagedProcess(name, proc.pid, str(binary), str(log), list(args))

@@ -305,9 +305,29 @@ def test_unreadable_token_file(tmp_path: Path) -> None:
     assert str(path) in message and "tokenFile" in message and "no-such-token" in message
 
 
-@pytest.mark.parametrize("field", ["exec", "auth-provider"])
-def test_unsupported_credential_plugins_are_named(tmp_path: Path, field: str) -> None:
-    user = {field: {"command": "aws"} if field == "exec" else {"name": "gcp"}}
-    path = write(tmp_path, kubeconfig(user=user))
+def test_auth_provider_plugins_are_named_as_unsupported(tmp_path: Path) -> None:
+    path = write(tmp_path, kubeconfig(user={"auth-provider": {"name": "gcp"}}))
     message = load_error(path)
-    assert str(path) in message and field in message
+    assert str(path) in message and "auth-provider" in message
+
+
+@pytest.mark.parametrize(
+    ("exec_", "why"),
+    [
+        ({"apiVersion": "client.authentication.k8s.io/v1"}, "exec.command"),
+        ({"command": "aws"}, "exec.apiVersion None"),
+        ({"command": "aws", "apiVersion": "client.authentication.k8s.io/v1alpha1"}, "v1alpha1"),
+        (
+            {"command": "aws", "apiVersion": "client.authentication.k8s.io/v1", "args": "x"},
+            "exec.args",
+        ),
+        (
+            {"command": "a", "apiVersion": "client.authentication.k8s.io/v1", "env": [{"n": 1}]},
+            "exec.env",
+        ),
+    ],
+)
+def test_malformed_exec_plugins_are_named(tmp_path: Path, exec_: Any, why: str) -> None:
+    path = write(tmp_path, kubeconfig(user={"exec": exec_}))
+    message = load_error(path)
+    assert str(path) in message and why in message

@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-from energysched.kube import client
-from energysched.kube.client import TokenBucket
+from energysched.kube import ratelimit
+from energysched.kube.ratelimit import TokenBucket
 
 pytestmark = pytest.mark.unit
 
@@ -32,9 +32,9 @@ class FakeTime:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     fake = FakeTime()
-    monkeypatch.setattr(client, "time", types.SimpleNamespace(monotonic=fake.monotonic))
+    monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(monotonic=fake.monotonic))
     monkeypatch.setattr(
-        client, "asyncio", types.SimpleNamespace(Lock=asyncio.Lock, sleep=fake.sleep)
+        ratelimit, "asyncio", types.SimpleNamespace(Lock=asyncio.Lock, sleep=fake.sleep)
     )
     return fake
 
@@ -117,3 +117,11 @@ async def test_real_clock_smoke() -> None:
     for _ in range(3):
         await bucket.acquire()
     assert loop.time() - start >= 0.015
+
+
+def test_take_and_wait_time_without_waiting_on_a_given_clock() -> None:
+    bucket = TokenBucket(qps=10, burst=5, now=0.0)  # as the monitor's write budget uses it
+    assert [bucket.take(0.0) for _ in range(6)] == [True] * 5 + [False]
+    assert bucket.wait_time(0.0) == pytest.approx(0.1)
+    assert bucket.take(0.1) and not bucket.take(0.1)
+    assert TokenBucket(qps=0, burst=1, now=0.0).take(0.0)  # no limit

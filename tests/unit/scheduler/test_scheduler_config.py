@@ -219,3 +219,92 @@ def test_poll_sees_a_symlink_swap_with_the_same_mtime(tmp_path: Path) -> None:
     tmp_link.replace(data)
     new = source.poll()
     assert new is not None and new.profiles[0].default_weight == 0.9
+
+
+# -- malformed input: always a ConfigError naming the field and the value --------------
+
+
+@pytest.mark.parametrize(
+    ("doc", "field", "shown"),
+    [
+        ({"metricsAddress": "0.0.0.0:²"}, "metricsAddress", "²"),  # isdigit() says yes
+        ({"metricsAddress": ":١٠٢٦١"}, "metricsAddress", "١٠٢٦١"),  # int() even parses it
+        ({"metricsAddress": "0.0.0.0:65536"}, "metricsAddress", "65536"),
+        ({"clientConnection": {"burst": 10**400}}, "clientConnection.burst", "1000000"),
+        ({"clientConnection": {"qps": -(10**400)}}, "clientConnection.qps", "-1000000"),
+        ({"clientConnection": {"qps": float("inf")}}, "clientConnection.qps", "inf"),
+        ({"leaderElection": {"leaseDurationSeconds": 10**400}}, "leaseDurationSeconds", "1000"),
+        ({"profiles": [{"mode": ["hybrid"]}]}, "profiles[0].mode", "['hybrid']"),
+        ({"profiles": [{"mode": {"a": 1}}]}, "profiles[0].mode", "{'a': 1}"),
+        ({"profiles": [{"hybrid": {"stalePolicy": [1]}}]}, "stalePolicy", "[1]"),
+        ({"profiles": [{"schedulerName": 10**400}]}, "schedulerName", "1000"),
+    ],
+)
+def test_malformed_values_are_config_errors_naming_field_and_value(
+    doc: dict[str, Any], field: str, shown: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(doc)
+    assert field in str(info.value) and shown in str(info.value)
+    assert len(str(info.value)) < 300  # a huge value is shown shortened
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("profiles: " + "[" * 5000 + "]" * 5000, "nested too deeply"),
+        ("a: " + "{b: " * 3000 + "1" + "}" * 3000, "nested too deeply"),
+        ("clientConnection: {burst: " + "9" * 5000 + "}", "4300"),
+        ("profiles: [" + "[" * 50 + "]" * 50 + "]", "profiles[0]"),
+        ("\tprofiles: x", "not valid YAML"),
+    ],
+)
+def test_malformed_files_are_config_errors(tmp_path: Path, text: str, why: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=why.replace("[", r"\[").replace("]", r"\]")):
+        ConfigSource(path).load_initial()
+
+
+async def test_the_reload_loop_survives_anything_and_applies_later_valid_edits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from energysched.scheduler.controller import EnergyScheduler
+    from tests.unit.scheduler.fakes import FakeKube
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"profiles": [{"mode": "normalized"}]}))
+    source = ConfigSource(path)
+    source.load_initial()
+    kube = FakeKube()
+    sched = EnergyScheduler(kube, kube, source, "me", config_poll_seconds=0.01)
+    loop = asyncio.create_task(sched._poll_config())
+
+    async def settle() -> None:
+        for _ in range(10):
+            await asyncio.sleep(0.02)
+
+    bad = [
+        "metricsAddress: '0.0.0.0:²'",
+        "clientConnection: {burst: " + "9" * 400 + "}",
+        "profiles: " + "[" * 5000 + "]" * 5000,
+        "clientConnection: {burst: " + "9" * 5000 + "}",
+    ]
+    for text in bad:
+        path.write_text(text)
+        await settle()
+        assert not loop.done() and sched.cfg.profiles[0].mode == "normalized"
+    # A bug in the reader itself (not a ConfigError) must not end hot reload either.
+    real_poll = source.poll
+    monkeypatch.setattr(source, "poll", lambda: 1 / 0)
+    await settle()
+    assert not loop.done()
+    monkeypatch.setattr(source, "poll", real_poll)
+    path.write_text(yaml.safe_dump({"profiles": [{"mode": "hybrid"}]}))
+    await settle()
+    assert sched.cfg.profiles[0].mode == "hybrid"
+    assert sched.metrics.config_reloads.labels("invalid")._value.get() >= 5
+    loop.cancel()
+    await asyncio.gather(loop, return_exceptions=True)

@@ -1,0 +1,102 @@
+"""A non-editable install (``pip install .``) works: built as a wheel, installed into a
+fresh virtual environment, its CLI run from outside the repository.
+
+Needs no cluster. pip builds the wheel and collects the dependencies as wheels
+(from its cache or PyPI), then installs into the fresh venv with ``--no-index``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+
+
+def run(
+    *cmd: str | Path, cwd: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONNOUSERSITE": "1"}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("wheel")
+    wheels = tmp / "wheels"
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", wheels, ROOT)
+    venv = tmp / "venv"
+    run(sys.executable, "-m", "venv", venv)
+    run(
+        venv / "bin/python",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-index",
+        "--find-links",
+        wheels,
+        "energysched",
+    )
+    return venv
+
+
+def test_the_wheel_installs_a_copy_not_a_link_to_the_checkout(
+    installed: Path, tmp_path: Path
+) -> None:
+    # -P: do not put the working directory on sys.path (it could be the checkout).
+    out = run(
+        installed / "bin/python",
+        "-P",
+        "-c",
+        "import energysched; print(energysched.__file__)",
+        cwd=tmp_path,
+    ).stdout
+    assert "site-packages" in out and str(ROOT) not in out
+
+
+def test_the_cli_runs_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    exe = installed / "bin/energysched"
+    assert "scheduler" in run(exe, "--help", cwd=tmp_path).stdout
+    assert "--config" in run(exe, "scheduler", "--help", cwd=tmp_path).stdout
+    # A bad kubeconfig is a clear message and exit 2, from the installed code.
+    proc = run(exe, "scheduler", "--kubeconfig", tmp_path / "missing", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "cannot read kubeconfig" in proc.stderr
+
+
+def test_packaged_data_is_in_the_wheel(installed: Path, tmp_path: Path) -> None:
+    code = (
+        "from energysched.lab.cluster.local import KWOK_CONFIG\n"
+        "from energysched.lab.cluster.build import GOMOD_DIR\n"
+        "assert KWOK_CONFIG.is_file(), KWOK_CONFIG\n"
+        "assert (GOMOD_DIR / 'go.mod').is_file(), GOMOD_DIR\n"
+    )
+    run(installed / "bin/python", "-P", "-c", code, cwd=tmp_path)
+
+
+def test_node_classes_come_from_the_working_directory_with_a_clear_error(
+    installed: Path, tmp_path: Path
+) -> None:
+    env_state = {"ENERGYSCHED_STATE": str(tmp_path / "state")}
+    proc = subprocess.run(
+        [str(installed / "bin/energysched"), "cluster", "up", "--name", "wheel-test"],
+        cwd=tmp_path,
+        env={**os.environ, **env_state},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "kb/nodes" in proc.stderr and "does not exist" in proc.stderr, proc.stderr
+    count = "from energysched.lab.cluster.nodes import load_node_classes as l; print(len(l()))"
+    assert run(installed / "bin/python", "-P", "-c", count, cwd=ROOT).stdout.strip() == "3"
