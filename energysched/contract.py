@@ -39,9 +39,19 @@ PROFILE_PLURAL: Final = "energyprofiles"
 PROFILE_SINGULAR: Final = "energyprofile"
 PROFILE_SHORT_NAME: Final = "ep"
 
-#: Scoring modes.
-ScoringMode = Literal["static-raw", "normalized", "hybrid"]
-SCORING_MODES: Final[tuple[ScoringMode, ...]] = ("static-raw", "normalized", "hybrid")
+#: Pod annotation: the pod's amount of work in the knowledge base's units for its
+#: workload type (training steps, inference samples, sequential Miter), a positive
+#: decimal. The ``cluster-energy`` mode predicts the pod's duration from it.
+WORK_ANNOTATION: Final = f"{GROUP}/work"
+
+#: Scoring modes: v1.0, v1.1, v2.0, and the marginal energy of the whole cluster.
+ScoringMode = Literal["static-raw", "normalized", "hybrid", "cluster-energy"]
+SCORING_MODES: Final[tuple[ScoringMode, ...]] = (
+    "static-raw",
+    "normalized",
+    "hybrid",
+    "cluster-energy",
+)
 
 #: KWOK: a pod annotation holding a Go duration ("45s") after which the
 #: simulated pod completes (phase Succeeded). Used by the experiment.

@@ -23,7 +23,7 @@ from energysched.core.errors import InputError
 from energysched.core.filters import reference_outcome, run_filters
 from energysched.core.messages import fit_error_message
 from energysched.core.params import ScheduleParams
-from energysched.core.parse import parse_weight, parse_workload_type
+from energysched.core.parse import parse_weight, parse_work, parse_workload_type
 from energysched.core.plugin import default_registry
 from energysched.core.scoring import ScoreBreakdown, breakdown, compute_scores, rank
 from energysched.core.snapshot import ClusterSnapshot
@@ -111,6 +111,9 @@ def schedule_one(
     if isinstance(parsed_type, InputError):
         return Decision(pod=pod.key, mode=params.mode, weight=weight, error=parsed_type)
     workload_type = parsed_type if parsed_type is not None else params.default_workload_type
+    # The work annotation feeds cluster-energy only; other modes ignore it.
+    if params.mode == "cluster-energy" and isinstance(work := parse_work(pod), InputError):
+        return Decision(pod=pod.key, mode=params.mode, weight=weight, error=work)
 
     table = snapshot.table
     registry = params.registry or default_registry()

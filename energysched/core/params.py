@@ -60,6 +60,13 @@ class ScheduleParams:
     prefer_no_schedule_penalty: float = 0.5
     #: How many ranked nodes get a full breakdown outside explain mode.
     detail_top_k: int = 3
+    #: Cluster-energy: a pod without the work annotation is assumed to carry this
+    #: many seconds of work on the cluster's fastest node for its workload type
+    #: (and so do placed pods without it). Scale-free on purpose: the KB's units
+    #: differ per workload type. On an idle cluster the choice does not depend on
+    #: it (every term is proportional to the work); it matters only against the
+    #: work already placed.
+    default_work_seconds: float = 60.0
     #: The filter and score plugins (None: the in-tree ones,
     #: :func:`~energysched.core.plugin.default_registry`).
     registry: Registry | None = field(default=None, compare=False)
@@ -96,5 +103,7 @@ class ScheduleParams:
             )
         if self.detail_top_k < 2:
             problems.append(f"detail_top_k {self.detail_top_k} must be >= 2 (winner, runner-up)")
+        if not (math.isfinite(self.default_work_seconds) and self.default_work_seconds > 0):
+            problems.append(f"default_work_seconds {self.default_work_seconds} must be > 0")
         if problems:
             raise ValueError("invalid ScheduleParams: " + "; ".join(problems))

@@ -38,6 +38,7 @@ from energysched.contract import (
     CURRENT_WATTS_TIMESTAMP_ANNOTATION,
     PERFORMANCE_WEIGHT_ANNOTATION,
     POWER_SOURCE_ANNOTATION,
+    WORK_ANNOTATION,
     WORKLOAD_TYPE_LABEL,
     WORKLOAD_TYPES,
     WorkloadType,
@@ -385,9 +386,16 @@ def parse_pod(pod: JSON) -> PodInfo | InputError:
             required_affinity=_required_affinity(ctx, spec),
             tolerations=_tolerations(ctx, spec),
             host_ports=_host_ports(ctx, spec),
+            started_at=_start_time(status),
         )
     except InputErrorSignal as e:
         return e.error
+
+
+def _start_time(status: Mapping[str, Any]) -> datetime | None:
+    # Written by the kubelet, not by users: a malformed value is "not known", not an error.
+    raw = status.get("startTime")
+    return parse_rfc3339(raw) if isinstance(raw, str) else None
 
 
 def parse_node(node: JSON) -> NodeInfo | InputError:
@@ -514,6 +522,25 @@ def parse_workload_type(pod: PodInfo) -> WorkloadType | InputError | None:
         if raw == wt:
             return wt
     return InputError(f"pod {pod.key}", f"label {WORKLOAD_TYPE_LABEL}", raw, ALLOWED_WORKLOAD_TYPE)
+
+
+#: Largest accepted work annotation: far above any real job, small enough that
+#: work / performance stays finite.
+MAX_WORK: Final = 1e15
+ALLOWED_WORK: Final = f"allowed is a decimal amount of work > 0 and <= {MAX_WORK:g}"
+
+
+def parse_work(pod: PodInfo) -> float | InputError | None:
+    """The pod's amount of work (``energy.thesis.io/work``); ``None`` when absent."""
+    raw = pod.annotations.get(WORK_ANNOTATION)
+    if raw is None:
+        return None
+    text = raw.strip()
+    if len(text) <= 64 and _DECIMAL.fullmatch(text):
+        work = float(text)
+        if 0.0 < work <= MAX_WORK:
+            return work
+    return InputError(f"pod {pod.key}", f"annotation {WORK_ANNOTATION}", raw, ALLOWED_WORK)
 
 
 def parse_weight(pod: PodInfo, default: float) -> float | InputError:

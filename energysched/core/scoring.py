@@ -43,7 +43,8 @@ Policies common to all modes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 import numpy as np
@@ -120,6 +121,8 @@ class Scores:
     #: Fallback only: free cpu / memory fraction after placement (NaN otherwise).
     free_cpu: FloatArray
     free_mem: FloatArray
+    #: The score plugin's own per-node figures (see :attr:`ModeScores.extra`).
+    extra: Mapping[str, FloatArray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -158,6 +161,9 @@ class ModeScores:
     stale_count: int = 0
     missing_count: int = 0
     future_count: int = 0
+    #: Mode-specific per-node figures a mode's ``why`` explains (e.g. cluster-energy's
+    #: predicted duration and joules), arrays over every node.
+    extra: Mapping[str, FloatArray] = field(default_factory=dict)
 
 
 def _neutral(pod: PodInfo, snap: ClusterSnapshot) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -291,6 +297,7 @@ def compute_scores(
         future_count=got.future_count,
         free_cpu=nan,
         free_mem=nan,
+        extra=got.extra,
     )
 
 

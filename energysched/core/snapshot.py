@@ -24,6 +24,7 @@ from energysched.core.values import (
     PodInfo,
     PowerReading,
     RecentBind,
+    WorkItem,
 )
 from energysched.kb.profiles import KnowledgeBase
 
@@ -59,6 +60,8 @@ class ClusterSnapshot:
     bind_type: npt.NDArray[np.int8]
     assumed: frozenset[str]
     now: datetime
+    #: Typed pods placed on nodes and their work (the cluster-energy mode's backlog).
+    work_items: tuple[WorkItem, ...] = ()
 
     @property
     def nodes(self) -> tuple[NodeInfo, ...]:

@@ -41,7 +41,7 @@ from energysched.core.nodetable import (
     readonly,
     saturate,
 )
-from energysched.core.parse import parse_workload_type
+from energysched.core.parse import parse_work, parse_workload_type
 from energysched.core.snapshot import ClusterSnapshot
 from energysched.core.values import (
     BASE_RESOURCES,
@@ -51,6 +51,7 @@ from energysched.core.values import (
     PodInfo,
     PowerReading,
     RecentBind,
+    WorkItem,
 )
 from energysched.kb.profiles import KnowledgeBase
 
@@ -74,6 +75,8 @@ class ClusterState:
         self._assumed: set[str] = set()
         self._binds: dict[str, RecentBind] = {}
         self._readings: dict[str, PowerReading] = {}
+        self._work: dict[str, WorkItem] = {}
+        self._work_view: tuple[WorkItem, ...] | None = None
 
         self._table: NodeTable | None = None
         self._nodes_changed = False
@@ -147,10 +150,13 @@ class ClusterState:
             self.remove_pod(key)
             return
         self._place(key, pod, pod.node_name)
+        self._track_work(key, pod, pod.node_name, None)
         self._unassume(key)
 
     def remove_pod(self, uid: str) -> None:
         placed = self._placed.pop(uid, None)
+        if self._work.pop(uid, None) is not None:
+            self._work_view = None
         self._unassume(uid)
         if placed is not None:
             self._apply(placed, -1)
@@ -164,6 +170,7 @@ class ClusterState:
         """Our bind of ``pod`` to ``node`` is in flight: count it now, and predict its load."""
         key = self._pod_key(pod)
         self._place(key, pod, node)
+        self._track_work(key, pod, node, at)
         self._assumed.add(key)
         self._last = None
         wt = parse_workload_type(pod)
@@ -213,6 +220,32 @@ class ClusterState:
             del self._binds[uid]
         if old:
             self._binds_view = None
+            self._last = None
+
+    def _track_work(self, key: str, pod: PodInfo, node: str, assumed_at: datetime | None) -> None:
+        """The typed pod's work on ``node`` (cluster-energy's backlog); untyped pods have none."""
+        wt = parse_workload_type(pod)
+        if not isinstance(wt, str):
+            if self._work.pop(key, None) is not None:
+                self._work_view = None
+            return
+        work = parse_work(pod)
+        old = self._work.get(key)
+        if pod.started_at is not None:
+            since = pod.started_at.timestamp()
+        elif assumed_at is not None:
+            since = assumed_at.timestamp()
+        else:  # bound but not started: keep what the assume said, else not started
+            since = old.since if old is not None and old.node == node else float("nan")
+        item = WorkItem(node, wt, work if isinstance(work, float) else float("nan"), since)
+        if (
+            old is None
+            or old.node != item.node
+            or old.workload_type != item.workload_type
+            or (repr(old.work), repr(old.since)) != (repr(item.work), repr(item.since))
+        ):
+            self._work[key] = item
+            self._work_view = None
             self._last = None
 
     def _place(self, key: str, pod: PodInfo, node: str) -> None:
@@ -281,6 +314,11 @@ class ClusterState:
         self._table = table
         return table
 
+    def _work_items(self) -> tuple[WorkItem, ...]:
+        if self._work_view is None:
+            self._work_view = tuple(self._work.values())
+        return self._work_view
+
     def snapshot(self, now: datetime) -> ClusterSnapshot:
         """An immutable view at ``now`` (cheap: see module doc)."""
         if self._last is not None:
@@ -337,6 +375,7 @@ class ClusterState:
             bind_type=bw,
             assumed=frozenset(self._assumed),
             now=now,
+            work_items=self._work_items(),
         )
         self._last = snap
         return snap

@@ -168,6 +168,8 @@ class PodInfo:
     required_affinity: tuple[NodeSelectorTerm, ...] | None = None
     tolerations: tuple[Toleration, ...] = ()
     host_ports: tuple[HostPort, ...] = ()
+    #: ``status.startTime`` (the kubelet's): when the pod began to run, if it has.
+    started_at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -217,3 +219,18 @@ class RecentBind:
     pod_uid: str
     at: datetime  # timezone-aware
     workload_type: WorkloadType | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """A typed pod placed on a node: the work still to be done there (cluster-energy).
+
+    ``work`` is in the knowledge base's units for ``workload_type`` (NaN: the pod
+    has no work annotation, the mode's default applies); ``since`` is when it
+    began to run, POSIX seconds (NaN: not started yet).
+    """
+
+    node: str
+    workload_type: WorkloadType
+    work: float
+    since: float

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Only the standard library at module level: ``energysched scheduler --help``
+from energysched import contract  # names only: standard library imports
+
+# Only the standard library (and the contract) at module level: ``energysched scheduler --help``
 # must not pay for aiohttp, numpy or the core (each handler imports what it uses).
 
 
@@ -35,7 +37,7 @@ def add_parsers(sub: Any) -> None:
     e.add_argument("--config", type=Path, help="scheduler config (its profile for the pod)")
     e.add_argument(
         "--mode",
-        choices=("static-raw", "normalized", "hybrid"),
+        choices=contract.SCORING_MODES,
         help="override the profile's scoring mode",
     )
     e.set_defaults(handler=_run_explain)

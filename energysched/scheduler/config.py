@@ -51,6 +51,7 @@ class ProfileConfig:
     hybrid_buffer_watts: float = 5.0
     staleness_seconds: float = 60.0
     stale_policy: StalePolicy = "ignore"
+    default_work_seconds: float = 60.0
 
     def params(self) -> ScheduleParams:
         """The pure core's parameters for this profile."""
@@ -60,6 +61,7 @@ class ProfileConfig:
             hybrid_buffer_watts=self.hybrid_buffer_watts,
             staleness_window=timedelta(seconds=self.staleness_seconds),
             stale_policy=self.stale_policy,
+            default_work_seconds=self.default_work_seconds,
         )
 
 
@@ -162,7 +164,7 @@ def parse_config(doc: Any) -> SchedulerConfig:
     for i, item in enumerate(raw_profiles):
         path = f"profiles[{i}]"
         p = _mapping(item, path)
-        _check_keys(p, {"schedulerName", "mode", "defaultWeight", "hybrid"}, path)
+        _check_keys(p, {"schedulerName", "mode", "defaultWeight", "hybrid", "clusterEnergy"}, path)
         mode = p.get("mode", "normalized")
         if not isinstance(mode, str) or mode not in contract.SCORING_MODES:
             raise ConfigError(
@@ -176,6 +178,8 @@ def parse_config(doc: Any) -> SchedulerConfig:
                 f"{path}.hybrid.stalePolicy: {_show(policy)} is not one of"
                 f" {', '.join(STALE_POLICIES)}"
             )
+        cluster_energy = _mapping(p.get("clusterEnergy"), f"{path}.clusterEnergy")
+        _check_keys(cluster_energy, {"defaultWorkSeconds"}, f"{path}.clusterEnergy")
         name = p.get("schedulerName", contract.SCHEDULER_NAME)
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{path}.schedulerName: {_show(name)} must be a non-empty string")
@@ -189,6 +193,9 @@ def parse_config(doc: Any) -> SchedulerConfig:
                     hybrid, "stalenessSeconds", f"{path}.hybrid", 60.0, 1.0, 86400.0
                 ),
                 stale_policy=policy,
+                default_work_seconds=_num(
+                    cluster_energy, "defaultWorkSeconds", f"{path}.clusterEnergy", 60.0, 0.001, 1e9
+                ),
             )
         )
     names = [p.scheduler_name for p in profiles]

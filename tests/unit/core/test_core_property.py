@@ -286,7 +286,9 @@ def test_fast_and_reference_paths_agree() -> None:
             fast = schedule_one(pod, snap, params)
             full = schedule_one(pod, snap, params, explain=True)
             assert_same(fast, full, case)
-            if mode != "hybrid":
+            # The oracle knows the static modes; hybrid and cluster-energy have
+            # their own hand-computed tests (tests/unit/core/plugins/).
+            if mode not in ("hybrid", "cluster-energy"):
                 assert fast.node == oracle(pod, snap, mode), (case, mode)
         decided += fast.node is not None
         failed += fast.node is None

@@ -1,0 +1,198 @@
+"""``cluster-energy``: the marginal energy of the whole cluster, idle power included.
+
+Every other mode looks at the chosen node only. A wall plug measures every node,
+idle or not: placing work on a slow, "efficient" node keeps the other nodes
+waiting longer, and their idle power is paid for that time. This mode predicts,
+for a pod of workload type ``T`` with work ``A`` on feasible node ``n``:
+
+``d_n = A / P_n``
+    the pod's duration on ``n`` (P: the profile's performance for ``T``).
+``b_n``
+    the node's backlog: the work already placed on it (typed pods, bound or
+    assumed), ``sum(work_i / P_n(T_i)) - (now - earliest start)``, at least 0.
+    The node is modelled as processor sharing: a second pod slows the first, so
+    the node finishes all its work ``d_n`` later than it would have.
+``H``
+    the cluster's horizon: the largest backlog over the nodes with figures,
+    i.e. when the cluster would otherwise have nothing left to do.
+``E_n = (W_n - idle_n) * d_n + I * max(0, b_n + d_n - H)``
+    the dynamic energy of the pod on ``n`` (W: the profile's power for ``T``,
+    the part above idle), plus the idle power of the whole cluster ``I`` (the
+    sum of the profiles' idle power) for as long as this placement extends the
+    horizon. Energy that is spent anyway (idle power inside the horizon) is not
+    charged.
+
+``score = w * normT + (1 - w) * normCE`` with ``normCE = 100 * min(E) / E_n`` and
+``normT = 100 * min(b + d) / (b_n + d_n)`` (the predicted completion: 1 = the
+pod finishes first), minima over the scored nodes. The weight keeps its
+meaning: 0 = least energy, 1 = fastest; on an idle cluster ``normT`` is v1.1's
+``normP``.
+
+The work ``A`` comes from the pod annotation ``energy.thesis.io/work`` (KB
+units for ``T``); without it, ``default_work_seconds`` on the cluster's fastest
+node for ``T``. On an idle cluster every term is proportional to ``A``, so the
+choice does not depend on it; it matters only against the work already placed.
+
+Live power (v2.0) still counts where the model is blind: a node whose fresh
+reading plus the predicted load of recent binds exceeds ``idle +
+hybrid_buffer_watts`` although no work of ours is known on it (backlog 0)
+carries load this model cannot see, and scores 0, as in hybrid. Binds in
+flight count through the assume cache (they are in the backlog at once).
+
+Assumptions, and where they are wrong: every node stays powered for the whole
+horizon (a node that can be suspended or powered down when idle does not pay
+its idle power, and the mode then overcharges slow placements); profile power
+is whole-node power while running ``T``; pods without a workload type carry no
+predictable work and are not in the backlog; after the horizon the cluster's
+time is not charged (it may host other work or be switched off).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import numpy as np
+
+from energysched.contract import WORKLOAD_TYPES
+from energysched.core.params import ScheduleParams
+from energysched.core.parse import parse_work
+from energysched.core.plugin import Scorer
+from energysched.core.scores.hybrid import predicted
+from energysched.core.scoring import FRESH, MISSING, STALE, ModeScores, ScoreInput, Scores
+from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray
+
+MODE: Final = "cluster-energy"
+
+
+def backlog_seconds(snap: ClusterSnapshot, params: ScheduleParams) -> FloatArray:
+    """Seconds of already placed work left on each node (0 without figures)."""
+    t = snap.table
+    n = t.size
+    total = np.zeros(n)
+    earliest = np.full(n, np.inf)
+    if not snap.work_items:
+        return total
+    now = snap.now.timestamp()
+    fastest = {wt: _nanmax(t.perf[wt]) for wt in WORKLOAD_TYPES}
+    for item in snap.work_items:
+        i = t.index.get(item.node)
+        if i is None:
+            continue
+        perf = float(t.perf[item.workload_type][i])
+        if not perf > 0:  # no figures for this type: its work cannot be predicted
+            continue
+        work = item.work
+        if not math.isfinite(work):
+            work = params.default_work_seconds * fastest[item.workload_type]
+        total[i] += work / perf
+        since = item.since if math.isfinite(item.since) else now
+        earliest[i] = min(earliest[i], since)
+    with np.errstate(invalid="ignore"):
+        elapsed = np.where(np.isfinite(earliest), np.maximum(now - earliest, 0.0), 0.0)
+    return np.maximum(total - elapsed, 0.0)
+
+
+def _nanmax(a: FloatArray) -> float:
+    finite = a[np.isfinite(a)]
+    return float(finite.max()) if finite.size else math.nan
+
+
+def _ratio_to_best(value: FloatArray, scored: BoolArray) -> FloatArray:
+    """``100 * min(value) / value`` over the scored nodes (lower is better; 0 -> 100)."""
+    best = float(value[scored].min()) if scored.any() else math.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(value > 0, 100.0 * (best / value), 100.0)
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+def score(inp: ScoreInput) -> ModeScores:
+    snap, params, scored, has = inp.snap, inp.params, inp.scored, inp.has
+    t = snap.table
+    n = t.size
+    work = parse_work(inp.pod)
+    if not isinstance(work, float):  # absent (an invalid one never reaches a score)
+        work = params.default_work_seconds * _nanmax(np.where(has, inp.perf, np.nan))
+    idle = np.nan_to_num(t.idle, nan=0.0)
+    cluster_idle = float(np.nansum(t.idle))
+    backlog = backlog_seconds(snap, params)
+    horizon = float(backlog[has].max()) if has.any() else 0.0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        duration = work / inp.perf
+        end = backlog + duration
+        extension = np.maximum(end - horizon, 0.0)
+        dynamic = np.maximum(inp.power - idle, 0.0) * duration
+        idle_charged = cluster_idle * extension
+        energy = dynamic + idle_charged
+    norm_t = _ratio_to_best(end, scored)
+    norm_e = _ratio_to_best(energy, scored)
+    w = inp.weight
+    base = np.where(has, w * norm_t + (1 - w) * norm_e, 0.0)
+    score = base.copy()
+
+    # Live power where the model is blind (see module doc).
+    ts = snap.reading_ts
+    with np.errstate(invalid="ignore"):
+        age = snap.now.timestamp() - ts
+        fresh = (
+            ~np.isnan(ts)
+            & (age >= -params.clock_skew_allowance.total_seconds())
+            & (age <= params.staleness_window.total_seconds())
+        )
+        load = predicted(snap)
+        busy = (
+            scored
+            & fresh
+            & (backlog == 0)
+            & (snap.reading_watts + load > t.idle + params.hybrid_buffer_watts)
+        )
+    score[busy] = 0.0
+    state = np.where(fresh, FRESH, np.where(np.isnan(ts), MISSING, STALE)).astype(np.int64)
+    full = np.full(n, 1.0)
+    return ModeScores(
+        base=base,
+        score=score,
+        norm_p=norm_t,
+        norm_e=norm_e,
+        predicted=load,
+        state=state,
+        busy=busy,
+        extra={
+            "duration_s": duration,
+            "backlog_s": backlog,
+            "dynamic_j": dynamic,
+            "idle_j": idle_charged,
+            "energy_j": energy,
+            "extension_s": extension,
+            "horizon_s": full * horizon,
+            "cluster_idle_w": full * cluster_idle,
+            "work": full * work,
+        },
+    )
+
+
+def why(scores: Scores, snap: ClusterSnapshot, params: ScheduleParams, i: int) -> str:
+    x = {k: float(v[i]) for k, v in scores.extra.items()}
+    w = scores.weight
+    idle = float(np.nan_to_num(snap.table.idle[i], nan=0.0))
+    head = (
+        f"score {float(scores.base[i]):.1f} = {w:.2f}*normT {scores.norm_p[i]:.1f} + "
+        f"{1 - w:.2f}*normCE {scores.norm_e[i]:.1f}: "
+        f"cluster energy {x['energy_j']:.4g} J = dynamic {x['dynamic_j']:.4g} J "
+        f"(({float(scores.power[i]):g} - idle {idle:g}) W x {x['duration_s']:.3g} s for work "
+        f"{x['work']:g}) + idle {x['idle_j']:.4g} J (cluster idle {x['cluster_idle_w']:g} W x "
+        f"{x['extension_s']:.3g} s past the {x['horizon_s']:.3g} s horizon); done in "
+        f"{x['backlog_s'] + x['duration_s']:.3g} s (backlog {x['backlog_s']:.3g} s)"
+    )
+    if scores.busy[i]:
+        reading = snap.readings[i]
+        assert reading is not None
+        return (
+            f"score 0: live {reading.watts:.1f} W + predicted {float(scores.predicted[i]):.1f} W"
+            f" > idle {idle:g} W + buffer {params.hybrid_buffer_watts:g} W with no known work"
+            f" on the node (load the model cannot see); would be {head}"
+        )
+    return head
+
+
+PLUGIN: Final = Scorer(MODE, score, why)
