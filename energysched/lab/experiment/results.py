@@ -57,6 +57,7 @@ RUN_COLUMNS = (
     "opt_energy_joules",
     "opt_energy_makespan_s",
     "opt_energy_kind",
+    "opt_energy_feasible_joules",
     "opt_makespan_s",
     "opt_makespan_joules",
     "opt_makespan_kind",
@@ -190,6 +191,9 @@ def record(
             opt_energy_joules=opt_energy.energy_j,
             opt_energy_makespan_s=opt_energy.makespan_s,
             opt_energy_kind=opt_energy.label,
+            opt_energy_feasible_joules=(
+                opt_energy.feasible.energy_j if opt_energy.feasible else opt_energy.energy_j
+            ),
         )
         if complete:
             run["energy_ratio"] = cluster / opt_energy.energy_j
