@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 KUBE = "kube-scheduler"
 
@@ -258,6 +259,7 @@ def plot_tradeoff(rows: Sequence[Row], path: Path, title: str) -> Path:
                 markersize=12,
                 label=lab + suffix,
             )
+    _log_if_wide(ax)
     ax.set_xlabel("makespan (s, simulated)")
     ax.set_ylabel("cluster energy (kJ, idle included)")
     ax.set_title(title, fontsize=10)
@@ -267,6 +269,19 @@ def plot_tradeoff(rows: Sequence[Row], path: Path, title: str) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _log_if_wide(ax: Any) -> None:
+    """Log axes when points span more than a factor of 8 (v1.0's runs are 20x the rest)."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for line in ax.get_lines():
+        xs.extend(float(x) for x in line.get_xdata())
+        ys.extend(float(y) for y in line.get_ydata())
+    if xs and min(xs) > 0 and max(xs) / min(xs) > 8:
+        ax.set_xscale("log")
+    if ys and min(ys) > 0 and max(ys) / min(ys) > 8:
+        ax.set_yscale("log")
 
 
 def plot_power(traces: Mapping[str, Sequence[tuple[float, float]]], path: Path, title: str) -> Path:
@@ -317,6 +332,8 @@ def plot_modes(rows: Sequence[Row], path: Path, title: str) -> Path | None:
         pts = [p for p in pts if p[1] and p[2]]
         a1.plot([p[0] for p in pts], [p[1][0] / 1000 for p in pts if p[1]], "o-", label=mode)
         a2.plot([p[0] for p in pts], [p[2][0] for p in pts if p[2]], "o-", label=mode)
+    for a in (a1, a2):
+        _log_if_wide(a)
     a1.set_xlabel("performance weight")
     a1.set_ylabel("cluster energy (kJ)")
     a2.set_xlabel("performance weight")
@@ -381,3 +398,52 @@ def write_section(
             fh.write("# Experiment results (appended per batch, newest last)\n\n")
         fh.write(text + "\n")
     return text, made
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Redraw a batch's plots from runs.csv and its traces (the report text stays)."""
+    import argparse
+
+    from energysched.lab.experiment.accounting import read_trace
+    from energysched.lab.experiment.results import read_runs
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("batch")
+    ap.add_argument("--out", type=Path, default=Path("results"))
+    args = ap.parse_args(argv)
+    rows = [r for r in read_runs(args.out / "runs.csv") if r["batch"] == args.batch]
+    if not rows:
+        print(f"no runs of batch {args.batch} in {args.out / 'runs.csv'}")
+        return 1
+    pdir = args.out / "plots"
+    pdir.mkdir(parents=True, exist_ok=True)
+    scenario = rows[0]["scenario"]
+    made = [
+        plot_tradeoff(
+            rows,
+            pdir / f"tradeoff_{args.batch}.png",
+            f"{scenario}: cluster energy vs makespan ({args.batch})",
+        ),
+        plot_modes(
+            rows,
+            pdir / f"modes_{args.batch}.png",
+            f"{scenario}: static-raw (v1.0) vs normalized (v1.1)",
+        ),
+    ]
+    first = next((r for r in rows if r["scheduler"] != KUBE), rows[0])
+    prefix = f"metrics_{first['run_id']}_"
+    traces = {
+        f.name.removeprefix(prefix).removesuffix(".txt"): read_trace(f)
+        for f in sorted(args.out.glob(f"{prefix}*.txt"))
+    }
+    made.append(
+        plot_power(
+            traces, pdir / f"power_{args.batch}.png", f"power per node, run {first['run_id']}"
+        )
+    )
+    print("\n".join(str(p) for p in made if p))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
