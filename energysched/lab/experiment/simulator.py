@@ -298,6 +298,10 @@ class LiveRun:
     async def _submit(self, rec: JobRecord, at: float) -> None:
         rec.status, rec.holding, rec.submitted_wall = "submitted", True, time.monotonic()
         self.clock.hold(at)
+        # The readings are current before the pod exists (an ideal monitor: with the
+        # clock held, publishing takes no simulated time); else hybrid would race the
+        # publisher and see a node busy that finished a moment ago.
+        await self.publisher.flush()
         manifest = job_manifest(
             rec.job,
             run_id=self.run_id,
