@@ -436,6 +436,9 @@ class LiveRun:
             notes.append("interrupted")
             raise
         finally:
+            if interrupted:
+                # Partial rows cover the run up to the interruption.
+                self.sim.advance(max(self.clock.now(), self.sim.t))
             ends = [r.end for r in self.records.values() if r.end is not None]
             # The run ends with its last job; the loop may have looked a moment later.
             end = max(ends) if ends and self._finished() else self.sim.t
