@@ -70,3 +70,28 @@ def test_csv_joules_equal_the_trace_integrals(tmp_path: Path) -> None:
     assert run["cluster_joules"] == pytest.approx(total, rel=1e-6)
     # idle included: the cluster used more than the jobs' dynamic energy
     assert run["cluster_joules"] - run["cluster_joules_above_idle"] == pytest.approx(6.0 * end)
+
+
+def test_unplaced_and_failed_jobs_keep_their_row_without_invented_joules(tmp_path: Path) -> None:
+    t = truth(a=(5.0, {"sequential": (1.0, 9.0, "cpu", 0.25)}))
+    sim = ClusterSim(t, {"a": "a"})
+    j1, j2, j3 = job("p", "sequential", 2.0), job("q", "training", 1.0), job("r", "inference", 1)
+    sim.start(j1, "a", 0.0)
+    (fin,) = sim.complete_until(10.0)
+    records = [
+        JobRecord(j1, "succeeded", node="a", start=0.0, end=fin.end),
+        JobRecord(j2, "failed", "truth.yaml has no training figures for node class a", node="a"),
+        JobRecord(
+            j3, "unschedulable", "Unschedulable: 0/1 nodes are available: 1 Insufficient cpu"
+        ),
+    ]
+    outcome = RunOutcome(records, {"a": sim.nodes["a"].power}, {"a": 5.0}, fin.end)
+    meta = results.RunMeta("r2", "b1", "test", 1, "kube-scheduler", "", None, 0.01, "unit")
+    run = results.record(tmp_path, meta, outcome, None, None)
+    with (tmp_path / "thesis_results.csv").open() as fh:
+        rows = {r["job"]: r for r in csv.DictReader(fh)}
+    assert rows["q"]["status"] == "failed" and rows["q"]["joules"] == ""
+    assert rows["r"]["status"] == "unschedulable" and "Insufficient cpu" in rows["r"]["reason"]
+    assert rows["r"]["node"] == "" and rows["r"]["joules"] == ""
+    assert run["status"].startswith("incomplete") and run["not_completed"] == 2
+    assert "energy_ratio" not in run
