@@ -108,24 +108,7 @@ def table(rows: Sequence[Row]) -> tuple[list[str], list[str]]:
         if g is not kube and e and t and kube_e and kube_t:
             de = f"{100 * (e[0] - kube_e[0]) / kube_e[0]:+.1f} %"
             dt = f"{100 * (t[0] - kube_t[0]) / kube_t[0]:+.1f} %"
-            spread = max(e[1], kube_e[1])
-            diff = e[0] - kube_e[0]
-            if abs(diff) <= spread:
-                verdicts.append(
-                    f"{g.label}: cluster energy within the spread of the repeats of "
-                    f"kube-scheduler's ({de}; ± {spread / 1000:.2f} kJ)."
-                )
-            elif diff < 0:
-                verdicts.append(
-                    f"{g.label}: **saves** {-100 * diff / kube_e[0]:.1f} % cluster energy "
-                    f"against kube-scheduler (makespan {dt})."
-                )
-            else:
-                verdicts.append(
-                    f"{g.label}: **loses**: uses {100 * diff / kube_e[0]:.1f} % more cluster "
-                    f"energy than kube-scheduler (makespan {dt}); judged by the truth, not by "
-                    "its profiles."
-                )
+            verdicts.append(verdict(g, kube, dt))
         incomplete = len(g.rows) - len(g.complete())
         runs = f"{len(g.complete())}" + (f" (+{incomplete} incomplete)" if incomplete else "")
         ratio_e = f"{er[0]:.3f}" if er else "-"
@@ -137,6 +120,45 @@ def table(rows: Sequence[Row]) -> tuple[list[str], list[str]]:
         )
     opt_lines = optimum_lines(rows)
     return [*lines, "", *opt_lines], verdicts
+
+
+#: A paired difference smaller than this (percent) is not called a difference.
+MEASURABLE_PCT = 1.0
+
+
+def paired(g: Group, kube: Group, key: str) -> list[float]:
+    """Per seed: 100 x (g - kube) / kube, for the seeds both completed (same truth noise)."""
+    ks = {r["seed"]: _f(r, key) for r in kube.complete()}
+    out = []
+    for r in g.complete():
+        k, v = ks.get(r["seed"]), _f(r, key)
+        if k and v is not None:
+            out.append(100 * (v - k) / k)
+    return out
+
+
+def verdict(g: Group, kube: Group | None, makespan_change: str) -> str:
+    """One sentence: saves, loses or no measurable difference, compared seed by seed."""
+    if kube is None:
+        return f"{g.label}: no kube-scheduler run to compare with."
+    d = paired(g, kube, "cluster_joules")
+    if not d:
+        return f"{g.label}: no seed where both completed."
+    dt = paired(g, kube, "makespan_s")
+    span = f"{statistics.fmean(d):+.1f} % on average, {min(d):+.1f} … {max(d):+.1f} % per seed"
+    times = f"makespan {statistics.fmean(dt):+.1f} % ({min(dt):+.1f} … {max(dt):+.1f} %)"
+    n = f"{len(d)} seed{'s' if len(d) > 1 else ''}"
+    if all(x <= -MEASURABLE_PCT for x in d):
+        return f"{g.label}: **saves** cluster energy in all {n} ({span}); {times}."
+    if all(x >= MEASURABLE_PCT for x in d):
+        return (
+            f"{g.label}: **loses**: more cluster energy than kube-scheduler in all {n} "
+            f"({span}); {times}; judged by the truth, not by its profiles."
+        )
+    return (
+        f"{g.label}: no measurable difference in cluster energy (not below -{MEASURABLE_PCT:g} % "
+        f"in every seed: {span}); {times}."
+    )
 
 
 def optimum_lines(rows: Sequence[Row]) -> list[str]:
@@ -410,6 +432,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("batch")
     ap.add_argument("--out", type=Path, default=Path("results"))
+    ap.add_argument("--print", action="store_true", help="also print the table and verdicts")
     args = ap.parse_args(argv)
     rows = [r for r in read_runs(args.out / "runs.csv") if r["batch"] == args.batch]
     if not rows:
@@ -441,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traces, pdir / f"power_{args.batch}.png", f"power per node, run {first['run_id']}"
         )
     )
+    if args.print:
+        lines, verdicts = table(rows)
+        print("\n".join([*lines, "", *(f"- {v}" for v in verdicts), *mode_differences(rows)]))
     print("\n".join(str(p) for p in made if p))
     return 0
 
