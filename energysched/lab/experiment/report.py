@@ -223,6 +223,11 @@ def plot_tradeoff(rows: Sequence[Row], path: Path, title: str) -> Path:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100)
     gs = groups(rows)
+    modes = {g.mode for g in gs if g.scheduler != KUBE}
+    if "static-raw" in modes and len(modes) > 1:
+        # v1.0's runs are an order of magnitude off; they have their own plot.
+        gs = [g for g in gs if g.mode != "static-raw"]
+        title += " (static-raw: see its own plot)"
     markers = {"static-raw": "s", "normalized": "o", "hybrid": "^", "cluster-energy": "D"}
     by_mode: dict[str, list[tuple[float, float, float, float, str]]] = defaultdict(list)
     for g in gs:
@@ -256,9 +261,16 @@ def plot_tradeoff(rows: Sequence[Row], path: Path, title: str) -> Path:
             capsize=3,
             label=f"energysched {mode}",
         )
+        same: dict[tuple[float, float], list[str]] = defaultdict(list)
         for p in pts:
+            same[(round(p[0], 1), round(p[1], 2))].append(p[4])
+        for (x, y), ws in same.items():
             ax.annotate(
-                f"w={p[4]}", (p[0], p[1]), textcoords="offset points", xytext=(5, 4), fontsize=8
+                "w=" + ",".join(ws),
+                (x, y),
+                textcoords="offset points",
+                xytext=(5, 4 if mode != "hybrid" else -10),
+                fontsize=8,
             )
     by_seed: dict[str, Row] = {}
     for r in rows:
