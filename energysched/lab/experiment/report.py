@@ -93,8 +93,8 @@ def table(rows: Sequence[Row]) -> tuple[list[str], list[str]]:
     kube_t = mean_sd(kube.values("makespan_s")) if kube else None
     lines = [
         "| scheduler | runs | cluster energy kJ | above idle kJ | makespan s "
-        "| energy vs kube-scheduler | makespan vs kube-scheduler | energy / least-energy optimum "
-        "| makespan / least-makespan optimum | placement |",
+        "| energy vs kube-scheduler (means) | makespan vs kube-scheduler (means) "
+        "| energy / least-energy optimum | makespan / least-makespan optimum | placement |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     verdicts: list[str] = []
