@@ -186,7 +186,9 @@ def optimum_lines(rows: Sequence[Row]) -> list[str]:
         f"least energy {_pm(e, 1000)} kJ (makespan {_pm(et, 1, 1)} s), "
         f"{first['opt_energy_kind']}; least makespan {_pm(t, 1, 1)} s "
         f"({_pm(tj, 1000)} kJ), {first['opt_makespan_kind']}. "
-        "A ratio to a lower bound overstates the distance to the true optimum." + bracket,
+        "A ratio to a lower bound overstates the distance to the true optimum. The optimum "
+        "ignores the nodes' request capacity (pods share a resource by the sharing model, "
+        "where Kubernetes would keep some pending)." + bracket,
     ]
 
 
