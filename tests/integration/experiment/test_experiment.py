@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import itertools
 import shutil
@@ -16,6 +17,7 @@ from energysched.lab.experiment import report, results
 from energysched.lab.experiment.accounting import integrate_rows, read_trace
 from energysched.lab.experiment.runner import ENERGY, KUBE, install_profiles, plan, run_batch
 from energysched.lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+from tests.support import wait_for
 
 FACTOR = 0.002  # a 1,000 s simulated workflow in 2 s
 
@@ -102,3 +104,43 @@ async def test_a_scheduler_told_wrong_profiles_loses_and_the_report_says_so(
         out, "t2", liar.name, results.read_runs(out / "runs.csv"), "test", plots=False
     )
     assert "**loses**" in text and "more cluster energy than kube-scheduler" in text
+
+
+async def test_interrupted_run_leaves_partial_rows_and_no_jobs(
+    kubeconfig: Path, knowledge_base: None, tmp_path: Path, kube: KubeClient
+) -> None:
+    # static-raw sends inference to the Pi: ~1,300 simulated s, 13 s wall at 0.01.
+    scenario = load_scenario(DEFAULT_SCENARIO)
+    batch = asyncio.create_task(
+        run_batch(
+            kubeconfig,
+            scenario,
+            plan([ENERGY], ["static-raw"], [0.0], [1]),
+            out=tmp_path,
+            batch="t3",
+            time_factor=0.01,
+        )
+    )
+
+    async def inference_on_the_pi() -> str | None:
+        for ns in (await kube.list_all(api_path("v1", "namespaces")))["items"]:
+            name = str(ns["metadata"]["name"])
+            if name.startswith("exp-t3-"):
+                pods = (await kube.get(api_path("v1", "pods", name)))["items"]
+                if any(p["spec"].get("nodeName") == "rpi" for p in pods):
+                    return name
+        return None
+
+    ns = await wait_for(inference_on_the_pi, 120, "the inference stage to run on the Pi")
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    with (tmp_path / "thesis_results.csv").open() as fh:
+        rows = {r["stage"]: r for r in csv.DictReader(fh)}
+    assert rows["preprocessing"]["status"] == "succeeded"
+    assert rows["inference"]["status"] == "interrupted"
+    assert float(rows["inference"]["end_s"]) > float(rows["inference"]["start_s"])
+    (run,) = results.read_runs(tmp_path / "runs.csv")
+    assert run["status"] == "interrupted" and run["energy_ratio"] == ""
+    jobs = await kube.get(api_path("batch/v1", "jobs", ns))
+    assert jobs["items"] == []
