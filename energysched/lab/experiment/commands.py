@@ -188,10 +188,8 @@ def finish(
     text, plots = report.write_section(
         args.out, batch, scenario, all_rows, command, header, plots=not args.no_plots
     )
-    if not args.no_plots:
-        first = next((r for r in all_rows if r["scheduler"] == ENERGY), None) or (
-            all_rows[0] if all_rows else None
-        )
+    if not args.no_plots and report.plots_available():
+        first = report.power_run(all_rows) or (all_rows[0] if all_rows else None)
         if first:
             traces = {
                 f.name.removeprefix(f"metrics_{first['run_id']}_").removesuffix(".txt"): read_trace(

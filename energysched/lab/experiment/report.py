@@ -166,7 +166,10 @@ def optimum_lines(rows: Sequence[Row]) -> list[str]:
     for r in rows:
         by_seed.setdefault(r["seed"], r)
     if not by_seed or not any(r.get("opt_energy_kind") for r in by_seed.values()):
-        return ["Offline optimum: not computed (some job fits no node)."]
+        return [
+            "Offline optimum: not computed (a job fits no node, or scipy, the 'lab' extra, "
+            "is missing for a workload too large to enumerate)."
+        ]
     e = mean_sd([v for r in by_seed.values() if (v := _f(r, "opt_energy_joules")) is not None])
     et = mean_sd([v for r in by_seed.values() if (v := _f(r, "opt_energy_makespan_s")) is not None])
     t = mean_sd([v for r in by_seed.values() if (v := _f(r, "opt_makespan_s")) is not None])
@@ -307,6 +310,20 @@ def plot_tradeoff(rows: Sequence[Row], path: Path, title: str) -> Path:
     return path
 
 
+def power_run(rows: Sequence[Row]) -> Row | None:
+    """The run whose power per node is plotted: energysched's first, not a v1.0 one if possible."""
+    es = [r for r in rows if r["scheduler"] != KUBE]
+    return next((r for r in es if r["mode"] != "static-raw"), es[0] if es else None)
+
+
+def plots_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _log_if_wide(ax: Any) -> None:
     """Log axes when points span more than a factor of 8 (v1.0's runs are 20x the rest)."""
     xs: list[float] = []
@@ -396,6 +413,9 @@ def write_section(
     """Append the batch's section to out/report.md; return its text and the plots made."""
     lines, verdicts = table(rows)
     made: list[Path] = []
+    if plots and not plots_available():
+        header = [*header, "", "Plots skipped: matplotlib is not installed (pip install '.[lab]')."]
+        plots = False
     if plots:
         pdir = out / "plots"
         pdir.mkdir(parents=True, exist_ok=True)
@@ -467,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{scenario}: static-raw (v1.0) vs normalized (v1.1)",
         ),
     ]
-    first = next((r for r in rows if r["scheduler"] != KUBE), rows[0])
+    first = power_run(rows) or rows[0]
     prefix = f"metrics_{first['run_id']}_"
     traces = {
         f.name.removeprefix(prefix).removesuffix(".txt"): read_trace(f)
