@@ -13,7 +13,7 @@ PERF_ARGS ?=
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,lab]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -55,8 +55,15 @@ perf: install cluster-build
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache results
 
-# The main job: the ML workflow with kube-scheduler and with energysched on a
-# local cluster (started and stopped here), compared. WEIGHT=0.0 .. 1.0.
+# The main job: a scenario's workload placed by kube-scheduler and by energysched on a
+# local cluster (started and stopped here), judged by the scenario's ground truth.
+# make experiment WEIGHT=0.5 | WEIGHTS=0,0.25,0.5,0.75,1 REPEATS=3 | MODE=static-raw,normalized,hybrid
+# | SCENARIO=kb/scenarios/concurrent | CLUSTER=current (a real cluster: $$KUBECONFIG). See README.
 MODE ?= normalized
+WEIGHTS ?= $(WEIGHT)
+REPEATS ?= 1
+SCENARIO ?= kb/scenarios/thesis
+CLUSTER ?= local
 experiment: cluster-build
-	$(BIN)/energysched experiment --weight $(WEIGHT) --mode $(MODE)
+	$(BIN)/energysched experiment --weights $(WEIGHTS) --repeats $(REPEATS) --mode $(MODE) \
+		--scenario $(SCENARIO) --cluster $(CLUSTER)

@@ -1,0 +1,377 @@
+"""The experiment on a real cluster, only when named explicitly.
+
+``energysched experiment --cluster current`` (the cluster of ``$KUBECONFIG``) or
+``--kubeconfig FILE``; never because ``KUBECONFIG`` happens to be set. The
+scenario's workload is submitted as Jobs running the workflow's real image (the
+stage name as argument, the amount of work in ``ENERGYSCHED_WORK``), placed by
+kube-scheduler (``default-scheduler``) and by the energysched Deployment already
+running in the cluster (its mode is whatever it was deployed with: recorded as
+``as-deployed``). Nothing is simulated:
+
+- durations are the containers' ``startedAt`` .. ``finishedAt``;
+- power is what the monitor publishes: every node's ``current-watts`` annotation,
+  sampled once a second into the same ``metrics_<run>_<node>.txt`` traces; a
+  sample whose timestamp is older than ``--staleness`` seconds is **not measured**
+  (``nan``), and joules over a window with such a sample are left empty with the
+  reason, never filled in;
+- there is no ground truth, so no offline optimum: the columns say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from energysched import contract
+from energysched.kube.client import JSON, ApiError, KubeClient, api_path
+from energysched.kube.config import load_access
+from energysched.lab.experiment import results
+from energysched.lab.experiment.accounting import integrate_rows
+from energysched.lab.experiment.jobs import Job, instantiate
+from energysched.lab.experiment.runner import KUBE, Progress, RunSpec, new_batch_id
+from energysched.lab.experiment.scenario import Scenario
+from energysched.lab.experiment.simulator import (
+    DEFAULT_IMAGE,
+    JOB_LABEL,
+    KUBE_SCHEDULER,
+    RUN_LABEL,
+    job_manifest,
+)
+
+SOURCE = "measured: real cluster, durations from container status, power from the monitor"
+NOT_COMPUTED = "not computed: a real cluster has no ground truth"
+
+
+@dataclass
+class RealRecord:
+    job: Job
+    status: str = "waiting"
+    reason: str = ""
+    node: str | None = None
+    start: float | None = None
+    end: float | None = None
+
+
+@dataclass
+class Sampler:
+    """Samples every node's published watts once a second: (t, watts or nan)."""
+
+    kube: KubeClient
+    t0: float
+    staleness_s: float = 60.0
+    interval_s: float = 1.0
+    samples: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def sample(self, nodes: Sequence[JSON], now: float) -> None:
+        for n in nodes:
+            ann = n["metadata"].get("annotations") or {}
+            watts = math.nan
+            raw, ts = (
+                ann.get(contract.CURRENT_WATTS_ANNOTATION),
+                ann.get(contract.CURRENT_WATTS_TIMESTAMP_ANNOTATION),
+            )
+            with contextlib.suppress(ValueError, TypeError):
+                stamp = datetime.fromisoformat(str(ts)).timestamp()
+                value = float(str(raw))
+                if now - stamp <= self.staleness_s and value >= 0 and math.isfinite(value):
+                    watts = value
+            self.samples.setdefault(n["metadata"]["name"], []).append((now - self.t0, watts))
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(ApiError):
+                nodes = (await self.kube.list_all(api_path("v1", "nodes")))["items"]
+                self.sample(nodes, time.time())
+            await asyncio.sleep(self.interval_s)
+
+
+def measured_joules(rows: Sequence[tuple[float, float]], t0: float, t1: float) -> float | None:
+    """The integral over [t0, t1], or None when a sample in the window is not measured."""
+    covering = [(t, w) for t, w in rows if t <= t1]
+    before = [r for r in covering if r[0] <= t0]
+    inside = [r for r in covering if r[0] > t0]
+    window = ([before[-1]] if before else []) + inside
+    if not window or window[0][0] > t0 or any(math.isnan(w) for _, w in window):
+        return None
+    return integrate_rows([*window, (t1, window[-1][1])], t0, t1)
+
+
+def _wall(ts: str | None) -> float | None:
+    if not ts:
+        return None
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _pod_times(pod: JSON) -> tuple[float | None, float | None, str]:
+    """Container start and end (wall), and a failure reason if it failed."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    for cs in statuses:
+        term = (cs.get("state") or {}).get("terminated")
+        if term:
+            reason = (
+                ""
+                if term.get("exitCode") == 0
+                else (
+                    f"exit {term.get('exitCode')}: {term.get('reason', '')} "
+                    f"{term.get('message', '')}"
+                ).strip()
+            )
+            return _wall(term.get("startedAt")), _wall(term.get("finishedAt")), reason
+    return None, None, ""
+
+
+async def run_one(
+    kube: KubeClient,
+    scenario: Scenario,
+    spec: RunSpec,
+    *,
+    out: Path,
+    batch: str,
+    image: str,
+    pod_annotations: dict[str, str],
+    staleness_s: float,
+    max_wall_s: float,
+    progress: Progress,
+) -> dict[str, Any]:
+    run_id = spec.run_id(batch)
+    ns = f"exp-{run_id}"
+    jobs = instantiate(scenario, spec.seed)
+    recs = {j.id: RealRecord(j) for j in jobs}
+    t0 = time.time()
+    sampler = Sampler(kube, t0, staleness_s)
+    await kube.create(api_path("v1", "namespaces"), {"metadata": {"name": ns}})
+    task = asyncio.create_task(sampler.run())
+    release = {j.id: j.arrival_s for j in jobs if j.after is None}
+    interrupted = False
+    try:
+        while any(r.status not in ("succeeded", "failed") for r in recs.values()):
+            now = time.time() - t0
+            for jid, at in sorted(release.items(), key=lambda kv: kv[1]):
+                if at <= now:
+                    del release[jid]
+                    manifest = job_manifest(
+                        recs[jid].job,
+                        run_id=run_id,
+                        scheduler_name=KUBE_SCHEDULER
+                        if spec.scheduler == KUBE
+                        else contract.SCHEDULER_NAME,
+                        weight=spec.weight,
+                        image=image,
+                    )
+                    tmpl = manifest["spec"]["template"]
+                    tmpl["metadata"]["annotations"].update(pod_annotations)
+                    tmpl["spec"]["containers"][0]["env"] = [
+                        {"name": "ENERGYSCHED_WORK", "value": f"{recs[jid].job.work:g}"}
+                    ]
+                    await kube.create(api_path("batch/v1", "jobs", ns), manifest)
+                    recs[jid].status = "submitted"
+            pods = (
+                await kube.get(api_path("v1", "pods", ns), labelSelector=f"{RUN_LABEL}={run_id}")
+            )["items"]
+            for pod in pods:
+                rec = recs.get(pod["metadata"]["labels"].get(JOB_LABEL, ""))
+                if rec is None or rec.status in ("succeeded", "failed"):
+                    continue
+                rec.node = pod["spec"].get("nodeName") or rec.node
+                phase = (pod.get("status") or {}).get("phase")
+                for c in (pod.get("status") or {}).get("conditions") or []:
+                    if c.get("type") == "PodScheduled" and c.get("status") == "False":
+                        rec.reason = f"{c.get('reason')}: {c.get('message', '')}"
+                if phase in ("Succeeded", "Failed"):
+                    start, end, why = _pod_times(pod)
+                    rec.start = None if start is None else start - t0
+                    rec.end = None if end is None else end - t0
+                    rec.status = "succeeded" if phase == "Succeeded" else "failed"
+                    rec.reason = why or ("" if phase == "Succeeded" else "pod failed")
+                    for succ in (j for j in jobs if j.after == rec.job.id):
+                        if rec.status == "succeeded":
+                            release[succ.id] = now
+                        else:
+                            recs[succ.id].status = "failed"
+                            recs[succ.id].reason = f"not run: {rec.job.id} failed"
+                elif rec.node:
+                    rec.status = "running"
+            done = sum(r.status in ("succeeded", "failed") for r in recs.values())
+            progress.update(done, len(recs), now)
+            if now > max_wall_s:
+                for r in recs.values():
+                    if r.status not in ("succeeded", "failed"):
+                        r.status = "failed"
+                        r.reason = (r.reason + "; " if r.reason else "") + (
+                            f"not finished within {max_wall_s:g} s"
+                        )
+                break
+            await asyncio.sleep(1.0)
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        interrupted = True
+        raise
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(ApiError):
+            await asyncio.shield(
+                kube.delete(api_path("batch/v1", "jobs", ns), propagationPolicy="Background")
+            )
+        with contextlib.suppress(ApiError):
+            await asyncio.shield(kube.delete(api_path("v1", "namespaces", name=ns)))
+        row = _write(
+            out, scenario, spec, batch, run_id, recs, sampler, time.time() - t0, interrupted
+        )
+    return row
+
+
+def _write(
+    out: Path,
+    scenario: Scenario,
+    spec: RunSpec,
+    batch: str,
+    run_id: str,
+    recs: dict[str, RealRecord],
+    sampler: Sampler,
+    elapsed: float,
+    interrupted: bool,
+) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    for node, rows in sampler.samples.items():
+        lines = [
+            f"# run {run_id}: real cluster, node {node}; {SOURCE}",
+            "# nan = not measured (no reading, or older than the staleness window)",
+            "# t_s watts",
+        ]
+        lines += [f"{t:.3f} {w:.6f}" for t, w in rows]
+        (out / f"metrics_{run_id}_{node}.txt").write_text("\n".join(lines) + "\n")
+    stage_rows = []
+    ends = [r.end for r in recs.values() if r.end is not None]
+    makespan = max(ends) if ends else elapsed
+    for r in recs.values():
+        row: dict[str, Any] = {
+            "run_id": run_id,
+            "scenario": scenario.name,
+            "seed": spec.seed,
+            "scheduler": spec.scheduler,
+            "mode": "" if spec.scheduler == KUBE else "as-deployed",
+            "weight": spec.weight,
+            "stage": r.job.stage,
+            "job": r.job.id,
+            "workload_type": r.job.workload_type,
+            "node": r.node,
+            "start_s": r.start,
+            "end_s": r.end,
+            "duration_s": None if r.start is None or r.end is None else r.end - r.start,
+            "status": "interrupted" if interrupted and r.status != "succeeded" else r.status,
+            "reason": r.reason,
+            "source": SOURCE,
+        }
+        if r.node and r.start is not None and r.end is not None:
+            j = measured_joules(sampler.samples.get(r.node, []), r.start, r.end)
+            if j is None:
+                row["reason"] = (r.reason + "; " if r.reason else "") + (
+                    f"power not measured on {r.node} for the whole stage"
+                )
+            else:
+                row["joules"] = j
+                row["mean_watts"] = j / (r.end - r.start) if r.end > r.start else None
+        stage_rows.append(row)
+    results.append_csv(out / "thesis_results.csv", results.STAGE_COLUMNS, stage_rows)
+    cluster = [measured_joules(rows, 0.0, makespan) for rows in sampler.samples.values()]
+    complete = all(r.status == "succeeded" for r in recs.values()) and not interrupted
+    run = {
+        "run_id": run_id,
+        "batch": batch,
+        "scenario": scenario.name,
+        "seed": spec.seed,
+        "scheduler": spec.scheduler,
+        "mode": "" if spec.scheduler == KUBE else "as-deployed",
+        "weight": spec.weight,
+        "jobs": len(recs),
+        "succeeded": sum(r.status == "succeeded" for r in recs.values()),
+        "not_completed": sum(r.status != "succeeded" for r in recs.values()),
+        "makespan_s": makespan,
+        "cluster_joules": None
+        if not cluster or any(c is None for c in cluster)
+        else sum(c for c in cluster if c is not None),
+        "opt_energy_kind": NOT_COMPUTED,
+        "opt_makespan_kind": NOT_COMPUTED,
+        "time_factor": 1.0,
+        "source": SOURCE,
+        "status": "complete" if complete else ("interrupted" if interrupted else "incomplete"),
+        "placement": " ".join(f"{r.job.id}={r.node or '-'}" for r in recs.values()),
+    }
+    results.append_csv(out / "runs.csv", results.RUN_COLUMNS, [run])
+    return run
+
+
+async def run_real(
+    kubeconfig: str | None,
+    scenario: Scenario,
+    specs: Sequence[RunSpec],
+    *,
+    out: Path,
+    batch: str,
+    image: str = DEFAULT_IMAGE,
+    pod_annotations: dict[str, str] | None = None,
+    staleness_s: float = 60.0,
+    max_wall_s: float = 6 * 3600.0,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    prog = progress or Progress(len(specs))
+    rows = []
+    async with KubeClient(load_access(kubeconfig), qps=20, burst=40) as kube:
+        for i, spec in enumerate(specs, start=1):
+            prog.begin(i, f"{spec.scheduler} w={spec.weight} seed {spec.seed} (real cluster)")
+            row = await run_one(
+                kube,
+                scenario,
+                spec,
+                out=out,
+                batch=batch,
+                image=image,
+                pod_annotations=pod_annotations or {},
+                staleness_s=staleness_s,
+                max_wall_s=max_wall_s,
+                progress=prog,
+            )
+            e = row["cluster_joules"]
+            prog.end(
+                (f"{e / 1000:8.2f} kJ" if e is not None else "energy not measured")
+                + f" {row['makespan_s']:8.1f} s ({row['status']})"
+            )
+            rows.append(row)
+    return rows
+
+
+def main(args: argparse.Namespace, scenario: Scenario, specs: Sequence[RunSpec]) -> int:
+    kubeconfig = str(args.kubeconfig) if args.kubeconfig else None  # None: $KUBECONFIG
+    if args.mode != ["normalized"]:
+        print(
+            "energysched experiment: on a real cluster energysched runs as deployed; "
+            f"--mode {','.join(args.mode)} is recorded as 'as-deployed', not applied",
+            file=sys.stderr,
+        )
+        specs = [s for s in specs if s.scheduler == KUBE or s.mode == args.mode[0]]
+    batch = new_batch_id()
+    print(
+        f"batch {batch}: REAL cluster ({kubeconfig or '$KUBECONFIG'}), {len(specs)} runs",
+        file=sys.stderr,
+    )
+    try:
+        asyncio.run(run_real(kubeconfig, scenario, specs, out=args.out, batch=batch))
+    except KeyboardInterrupt:
+        print("\ninterrupted: partial rows written, Jobs deleted", file=sys.stderr)
+        return 130
+    from energysched.lab.experiment.commands import finish
+
+    return finish(args, scenario.name, batch, "energysched experiment --cluster current", [], 1.0)
