@@ -33,11 +33,17 @@ units for ``T``); without it, ``default_work_seconds`` on the cluster's fastest
 node for ``T``. On an idle cluster every term is proportional to ``A``, so the
 choice does not depend on it; it matters only against the work already placed.
 
-Live power (v2.0) still counts where the model is blind: a node whose fresh
-reading plus the predicted load of recent binds exceeds ``idle +
-hybrid_buffer_watts`` although no work of ours is known on it (backlog 0)
-carries load this model cannot see, and scores 0, as in hybrid. Binds in
-flight count through the assume cache (they are in the backlog at once).
+Live power (v2.0) still counts where the model is blind. A node's live
+occupancy is ``u = (watts + predicted - idle) / (maxW - idle)`` clipped to
+[0, 1] (fresh readings only; ``predicted``: the draw of pods bound since the
+reading, as in hybrid; ``maxW``: the profile's largest workload power). When no
+work of ours is known on the node (backlog 0) but it draws power, something
+runs there that the model cannot see (another scheduler's pod, or our own work
+running longer than the profile predicts): the pod's duration there is
+stretched to ``d * (1 + u)``, as if sharing the node with that load. Unlike
+hybrid's absolute buffer, a share of the node's own range also sees a frugal
+node busy. Binds in flight count through the assume cache (they are in the
+backlog at once).
 
 Assumptions, and where they are wrong: every node stays powered for the whole
 horizon (a node that can be suspended or powered down when idle does not pay
@@ -60,7 +66,7 @@ from energysched.core.parse import parse_work
 from energysched.core.plugin import Scorer
 from energysched.core.scores.hybrid import predicted
 from energysched.core.scoring import FRESH, MISSING, STALE, ModeScores, ScoreInput, Scores
-from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray
+from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 
 MODE: Final = "cluster-energy"
 
@@ -106,6 +112,37 @@ def _ratio_to_best(value: FloatArray, scored: BoolArray) -> FloatArray:
     return np.where(np.isfinite(out), out, 0.0)
 
 
+def _fresh(snap: ClusterSnapshot, params: ScheduleParams) -> BoolArray:
+    ts = snap.reading_ts
+    with np.errstate(invalid="ignore"):
+        age = snap.now.timestamp() - ts
+        return (
+            ~np.isnan(ts)
+            & (age >= -params.clock_skew_allowance.total_seconds())
+            & (age <= params.staleness_window.total_seconds())
+        )
+
+
+def _reading_states(snap: ClusterSnapshot, params: ScheduleParams) -> IntArray:
+    fresh = _fresh(snap, params)
+    ts = snap.reading_ts
+    return np.where(fresh, FRESH, np.where(np.isnan(ts), MISSING, STALE)).astype(np.int64)
+
+
+def _unexplained_occupancy(
+    snap: ClusterSnapshot, params: ScheduleParams, backlog: FloatArray
+) -> FloatArray:
+    """Live occupancy (0..1) of nodes that draw power with no known work (module doc)."""
+    t = snap.table
+    max_w = np.full(t.size, np.nan)
+    for wt in WORKLOAD_TYPES:
+        max_w = np.fmax(max_w, t.power[wt])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        occ = (snap.reading_watts + predicted(snap) - t.idle) / (max_w - t.idle)
+    occ = np.where(_fresh(snap, params) & (backlog == 0) & np.isfinite(occ), occ, 0.0)
+    return np.clip(occ, 0.0, 1.0)
+
+
 def score(inp: ScoreInput) -> ModeScores:
     snap, params, scored, has = inp.snap, inp.params, inp.scored, inp.has
     t = snap.table
@@ -117,9 +154,10 @@ def score(inp: ScoreInput) -> ModeScores:
     cluster_idle = float(np.nansum(t.idle))
     backlog = backlog_seconds(snap, params)
     horizon = float(backlog[has].max()) if has.any() else 0.0
+    unseen = _unexplained_occupancy(snap, params, backlog)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         duration = work / inp.perf
-        end = backlog + duration
+        end = backlog + duration * (1.0 + unseen)
         extension = np.maximum(end - horizon, 0.0)
         dynamic = np.maximum(inp.power - idle, 0.0) * duration
         idle_charged = cluster_idle * extension
@@ -128,38 +166,18 @@ def score(inp: ScoreInput) -> ModeScores:
     norm_e = _ratio_to_best(energy, scored)
     w = inp.weight
     base = np.where(has, w * norm_t + (1 - w) * norm_e, 0.0)
-    score = base.copy()
-
-    # Live power where the model is blind (see module doc).
-    ts = snap.reading_ts
-    with np.errstate(invalid="ignore"):
-        age = snap.now.timestamp() - ts
-        fresh = (
-            ~np.isnan(ts)
-            & (age >= -params.clock_skew_allowance.total_seconds())
-            & (age <= params.staleness_window.total_seconds())
-        )
-        load = predicted(snap)
-        busy = (
-            scored
-            & fresh
-            & (backlog == 0)
-            & (snap.reading_watts + load > t.idle + params.hybrid_buffer_watts)
-        )
-    score[busy] = 0.0
-    state = np.where(fresh, FRESH, np.where(np.isnan(ts), MISSING, STALE)).astype(np.int64)
     full = np.full(n, 1.0)
     return ModeScores(
         base=base,
-        score=score,
+        score=base.copy(),
         norm_p=norm_t,
         norm_e=norm_e,
-        predicted=load,
-        state=state,
-        busy=busy,
+        predicted=predicted(snap),
+        state=_reading_states(snap, params),
         extra={
             "duration_s": duration,
             "backlog_s": backlog,
+            "end_s": end,
             "dynamic_j": dynamic,
             "idle_j": idle_charged,
             "energy_j": energy,
@@ -167,6 +185,7 @@ def score(inp: ScoreInput) -> ModeScores:
             "horizon_s": full * horizon,
             "cluster_idle_w": full * cluster_idle,
             "work": full * work,
+            "unseen_occupancy": unseen,
         },
     )
 
@@ -182,15 +201,12 @@ def why(scores: Scores, snap: ClusterSnapshot, params: ScheduleParams, i: int) -
         f"(({float(scores.power[i]):g} - idle {idle:g}) W x {x['duration_s']:.3g} s for work "
         f"{x['work']:g}) + idle {x['idle_j']:.4g} J (cluster idle {x['cluster_idle_w']:g} W x "
         f"{x['extension_s']:.3g} s past the {x['horizon_s']:.3g} s horizon); done in "
-        f"{x['backlog_s'] + x['duration_s']:.3g} s (backlog {x['backlog_s']:.3g} s)"
+        f"{x['end_s']:.3g} s (backlog {x['backlog_s']:.3g} s)"
     )
-    if scores.busy[i]:
-        reading = snap.readings[i]
-        assert reading is not None
-        return (
-            f"score 0: live {reading.watts:.1f} W + predicted {float(scores.predicted[i]):.1f} W"
-            f" > idle {idle:g} W + buffer {params.hybrid_buffer_watts:g} W with no known work"
-            f" on the node (load the model cannot see); would be {head}"
+    if x["unseen_occupancy"] > 0:
+        head += (
+            f"; live power shows {100 * x['unseen_occupancy']:.0f}% of the node busy with work"
+            " the model does not know: duration stretched by that share"
         )
     return head
 

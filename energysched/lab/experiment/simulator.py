@@ -99,15 +99,29 @@ class RunOutcome:
 
 
 def job_manifest(
-    job: Job, *, run_id: str, scheduler_name: str, weight: float | None, image: str
+    job: Job,
+    *,
+    run_id: str,
+    scheduler_name: str,
+    weight: float | None,
+    image: str,
+    work_scale: float = 1.0,
 ) -> dict[str, Any]:
+    """The Job of one stage or trace job.
+
+    Its pod declares its amount of work (``energy.thesis.io/work``), as a user
+    would: cluster-energy predicts durations from it (the other modes ignore it).
+    ``work_scale`` is the time factor in a simulation, so that the predicted
+    seconds are wall seconds, the clock the scheduler sees; the ranking of the
+    nodes does not depend on it.
+    """
     labels = {
         contract.WORKLOAD_TYPE_LABEL: job.workload_type,
         RUN_LABEL: run_id,
         JOB_LABEL: job.id,
         STAGE_LABEL: job.stage,
     }
-    annotations = {}
+    annotations = {contract.WORK_ANNOTATION: f"{job.work * work_scale:.6g}"}
     if weight is not None:
         annotations[contract.PERFORMANCE_WEIGHT_ANNOTATION] = f"{weight:g}"
     requests: dict[str, Any] = {"cpu": job.cpu, "memory": job.memory}
@@ -308,6 +322,7 @@ class LiveRun:
             scheduler_name=self.scheduler_name,
             weight=self.weight,
             image=self.image,
+            work_scale=self.clock.factor,
         )
         try:
             await self.kube.create(api_path("batch/v1", "jobs", self.ns), manifest)

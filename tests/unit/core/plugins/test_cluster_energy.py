@@ -141,22 +141,25 @@ def test_binds_in_flight_count_at_once() -> None:
     )
 
 
-def test_live_power_the_model_cannot_explain_makes_a_node_busy() -> None:
-    readings = {"tvpc": reading(80.0, 5), "wyse": reading(7.0, 5), "rpi": reading(2.2, 5)}
+def test_live_power_the_model_cannot_explain_stretches_the_duration() -> None:
+    # tvpc reads 48 W: (48 - 25) / (71 - 25) = 50 % busy with work we do not know of.
+    readings = {"tvpc": reading(48.0, 5), "wyse": reading(7.0, 5), "rpi": reading(2.0, 5)}
     d = decide(job(P["tvpc"]), thesis(readings), explain=True, mode="cluster-energy")
     by = {b.node: b for b in d.ranking}
-    assert by["tvpc"].busy and by["tvpc"].score == 0.0 and "cannot see" in by["tvpc"].why
-    assert d.node == "wyse"
-    # With the work known (tvpc's own backlog), the reading is explained: not busy.
+    assert "50% of the node busy" in by["tvpc"].why
+    assert "done in 1.5 s" in by["tvpc"].why  # 1 s stretched by the unseen half
+    assert by["tvpc"].score > 0 and d.node == "tvpc"  # still the cheapest, not zeroed
+    # A frugal node's load is seen too: rpi at 2.75 W is half of its 2..3.5 W range.
+    rpi = {**readings, "rpi": reading(2.75, 5)}
+    d = decide(job(P["tvpc"]), thesis(rpi), explain=True, mode="cluster-energy")
+    assert "50% of the node busy" in next(b for b in d.ranking if b.node == "rpi").why
+    # With the work known (tvpc's own backlog), the reading is explained: no stretch.
     known = ClusterSnapshot.build(
         thesis_nodes(),
         [placed("tvpc", 10 * P["tvpc"])],
         now=NOW,
         kb=thesis_kb(),
-        readings=readings,
+        readings={**readings, "tvpc": reading(80.0, 5)},
     )
-    assert not next(
-        b
-        for b in decide(job(P["tvpc"]), known, explain=True, mode="cluster-energy").ranking
-        if b.node == "tvpc"
-    ).busy
+    d = decide(job(P["tvpc"]), known, explain=True, mode="cluster-energy")
+    assert "busy with work" not in next(b for b in d.ranking if b.node == "tvpc").why
