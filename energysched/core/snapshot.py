@@ -10,6 +10,7 @@ arrays copy-on-write.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -59,6 +60,9 @@ class ClusterSnapshot:
     bind_type: npt.NDArray[np.int8]
     assumed: frozenset[str]
     now: datetime
+    #: The latest reading timestamp (POSIX seconds; -inf without readings):
+    #: hybrid scoring looks for readings from the future only when this is one.
+    latest_reading_ts: float = -math.inf
 
     @property
     def nodes(self) -> tuple[NodeInfo, ...]:
