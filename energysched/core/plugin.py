@@ -130,6 +130,8 @@ class ManyReasons(Rejection):
 
     def histogram(self, nodes: BoolArray) -> dict[str, int]:
         hist: dict[str, int] = {}
+        if not nodes.any():
+            return hist
         for reason, bad in self.parts:
             count = int(np.count_nonzero(nodes & bad))
             if count:

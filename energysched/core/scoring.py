@@ -142,6 +142,8 @@ class ScoreInput:
     #: Nodes with figures, and those of them that are feasible (the ones scored).
     has: BoolArray
     scored: BoolArray
+    #: All NaN (read-only), for arrays a mode does not use.
+    nan: FloatArray
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -192,6 +194,7 @@ def compute_scores(
     n = t.size
     mode = params.mode
     nan = np.full(n, np.nan)
+    nan.flags.writeable = False  # shared by several result arrays
 
     pns_class = np.fromiter(
         (taints.intolerable_prefer_no_schedule(c.taints, pod.tolerations) for c in t.classes),
@@ -269,6 +272,7 @@ def compute_scores(
         eff=eff,
         has=has,
         scored=feasible & has,
+        nan=nan,
     )
     got = scorer_for(params).score(inp)
     return Scores(
@@ -316,7 +320,8 @@ def rank(scores: Scores, feasible: BoolArray, k: int | None) -> list[int]:
     first = np.flatnonzero(feasible & scores.tier)
     rest = np.flatnonzero(feasible & ~scores.tier)
     vals = scores.final[first]
-    vals = np.where(np.isnan(vals), -np.inf, vals)
+    if len(vals) and np.isnan(vals.max()):  # max() propagates NaN: one pass to check
+        vals = np.where(np.isnan(vals), -np.inf, vals)
     if k is None:
         order = first[np.argsort(-vals, kind="stable")]
         return [*order.tolist(), *rest.tolist()]

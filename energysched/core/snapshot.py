@@ -10,6 +10,7 @@ arrays copy-on-write.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -62,6 +63,9 @@ class ClusterSnapshot:
     now: datetime
     #: Typed pods placed on nodes and their work (the cluster-energy mode's backlog).
     work_items: tuple[WorkItem, ...] = ()
+    #: The latest reading timestamp (POSIX seconds; -inf without readings):
+    #: hybrid scoring looks for readings from the future only when this is one.
+    latest_reading_ts: float = -math.inf
 
     @property
     def nodes(self) -> tuple[NodeInfo, ...]:

@@ -86,6 +86,7 @@ class ClusterState:
         self._watts: FloatArray = np.zeros(0)
         self._ts: FloatArray = np.zeros(0)
         self._readings_shared = False
+        self._latest_ts = -np.inf
         self._readings_view: tuple[PowerReading | None, ...] | None = None
         self._binds_view: (
             tuple[tuple[RecentBind, ...], IndexArray, FloatArray, npt.NDArray[np.int8]] | None
@@ -334,6 +335,8 @@ class ClusterState:
             readonly(self._watts)
             readonly(self._ts)
             self._readings_shared = True
+            # fmax skips NaN (no reading); once per change of readings, not per decision
+            self._latest_ts = float(np.fmax.reduce(self._ts, initial=-np.inf))
         if self._ports_view is None:
             self._ports_view = MappingProxyType(
                 {
@@ -369,6 +372,7 @@ class ClusterState:
             readings=self._readings_view,
             reading_watts=self._watts,
             reading_ts=self._ts,
+            latest_reading_ts=self._latest_ts,
             recent_binds=binds,
             bind_node=bn,
             bind_ts=bt,

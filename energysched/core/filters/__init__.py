@@ -85,11 +85,13 @@ def run_filters(
     reg = registry or default_registry()
     failed = np.zeros(snap.table.size, dtype=np.int8)
     rejections = []
+    first = True
     for code, plugin in enumerate(reg.filters, start=1):
         rejection = plugin.filter(pod, snap)
         rejections.append(rejection)
         if rejection is not None:
-            failed[(failed == 0) & rejection.mask] = code
+            failed[rejection.mask if first else (failed == 0) & rejection.mask] = code
+            first = False
     return FilterOutcome(
         failed_by=failed,
         feasible=failed == 0,

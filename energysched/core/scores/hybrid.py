@@ -59,25 +59,38 @@ def score(inp: ScoreInput) -> ModeScores:
     snap, params, scored = inp.snap, inp.params, inp.scored
     score = norm.score.copy()
     ts = snap.reading_ts
-    with np.errstate(invalid="ignore"):
-        age = snap.now.timestamp() - ts
-        future = age < -params.clock_skew_allowance.total_seconds()  # NaN: False
-    has_reading = ~np.isnan(ts) & ~future  # a reading from the future is no reading
-    with np.errstate(invalid="ignore"):
+    now = snap.now.timestamp()
+    skew = params.clock_skew_allowance.total_seconds()
+    with np.errstate(invalid="ignore"):  # NaN timestamps and watts: no reading
+        age = now - ts
+        has_reading = ~np.isnan(ts)
+        future_count = 0
+        if snap.latest_reading_ts - now > skew:  # some reading is from the future
+            future = age < -skew
+            has_reading &= ~future  # ... and is no reading
+        else:
+            future = None
         fresh = has_reading & (age <= params.staleness_window.total_seconds())
-    state = np.where(
-        fresh, FRESH, np.where(has_reading, STALE, np.where(future, FUTURE, MISSING))
-    ).astype(np.int64)
-    load = predicted(snap)
-    with np.errstate(invalid="ignore"):
-        limit = snap.table.idle + params.hybrid_buffer_watts
-        busy = scored & fresh & (snap.reading_watts + load > limit)
+        load = predicted(snap)
+        busy = (
+            scored
+            & fresh
+            & (snap.reading_watts + load > snap.table.idle + params.hybrid_buffer_watts)
+        )
+    missing = np.where(has_reading, STALE, MISSING)
+    if future is not None:
+        missing[future] = FUTURE
+    state = np.where(fresh, FRESH, missing)
     score[busy] = 0.0
     unknown = scored & ~fresh
     if params.stale_policy == "penalize":
         score[unknown] *= params.stale_penalty_factor
     elif params.stale_policy == "busy":
         score[unknown] = 0.0
+    stale_count = int(np.count_nonzero(unknown & has_reading))
+    unknown_count = int(np.count_nonzero(unknown))
+    if future is not None:
+        future_count = int(np.count_nonzero(unknown & future))
     return ModeScores(
         base=norm.base,
         score=score,
@@ -88,9 +101,9 @@ def score(inp: ScoreInput) -> ModeScores:
         predicted=load,
         state=state,
         busy=busy,
-        stale_count=int(np.count_nonzero(unknown & has_reading)),
-        missing_count=int(np.count_nonzero(unknown & ~has_reading & ~future)),
-        future_count=int(np.count_nonzero(unknown & future)),
+        stale_count=stale_count,
+        missing_count=unknown_count - stale_count - future_count,
+        future_count=future_count,
     )
 
 

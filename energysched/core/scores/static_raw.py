@@ -22,11 +22,9 @@ MODE: Final = "static-raw"
 
 def score(inp: ScoreInput) -> ModeScores:
     w = inp.weight
-    nan = np.full(len(inp.perf), np.nan)
-    with np.errstate(over="ignore", invalid="ignore"):
-        base = np.clip(w * inp.perf + (1 - w) * inp.eff, 0.0, 100.0)
-    base = np.where(inp.has, base, 0.0)
-    return ModeScores(base=base, score=base, norm_p=nan, norm_e=nan)
+    # finite figures (see NodeTable): no overflow; NaN only where there are none
+    base = np.where(inp.has, np.clip(w * inp.perf + (1 - w) * inp.eff, 0.0, 100.0), 0.0)
+    return ModeScores(base=base, score=base, norm_p=inp.nan, norm_e=inp.nan)
 
 
 def why(scores: Scores, snap: ClusterSnapshot, params: ScheduleParams, i: int) -> str:
