@@ -4,7 +4,7 @@ broken proxy or a cut connection would: garbage, half an event, very long lines.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -14,6 +14,8 @@ from energysched.kube.config import ClusterAccess
 
 pytestmark = pytest.mark.unit
 
+Serve = Callable[[list[bytes]], Awaitable[KubeClient]]
+
 
 def line(type_: str, name: str, rv: str, pad: str = "") -> bytes:
     obj = {"metadata": {"name": name, "resourceVersion": rv, "annotations": {"pad": pad}}}
@@ -21,7 +23,7 @@ def line(type_: str, name: str, rv: str, pad: str = "") -> bytes:
 
 
 @pytest.fixture
-async def serve_stream() -> AsyncIterator[object]:
+async def serve_stream() -> AsyncIterator[Serve]:
     runners: list[web.AppRunner] = []
 
     async def start(chunks: list[bytes]) -> KubeClient:
@@ -59,7 +61,9 @@ async def collect(kube: KubeClient) -> tuple[list[WatchEvent], ApiError | None]:
     return events, None
 
 
-async def test_garbage_in_the_stream_is_an_api_error_after_the_good_events(serve_stream) -> None:  # type: ignore[no-untyped-def]
+async def test_garbage_in_the_stream_is_an_api_error_after_the_good_events(
+    serve_stream: Serve,
+) -> None:
     kube = await serve_stream([line("ADDED", "a", "2"), b"\x00garbage{\n", line("ADDED", "b", "3")])
     events, error = await collect(kube)
     assert [e.object["metadata"]["name"] for e in events] == ["a"]
@@ -67,7 +71,7 @@ async def test_garbage_in_the_stream_is_an_api_error_after_the_good_events(serve
     assert "garbage" in error.message  # the offending bytes are shown
 
 
-async def test_a_stream_cut_mid_event_is_an_api_error(serve_stream) -> None:  # type: ignore[no-untyped-def]
+async def test_a_stream_cut_mid_event_is_an_api_error(serve_stream: Serve) -> None:
     whole = line("MODIFIED", "b", "3")
     kube = await serve_stream([line("ADDED", "a", "2"), whole[:25]])
     events, error = await collect(kube)
@@ -84,13 +88,13 @@ async def test_a_stream_cut_mid_event_is_an_api_error(serve_stream) -> None:  # 
         b"[" * 100000 + b"\n",
     ],
 )
-async def test_wrong_shapes_are_api_errors(serve_stream, bad: bytes) -> None:  # type: ignore[no-untyped-def]
+async def test_wrong_shapes_are_api_errors(serve_stream: Serve, bad: bytes) -> None:
     kube = await serve_stream([bad])
     events, error = await collect(kube)
     assert events == [] and error is not None and error.reason == "BadWatchEvent"
 
 
-async def test_an_event_larger_than_aiohttps_line_limit_is_read(serve_stream) -> None:  # type: ignore[no-untyped-def]
+async def test_an_event_larger_than_aiohttps_line_limit_is_read(serve_stream: Serve) -> None:
     big = line("ADDED", "big", "2", pad="x" * 300_000)  # aiohttp's readline stops at 128 KiB
     kube = await serve_stream([big[:1000], big[1000:], line("DELETED", "big", "3")])
     events, error = await collect(kube)
@@ -99,7 +103,7 @@ async def test_an_event_larger_than_aiohttps_line_limit_is_read(serve_stream) ->
     assert len(events[0].object["metadata"]["annotations"]["pad"]) == 300_000
 
 
-async def test_an_error_event_carries_the_status(serve_stream) -> None:  # type: ignore[no-untyped-def]
+async def test_an_error_event_carries_the_status(serve_stream: Serve) -> None:
     status = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
     kube = await serve_stream([json.dumps({"type": "ERROR", "object": status}).encode() + b"\n"])
     _, error = await collect(kube)
