@@ -128,3 +128,28 @@ def test_seeded_arrivals_repeat_and_differ_by_seed() -> None:
     assert a == b
     assert [j.arrival_s for j in a] != [j.arrival_s for j in c]
     assert len({j.workflow for j in a}) == sc.workload.count
+
+
+def test_alibaba_shaped_job_list_maps_types_work_and_skips_pods_that_never_ran() -> None:
+    sc = load_scenario(SCENARIOS_DIR / "trace-sample")
+    jobs = sc.workload.jobs
+    assert len(jobs) == 16  # the 17th row is Pending: no scheduled/deletion time
+    ref = sc.truth.nodes["tvpc"].workloads
+    first = jobs[0]  # sample-pod-0000: 1000 milli-CPU, no GPU, ran 1005 .. 1008
+    assert first.workload_type == "sequential" and first.arrival_s == 0.0
+    assert first.work == pytest.approx(3 * ref["sequential"].performance)
+    assert {j.workload_type for j in jobs if j.num_gpu} == {"training"}
+    assert {j.workload_type for j in jobs if j.cpu_milli > 1000 and not j.num_gpu} == {"inference"}
+
+
+def test_job_list_with_a_missing_column_names_it(tmp_path: Path) -> None:
+    d = tmp_path / "t"
+    shutil.copytree(SCENARIOS_DIR / "trace-sample", d)
+    meta = yaml.safe_load((d / "scenario.yaml").read_text())
+    for key in ("nodes", "profiles"):
+        meta[key] = str((SCENARIOS_DIR / "trace-sample" / meta[key]).resolve())
+    (d / "scenario.yaml").write_text(yaml.safe_dump(meta))
+    text = (d / "jobs.csv").read_text().replace("scheduled_time", "sched")
+    (d / "jobs.csv").write_text(text)
+    with pytest.raises(ScenarioError, match=r"jobs.csv: column 'scheduled_time' is missing"):
+        load_scenario(d)
