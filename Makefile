@@ -8,7 +8,7 @@ WEIGHT ?= 0.5
 NODES ?= 0
 PERF_ARGS ?=
 
-.PHONY: install lint typecheck test test-unit test-integration cluster-up cluster-down cluster-build clean experiment perf
+.PHONY: install lint typecheck test test-unit test-integration cluster-up cluster-down cluster-build clean experiment perf images
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,3 +59,15 @@ clean:
 MODE ?= normalized
 experiment: cluster-build
 	$(BIN)/energysched experiment --weight $(WEIGHT) --mode $(MODE)
+
+# Container images, built here from Debian packages (no registry needed): the product
+# image (energysched) and the ML workflow image for amd64, arm64 and arm/v7, saved to
+# ~/.cache/energysched/images/out/. E.g. make images ARCHES=amd64;
+# make images REGISTRY=registry.local:5000 TAG=0.1.0 PUSH=1 pushes a multi-arch list.
+ARCHES ?= amd64,arm64,armv7
+TAG ?= dev
+REGISTRY ?=
+PUSH ?=
+images: install
+	$(PY) -m energysched.lab.images --arch $(ARCHES) --tag $(TAG) \
+		$(if $(REGISTRY),--registry $(REGISTRY)) $(if $(filter 1,$(PUSH)),--push)

@@ -7,13 +7,12 @@ cluster status`` does not pay for importing kopf or numpy.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from energysched.kb.commands import add_parsers as add_kb_parsers
-from energysched.lab.cluster.commands import add_cluster_parser
-from energysched.lab.experiment import add_parser as add_experiment_parser
 from energysched.scheduler.commands import add_parsers as add_scheduler_parsers
 
 
@@ -23,9 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Energy-aware scheduling for heterogeneous Kubernetes clusters.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_cluster_parser(sub)
+    # The product image ships without the lab (local cluster, experiment): its
+    # commands exist only where energysched.lab is installed (a checkout).
+    has_lab = importlib.util.find_spec("energysched.lab") is not None
+    if has_lab:
+        from energysched.lab.cluster.commands import add_cluster_parser
+
+        add_cluster_parser(sub)
     add_scheduler_parsers(sub)
-    add_experiment_parser(sub)
+    if has_lab:
+        from energysched.lab.experiment import add_parser as add_experiment_parser
+
+        add_experiment_parser(sub)
     add_kb_parsers(sub)
     _add_monitor_parser(sub)
     return parser

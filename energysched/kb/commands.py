@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 
 from energysched.contract import API_VERSION, PROFILE_PLURAL, WORKLOAD_TYPES
-from energysched.lab.cluster.nodes import DEFAULT_NODES_DIR
 
+#: The repository's kb/ (a checkout); an installed image passes its own paths.
+DEFAULT_NODES_DIR = Path(__file__).resolve().parents[2] / "kb" / "nodes"
 DEFAULT_PROFILES_DIR = DEFAULT_NODES_DIR.parent / "profiles"
 
 
