@@ -68,6 +68,7 @@ ARCHES ?= amd64,arm64,armv7
 TAG ?= dev
 REGISTRY ?=
 PUSH ?=
+IMAGES ?= energysched,energysched-mlworkflow
 images: install
-	$(PY) -m energysched.lab.images --arch $(ARCHES) --tag $(TAG) \
+	$(PY) -m energysched.lab.images --arch $(ARCHES) --image $(IMAGES) --tag $(TAG) \
 		$(if $(REGISTRY),--registry $(REGISTRY)) $(if $(filter 1,$(PUSH)),--push)

@@ -101,6 +101,9 @@ class ImageSpec:
     name: str
     dockerfile: Path
     stage: Callable[[Arch, Path], None]  # fills the build context
+    #: A base from elsewhere (must already be in the engine) instead of ours.
+    external_base: str | None = None
+    arches: tuple[str, ...] = ("amd64", "arm64", "armv7")
 
 
 @dataclass
@@ -333,9 +336,15 @@ def _compile(site: Path) -> None:
     _run([*compileall, "--invalidation-mode", "unchecked-hash", str(site)])
 
 
+#: Inside the build context: the tree COPY puts at / (one COPY, one layer: with the vfs
+#: driver every instruction copies the whole file system, so the Dockerfiles keep few).
+SITE = Path("rootfs/usr/local/lib/python3.11/dist-packages")
+BIN = Path("rootfs/usr/local/bin")
+
+
 def stage_product(arch: Arch, ctx: Path) -> None:
     root = cache_root()
-    site = ctx / "site-packages"
+    site = ctx / SITE
     wheelhouse = root / "pip" / "wheels" / arch.name
     wheelhouse.mkdir(parents=True, exist_ok=True)
     pins = locked_requirements(root)
@@ -349,8 +358,8 @@ def stage_product(arch: Arch, ctx: Path) -> None:
     wheel = product_wheel(root)
     _pip("install", "--quiet", "--no-deps", "--no-compile", "--target", str(site), str(wheel))
     shutil.rmtree(site / "bin", ignore_errors=True)  # console scripts with the host's shebang
-    (ctx / "bin").mkdir()
-    entry = ctx / "bin" / "energysched"
+    (ctx / BIN).mkdir(parents=True)
+    entry = ctx / BIN / "energysched"
     entry.write_text(ENTRY)
     entry.chmod(0o755)
     leaked = [p for p in ("energysched/lab", "tests") if (site / p).exists()]
@@ -367,7 +376,7 @@ WORKFLOW_PACKAGES = (
 
 
 def stage_workflow(arch: Arch, ctx: Path) -> None:
-    site = ctx / "site-packages"
+    site = ctx / SITE
     for pkg in WORKFLOW_PACKAGES:
         shutil.copytree(pkg, site / pkg.name, ignore=shutil.ignore_patterns("__pycache__"))
     _compile(site)
@@ -378,7 +387,16 @@ IMAGES: dict[str, ImageSpec] = {
     "energysched-mlworkflow": ImageSpec(
         "energysched-mlworkflow", REPO / "mlworkflow" / "Dockerfile", stage_workflow
     ),
+    # Only on request, where its base is present (no registry is reachable here).
+    "energysched-mlworkflow-gpu": ImageSpec(
+        "energysched-mlworkflow-gpu",
+        REPO / "mlworkflow" / "Dockerfile.gpu",
+        stage_workflow,
+        external_base="pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime",
+        arches=("amd64",),
+    ),
 }
+DEFAULT_IMAGES = ("energysched", "energysched-mlworkflow")
 
 
 # -- 3. build, save, push ------------------------------------------------------
@@ -395,7 +413,17 @@ def archive_path(root: Path, image: str, tag: str, arch: Arch) -> Path:
 
 def build_one(engine: Engine, spec: ImageSpec, arch: Arch, tag: str, root: Path) -> Built:
     t0 = time.monotonic()
-    base = import_base(engine, arch, root)
+    if arch.name not in spec.arches:
+        raise BuildError(f"{spec.name} is not built for {arch.name} (only {spec.arches})")
+    if spec.external_base:
+        base = spec.external_base
+        if not engine.has_image(base):
+            raise BuildError(
+                f"{spec.name} needs the base image {base} in the engine: docker pull or "
+                "docker load it first (no registry is reachable from this machine)"
+            )
+    else:
+        base = import_base(engine, arch, root)
     ref = local_ref(spec.name, tag, arch)
     with tempfile.TemporaryDirectory(dir=root) as tmp:
         ctx = Path(tmp)
@@ -463,31 +491,37 @@ def build_all(
     tag: str,
     registry: str | None = None,
     root: Path | None = None,
+    engine: Engine | None = None,
 ) -> list[Built]:
+    """Build (cached), save and optionally push; in ``engine`` if one is running."""
     root = root or cache_root()
     root.mkdir(parents=True, exist_ok=True)
     unknown = [a for a in arches if a not in ARCHES] + [i for i in images if i not in IMAGES]
     if unknown:
         raise BuildError(f"unknown architecture or image: {unknown}")
+    if engine is None:
+        with Engine(root) as own:
+            return build_all(arches, images, tag, registry, root, own)
     built: list[Built] = []
-    with Engine(root) as engine:
-        for arch_name in arches:  # amd64 first: the one a local node needs
-            for image in images:
-                built.append(build_one(engine, IMAGES[image], ARCHES[arch_name], tag, root))
-        manifest = root / "out" / f"images-{tag}.json"
-        previous: dict[str, Any] = json.loads(manifest.read_text()) if manifest.exists() else {}
-        for b in built:
-            previous[f"{b.image}:{b.arch}"] = {
-                "ref": b.ref,
-                "archive": str(b.archive),
-                "image_bytes": b.image_bytes,
-                "archive_bytes": b.archive_bytes,
-                "base_packages": str(base_tarball(ARCHES[b.arch], root).with_suffix(".packages")),
-            }
-        manifest.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
-        if registry:
-            for target in push(engine, built, registry, tag):
-                _log(f"pushed {target}")
+    for arch_name in arches:  # amd64 first: the one a local node needs
+        for image in images:
+            built.append(build_one(engine, IMAGES[image], ARCHES[arch_name], tag, root))
+    manifest = root / "out" / f"images-{tag}.json"
+    previous: dict[str, Any] = json.loads(manifest.read_text()) if manifest.exists() else {}
+    for b in built:
+        previous[f"{b.image}:{b.arch}"] = {
+            "ref": b.ref,
+            "archive": str(b.archive),
+            "image_bytes": b.image_bytes,
+            "archive_bytes": b.archive_bytes,
+            "base_packages": None
+            if IMAGES[b.image].external_base
+            else str(base_tarball(ARCHES[b.arch], root).with_suffix(".packages")),
+        }
+    manifest.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
+    if registry:
+        for target in push(engine, built, registry, tag):
+            _log(f"pushed {target}")
     return built
 
 
@@ -499,7 +533,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Build the product and workflow images here (no registry needed).",
     )
     p.add_argument("--arch", default="amd64,arm64,armv7", help="comma-separated: %(default)s")
-    p.add_argument("--image", default=",".join(IMAGES), help="comma-separated: %(default)s")
+    p.add_argument(
+        "--image",
+        default=",".join(DEFAULT_IMAGES),
+        help=f"comma-separated: %(default)s; also {', '.join(set(IMAGES) - set(DEFAULT_IMAGES))}",
+    )
     p.add_argument("--tag", default="dev")
     p.add_argument("--registry", help="the user's registry, e.g. registry.local:5000")
     p.add_argument(
