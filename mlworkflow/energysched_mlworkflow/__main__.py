@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
             except StageInputError as exc:
                 print(f"{name}: {exc}", file=sys.stderr)
                 return 1
+            except OSError as exc:  # e.g. /data not mounted on a read-only root
+                print(
+                    f"{name}: cannot write to {data} ({exc.strerror}): mount a writable "
+                    "volume there (a ReadWriteMany claim on a cluster, docker run -v DIR:/data)",
+                    file=sys.stderr,
+                )
+                return 1
             print(result.line(), flush=True)
     return 0
 

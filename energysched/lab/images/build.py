@@ -442,6 +442,7 @@ def build_one(engine: Engine, spec: ImageSpec, arch: Arch, tag: str, root: Path)
     if not (archive.exists() and stamp.exists() and stamp.read_text() == image_id.stdout):
         partial = archive.with_suffix(".partial")
         engine.docker("save", "--output", str(partial), ref, capture=True)
+        partial.chmod(0o644)  # docker writes 0600; a node's admin imports it as any user
         partial.rename(archive)
         stamp.write_text(image_id.stdout)
     size = engine.docker("image", "inspect", "--format", "{{.Size}}", ref, capture=True)

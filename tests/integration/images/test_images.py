@@ -137,6 +137,25 @@ def test_product_image_explains_a_pod_on_the_local_cluster(
     assert "explain-me" in proc.stdout or "node" in proc.stdout.lower(), proc.stdout
 
 
+def test_archives_load_with_ctr_import(
+    engine: Engine, built: dict[tuple[str, str], build.Built]
+) -> None:
+    """What a node's admin does: ``ctr -n k8s.io images import`` (here into our containerd)."""
+    ctr = ["ctr", "--address", str(engine.run_dir / "containerd.sock"), "-n", "archive-test"]
+    try:
+        for image in build.DEFAULT_IMAGES:
+            b = built[(image, "amd64")]
+            proc = subprocess.run(
+                [*ctr, "images", "import", str(b.archive)], capture_output=True, text=True
+            )
+            assert proc.returncode == 0, proc.stderr
+            assert f"docker.io/library/{b.ref}" in proc.stdout
+    finally:
+        listed = subprocess.run([*ctr, "images", "ls", "-q"], capture_output=True, text=True)
+        if listed.stdout.split():
+            subprocess.run([*ctr, "images", "rm", *listed.stdout.split()], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def workflow_results(
     engine: Engine,
