@@ -462,6 +462,18 @@ def build_one(engine: Engine, spec: ImageSpec, arch: Arch, tag: str, root: Path)
     return built
 
 
+def _prune(engine: Engine) -> None:
+    """Drop bases of older recipes and untagged images: vfs keeps every layer in full."""
+    current = {f"energysched-base:{SUITE}-{a.name}-{base_key(a)}" for a in ARCHES.values()}
+    listed = engine.docker(
+        "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "energysched-base", capture=True
+    )
+    stale = [ref for ref in listed.stdout.split() if ref not in current]
+    if stale:
+        engine.docker("image", "rm", *stale, check=False, capture=True)
+    engine.docker("image", "prune", "--force", capture=True)
+
+
 def push(engine: Engine, built: list[Built], registry: str, tag: str) -> list[str]:
     """Push each architecture's image and a manifest list ``registry/image:tag``."""
     lists = []
@@ -507,6 +519,7 @@ def build_all(
     for arch_name in arches:  # amd64 first: the one a local node needs
         for image in images:
             built.append(build_one(engine, IMAGES[image], ARCHES[arch_name], tag, root))
+    _prune(engine)
     manifest = root / "out" / f"images-{tag}.json"
     previous: dict[str, Any] = json.loads(manifest.read_text()) if manifest.exists() else {}
     for b in built:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
@@ -30,7 +31,8 @@ from pathlib import Path
 
 from energysched.lab.cluster import processes
 
-#: Short, so that socket paths stay below the 108-byte limit of AF_UNIX.
+#: Short, so that socket paths stay below the 108-byte limit of AF_UNIX; one per
+#: cache directory, so two caches (e.g. a cold-build measurement) run side by side.
 EXEC_ROOT = Path("/run/energysched-images")
 
 
@@ -81,7 +83,8 @@ class Engine:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or cache_root()
-        self.run_dir = EXEC_ROOT
+        tag = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
+        self.run_dir = EXEC_ROOT.with_name(f"{EXEC_ROOT.name}-{tag}")
         self.socket = self.run_dir / "docker.sock"
         self._procs: list[processes.ManagedProcess] = []
         self._lock: int | None = None
