@@ -21,10 +21,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import tomllib
@@ -195,12 +197,58 @@ def base_tarball(arch: Arch, root: Path) -> Path:
     return tar
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def base_image_archive(arch: Arch, root: Path, ref: str) -> Path:
+    """The base tarball as a one-layer docker archive that says its platform.
+
+    ``docker import --platform`` of dockerd 20.10 records the host's architecture
+    whatever it is told, and a build FROM such a base would label an armv7 image
+    amd64; ``docker load`` of an archive with its own image config does not.
+    """
+    tar = base_tarball(arch, root)
+    out = tar.with_suffix(".image.tar")
+    if out.exists():
+        return out
+    diff_id = _sha256(tar)
+    _, os_arch, *variant = arch.platform.split("/")
+    config: dict[str, Any] = {
+        "architecture": os_arch,
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
+        "history": [{"created_by": f"mmdebstrap {' '.join(_base_recipe(arch))} {SUITE}"}],
+    }
+    if variant:
+        config["variant"] = variant[0]
+    config_bytes = json.dumps(config, sort_keys=True).encode()
+    config_name = hashlib.sha256(config_bytes).hexdigest() + ".json"
+    manifest = [{"Config": config_name, "RepoTags": [ref], "Layers": [f"{diff_id}/layer.tar"]}]
+    partial = out.with_suffix(".partial")
+    with tarfile.open(partial, "w") as archive:
+        for name, data in (
+            (config_name, config_bytes),
+            ("manifest.json", json.dumps(manifest).encode()),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        archive.add(tar, arcname=f"{diff_id}/layer.tar")
+    partial.rename(out)
+    return out
+
+
 def import_base(engine: Engine, arch: Arch, root: Path) -> str:
     ref = f"energysched-base:{SUITE}-{arch.name}-{base_key(arch)}"
     if engine.has_image(ref):
         return ref
-    tar = base_tarball(arch, root)
-    engine.docker("import", "--platform", arch.platform, str(tar), ref, capture=True)
+    engine.docker("load", "--input", str(base_image_archive(arch, root, ref)), capture=True)
     return ref
 
 
@@ -377,6 +425,9 @@ WORKFLOW_PACKAGES = (
 
 def stage_workflow(arch: Arch, ctx: Path) -> None:
     site = ctx / SITE
+    (ctx / BIN).mkdir(parents=True)
+    # The bench Job (energysched bench run) calls `python`; Debian names it python3.
+    (ctx / BIN / "python").symlink_to("/usr/bin/python3")
     for pkg in WORKFLOW_PACKAGES:
         shutil.copytree(pkg, site / pkg.name, ignore=shutil.ignore_patterns("__pycache__"))
     _compile(site)

@@ -221,6 +221,8 @@ def docker_run_args(
     args = [
         "run",
         "--rm",
+        "--pull",  # never a registry: an image that is not here is an error, not a download
+        "never",
         "--platform",
         platform,
         "--network",

@@ -74,7 +74,9 @@ def test_product_image_help_runs_non_root(
     inspect = engine.docker("image", "inspect", b.ref, capture=True)
     config = json.loads(inspect.stdout)[0]
     assert config["Config"]["User"] == "10001:10001"
-    assert config["Architecture"] == build.ARCHES[arch].platform.split("/")[1]
+    _, os_arch, *variant = build.ARCHES[arch].platform.split("/")
+    assert (config["Os"], config["Architecture"]) == ("linux", os_arch)
+    assert config.get("Variant", "") == "".join(variant)
     who = _run(engine, b, "-c", "import os; print(os.getuid())", extra=["--entrypoint", "python3"])
     assert who.stdout.strip() == "10001", who.stderr
 
@@ -176,6 +178,16 @@ def workflow_results(
             results[arch][stage] = result
         assert {p.name for p in data.iterdir()} >= {"dataset.npz", "model.npz", "inference.json"}
     return results
+
+
+def test_workflow_image_runs_the_benchmark_kernels(
+    engine: Engine, built: dict[tuple[str, str], build.Built]
+) -> None:
+    """The KB's bench Job uses this image with its own command (`python -m energysched_bench`)."""
+    b = built[("energysched-mlworkflow", "amd64")]
+    proc = _run(engine, b, "-m", "energysched_bench", "--help", extra=["--entrypoint", "python"])
+    assert proc.returncode == 0, proc.stderr
+    assert "energysched_bench" in proc.stdout
 
 
 @pytest.mark.parametrize("arch", ARCHES)
