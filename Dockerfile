@@ -1,14 +1,16 @@
-# One image for the scheduler, the operator and the monitor (entry: `energysched`).
-# Not built here (no container engine on the development machines); on a k3s
-# cluster: nerdctl build -t registry.local/energysched:0.1.0 .
-FROM python:3.11-slim
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY energysched energysched
-COPY monitor monitor
-COPY bench bench
-COPY mlworkflow mlworkflow
-COPY kb kb
-RUN pip install --no-cache-dir . && useradd --uid 10001 energysched
-USER 10001
+# The product image: scheduler, operator and monitor, entry `energysched`.
+# Built by `make images` (energysched/lab/images): the build context is staged
+# on the host (runtime dependencies as PyPI wheels for the target platform, the
+# energysched wheel without energysched/lab and tests, byte-compiled, the entry
+# script), so this file only copies and builds the same way for amd64, arm64
+# and arm/v7. BASE: Debian bookworm minbase with Python 3.11, numpy and PyYAML
+# from Debian, made by mmdebstrap; it has the user energysched (10001) and /data.
+# Few instructions on purpose: with the vfs storage driver each one copies the
+# whole file system.
+ARG BASE
+FROM ${BASE}
+COPY rootfs/ /
+# Read-only root file system: nothing writes bytecode or a home directory.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp LANG=C.UTF-8
+USER 10001:10001
 ENTRYPOINT ["energysched"]

@@ -8,7 +8,7 @@ WEIGHT ?= 0.5
 NODES ?= 0
 PERF_ARGS ?=
 
-.PHONY: install lint typecheck test test-unit test-integration cluster-up cluster-down cluster-build clean experiment perf
+.PHONY: install lint typecheck test test-unit test-integration cluster-up cluster-down cluster-build clean experiment perf images
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,3 +67,16 @@ CLUSTER ?= local
 experiment: cluster-build
 	$(BIN)/energysched experiment --weights $(WEIGHTS) --repeats $(REPEATS) --mode $(MODE) \
 		--scenario $(SCENARIO) --cluster $(CLUSTER)
+
+# Container images, built here from Debian packages (no registry needed): the product
+# image (energysched) and the ML workflow image for amd64, arm64 and arm/v7, saved to
+# ~/.cache/energysched/images/out/. E.g. make images ARCHES=amd64;
+# make images REGISTRY=registry.local:5000 TAG=0.1.0 PUSH=1 pushes a multi-arch list.
+ARCHES ?= amd64,arm64,armv7
+TAG ?= dev
+REGISTRY ?=
+PUSH ?=
+IMAGES ?= energysched,energysched-mlworkflow
+images: install
+	$(PY) -m energysched.lab.images --arch $(ARCHES) --image $(IMAGES) --tag $(TAG) \
+		$(if $(REGISTRY),--registry $(REGISTRY)) $(if $(filter 1,$(PUSH)),--push)
