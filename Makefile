@@ -8,6 +8,7 @@ WEIGHT ?= 0.5
 NODES ?= 0
 PERF_ARGS ?=
 
+.PHONY: deploy undeploy
 .PHONY: install lint typecheck test test-unit test-integration cluster-up cluster-down cluster-build clean experiment perf
 
 $(VENV)/.installed: pyproject.toml
@@ -59,3 +60,15 @@ clean:
 MODE ?= normalized
 experiment: cluster-build
 	$(BIN)/energysched experiment --weight $(WEIGHT) --mode $(MODE)
+
+# Install energysched on the CURRENT kube context (named before anything is applied) and
+# wait until every component is ready; undeploy keeps the CRD and profiles (PURGE_CRD=1 not).
+# E.g. make deploy OVERLAY=manifests/overlays/thesis, or the local test cluster:
+#   KUBECONFIG=$$(.venv/bin/energysched cluster kubeconfig) make deploy OVERLAY=manifests/overlays/local
+OVERLAY ?= manifests/base
+KUBECTL ?= kubectl
+deploy:
+	KUBECTL=$(KUBECTL) manifests/deploy.sh deploy $(OVERLAY)
+
+undeploy:
+	KUBECTL=$(KUBECTL) manifests/deploy.sh undeploy $(OVERLAY)
