@@ -137,6 +137,6 @@ def deployed(real_cluster: LocalCluster, images: dict[str, Path], rk: Kubectl) -
         raise AssertionError(
             f"make deploy failed:\n{proc.stdout}\n{proc.stderr}\n{pods}\n{events[-4000:]}"
         )
-    yield proc.stdout
+    yield proc.stdout + proc.stderr
     down = make("undeploy", real_cluster, LOCAL_OVERLAY)
     assert down.returncode == 0, down.stderr

@@ -51,6 +51,8 @@ def wait_for(what: str, check: Any, timeout: float = 90, interval: float = 1) ->
 def test_make_deploy_names_the_context_and_waits(deployed: str, real_cluster: Any) -> None:
     assert "-> context 'energysched-local'" in deployed
     assert "every component of energysched is ready" in deployed
+    # The namespace warns about pods below the "restricted" Pod Security Standard: none is.
+    assert "would violate PodSecurity" not in deployed, deployed
 
 
 def test_components_run_on_the_real_node_under_their_own_accounts(
