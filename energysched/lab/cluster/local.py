@@ -446,18 +446,19 @@ class LocalCluster:
             state.processes.append(proc)
             self._save(state)
 
-        realnode.start_node(
-            node,
-            pki=LocalPKI(self.dir / "pki"),
-            server=f"https://{node.net.host_ip}:{state.ports['apiserver']}",
-            write_kubeconfig=_kubeconfig,
-            launch=launch,
-            log_dir=self.log_dir,
-            node_bins=node_bins,
-            say=say,
-        )
-        kubelet = next(p for p in state.processes if p.name == "kubelet")
-        asyncio.run(self._wait_node_ready(realnode.NODE_NAME, kubelet, 120))
+        with realnode.machine_sysctls_kept():
+            realnode.start_node(
+                node,
+                pki=LocalPKI(self.dir / "pki"),
+                server=f"https://{node.net.host_ip}:{state.ports['apiserver']}",
+                write_kubeconfig=_kubeconfig,
+                launch=launch,
+                log_dir=self.log_dir,
+                node_bins=node_bins,
+                say=say,
+            )
+            kubelet = next(p for p in state.processes if p.name == "kubelet")
+            asyncio.run(self._wait_node_ready(realnode.NODE_NAME, kubelet, 120))
         say(f"real node {realnode.NODE_NAME!r} Ready in {time.monotonic() - t0:.1f} s")
 
     async def _wait_node_ready(self, name: str, proc: ManagedProcess, timeout: float) -> None:

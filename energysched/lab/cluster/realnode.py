@@ -567,6 +567,45 @@ def teardown(state: NodeState, processes: list[ManagedProcess]) -> None:
 
 # -- start -------------------------------------------------------------------------------------
 
+#: Machine-wide sysctls kubelet sets at start-up (with protectKernelDefaults=false; with true
+#: it refuses to start unless they already hold these values), and the values it sets.
+KUBELET_SYSCTLS = {
+    "vm/overcommit_memory": "1",
+    "vm/panic_on_oom": "0",
+    "kernel/panic": "10",
+    "kernel/panic_on_oops": "1",
+    "kernel/keys/root_maxkeys": "1000000",
+    "kernel/keys/root_maxbytes": "25000000",
+}
+
+
+@contextlib.contextmanager
+def machine_sysctls_kept(
+    timeout: float = 60, proc_sys: Path = Path("/proc/sys"), lock_dir: Path = SOCKET_ROOT
+) -> Iterator[None]:
+    """Put back the machine-wide sysctls kubelet rewrote once it has rewritten them.
+
+    kubelet sets them once, when its container manager starts, and does not look again: a
+    development machine shared with others keeps its own kernel.panic_on_oops and friends.
+    One node starts at a time (a lock), so a second one never records the first's values.
+    """
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / "sysctl.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = {k: (proc_sys / k).read_text().strip() for k in KUBELET_SYSCTLS}
+        try:
+            yield
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:  # kubelet writes them during its start-up
+                now = {k: (proc_sys / k).read_text().strip() for k in KUBELET_SYSCTLS}
+                if now == KUBELET_SYSCTLS:
+                    break
+                time.sleep(0.5)
+        finally:
+            for key, value in saved.items():
+                if (proc_sys / key).read_text().strip() != value:
+                    (proc_sys / key).write_text(value)
+
 
 def _start_in_netns(
     name: str, netns: str, binary: Path, args: list[str], log_dir: Path

@@ -36,8 +36,18 @@ def unavailable(reason: str, required_by: str = "ENERGYSCHED_REQUIRE_REAL_NODE")
     pytest.skip(reason)
 
 
+def machine_sysctls() -> dict[str, str]:
+    return {k: (Path("/proc/sys") / k).read_text().strip() for k in realnode.KUBELET_SYSCTLS}
+
+
 @pytest.fixture(scope="session")
-def real_cluster() -> Iterator[LocalCluster]:
+def sysctls_before() -> dict[str, str]:
+    """The machine-wide sysctls kubelet rewrites, as they were before the cluster came up."""
+    return machine_sysctls()
+
+
+@pytest.fixture(scope="session")
+def real_cluster(sysctls_before: dict[str, str]) -> Iterator[LocalCluster]:
     """ENERGYSCHED_TEST_REAL_CLUSTER=NAME reuses a running cluster that has a real node."""
     try:
         realnode.check_prerequisites()

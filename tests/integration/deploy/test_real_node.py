@@ -12,6 +12,7 @@ import pytest
 
 from energysched.lab.cluster import realnode
 from energysched.lab.cluster.local import LocalCluster
+from tests.integration.deploy.conftest import machine_sysctls
 from tests.support import Kubectl
 
 
@@ -75,6 +76,13 @@ def test_node_is_ready_with_a_reachable_internal_ip(
     status = real_cluster.status()
     assert status["real_node"] == realnode.NODE_NAME
     assert {"containerd", "kubelet", "kube-proxy"} <= {c["name"] for c in status["components"]}
+
+
+def test_the_machines_kernel_settings_are_as_they_were(
+    real_cluster: LocalCluster, sysctls_before: dict[str, str]
+) -> None:
+    """kubelet sets kernel.panic_on_oops and friends machine-wide; cluster up puts them back."""
+    assert machine_sysctls() == sysctls_before
 
 
 def test_pod_runs_and_kubectl_logs_reads_it(rk: Kubectl, ns: str) -> None:

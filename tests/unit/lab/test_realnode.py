@@ -80,3 +80,29 @@ def test_image_archive_is_a_deterministic_docker_archive() -> None:
     with tarfile.open(fileobj=io.BytesIO(layer)) as inner:
         (member,) = inner.getmembers()
         assert member.name == "pause" and member.mode == 0o755
+
+
+def _fake_proc_sys(root: Path, values: dict[str, str]) -> None:
+    for key, value in values.items():
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        (root / key).write_text(value + "\n")
+
+
+def test_machine_sysctls_are_put_back_after_kubelet_rewrote_them(tmp_path: Path) -> None:
+    original = {k: "7" for k in realnode.KUBELET_SYSCTLS}
+    _fake_proc_sys(tmp_path, original)
+    with realnode.machine_sysctls_kept(timeout=5, proc_sys=tmp_path, lock_dir=tmp_path):
+        _fake_proc_sys(tmp_path, realnode.KUBELET_SYSCTLS)  # what kubelet does at start-up
+    assert {k: (tmp_path / k).read_text().strip() for k in original} == original
+
+
+def test_machine_sysctls_are_put_back_when_start_up_fails(tmp_path: Path) -> None:
+    original = {k: "7" for k in realnode.KUBELET_SYSCTLS}
+    _fake_proc_sys(tmp_path, original)
+    with (
+        pytest.raises(RuntimeError),
+        realnode.machine_sysctls_kept(timeout=5, proc_sys=tmp_path, lock_dir=tmp_path),
+    ):
+        (tmp_path / "kernel/panic").write_text("10")
+        raise RuntimeError("kubelet did not come up")
+    assert (tmp_path / "kernel/panic").read_text().strip() == "7"
