@@ -741,6 +741,8 @@ def start_node(
             f"--hostname-override={NODE_NAME}",
             f"--node-ip={net.node_ip}",
             f"--node-labels={REAL_NODE_LABEL}=true",
+            # cAdvisor's own containerd client (container stats) dials this, not the CRI one.
+            f"--containerd={net.socket_dir}/containerd.sock",
             "--v=1",
         ],
         log_dir,
