@@ -150,3 +150,8 @@ def deployed(real_cluster: LocalCluster, images: dict[str, Path], rk: Kubectl) -
     yield proc.stdout + proc.stderr
     down = make("undeploy", real_cluster, LOCAL_OVERLAY)
     assert down.returncode == 0, down.stderr
+    assert "-> context 'energysched-local'" in down.stdout
+    # Everything is gone but the CRD and the profiles (the user's knowledge base).
+    assert "NotFound" in rk("get", "namespace", NAMESPACE, check=False)
+    assert "energysched:scheduler" not in rk("get", "clusterroles", "-o", "name")
+    assert rk("get", "energyprofiles", "-o", "name").strip()
