@@ -8,7 +8,7 @@ WEIGHT ?= 0.5
 NODES ?= 0
 PERF_ARGS ?=
 
-.PHONY: install lint typecheck test test-unit test-integration cluster-up cluster-down cluster-build clean experiment perf images
+.PHONY: install lint typecheck test test-unit test-integration cluster-up cluster-down cluster-build clean experiment perf images deploy undeploy
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -80,3 +80,15 @@ IMAGES ?= energysched,energysched-mlworkflow
 images: install
 	$(PY) -m energysched.lab.images --arch $(ARCHES) --image $(IMAGES) --tag $(TAG) \
 		$(if $(REGISTRY),--registry $(REGISTRY)) $(if $(filter 1,$(PUSH)),--push)
+
+# Install energysched on the CURRENT kube context (named before anything is applied) and
+# wait until every component is ready; undeploy keeps the CRD and profiles (PURGE_CRD=1 not).
+# E.g. make deploy OVERLAY=manifests/overlays/thesis, or the local test cluster:
+#   KUBECONFIG=$$(.venv/bin/energysched cluster kubeconfig) make deploy OVERLAY=manifests/overlays/local
+OVERLAY ?= manifests/base
+KUBECTL ?= kubectl
+deploy:
+	KUBECTL=$(KUBECTL) manifests/deploy.sh deploy $(OVERLAY)
+
+undeploy:
+	KUBECTL=$(KUBECTL) manifests/deploy.sh undeploy $(OVERLAY)

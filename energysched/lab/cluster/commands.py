@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from energysched.lab.cluster import build
+from energysched.lab.cluster import build, realnode
 from energysched.lab.cluster.local import ClusterError, LocalCluster
 from energysched.lab.cluster.nodes import NodeClassError
+from energysched.lab.cluster.realnode import RealNodeError
 
 
 def add_cluster_parser(sub: Any) -> None:
@@ -34,7 +36,20 @@ def add_cluster_parser(sub: Any) -> None:
         help="kube-scheduler client QPS (default 50, its upstream default)",
     )
     up.add_argument("--scheduler-burst", type=int, default=100)
+    up.add_argument(
+        "--real-node",
+        action="store_true",
+        help="add one node that runs containers (kubelet, containerd, runc, CNI, kube-proxy); "
+        "needs root and Debian's containerd, runc, containernetworking-plugins",
+    )
     up.set_defaults(handler=_up)
+    imp = csub.add_parser(
+        "import-image",
+        parents=[common],
+        help="import image archives (docker-archive or OCI tar, .gz too) into the real node",
+    )
+    imp.add_argument("archives", nargs="+", type=Path, metavar="ARCHIVE")
+    imp.set_defaults(handler=_import_image)
     csub.add_parser(
         "down", parents=[common], help="stop every process of the cluster"
     ).set_defaults(handler=_down)
@@ -44,9 +59,11 @@ def add_cluster_parser(sub: Any) -> None:
     csub.add_parser(
         "kubeconfig", parents=[common], help="print the admin kubeconfig path"
     ).set_defaults(handler=_kubeconfig)
-    csub.add_parser(
-        "build", parents=[common], help="only build the binaries (cached)"
-    ).set_defaults(handler=_build)
+    b = csub.add_parser("build", parents=[common], help="only build the binaries (cached)")
+    b.add_argument(
+        "--real-node", action="store_true", help="also kubelet, kube-proxy, pause (own cache)"
+    )
+    b.set_defaults(handler=_build)
     csub.add_parser(
         "regenerate-gomod",
         parents=[common],
@@ -65,8 +82,18 @@ def _up(args: argparse.Namespace) -> int:
             generated_nodes=args.nodes,
             scheduler_qps=args.scheduler_qps,
             scheduler_burst=args.scheduler_burst,
+            real_node=args.real_node,
         )
-    except (ClusterError, build.BuildError, NodeClassError) as exc:
+    except (ClusterError, build.BuildError, NodeClassError, RealNodeError) as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def _import_image(args: argparse.Namespace) -> int:
+    try:
+        for archive in args.archives:
+            print(LocalCluster(args.name).import_image(archive))
+    except (ClusterError, RealNodeError) as exc:
         return _fail(str(exc))
     return 0
 
@@ -98,6 +125,10 @@ def _kubeconfig(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     try:
         print(build.ensure_binaries())
+        if args.real_node:
+            bins = realnode.ensure_node_binaries()
+            print(bins.kube)
+            print(bins.tools)
     except build.BuildError as exc:
         return _fail(str(exc))
     return 0

@@ -28,7 +28,7 @@ import yaml
 
 from energysched.kube.client import KubeClient, api_path
 from energysched.kube.config import load_kubeconfig
-from energysched.lab.cluster import build, nodes
+from energysched.lab.cluster import build, nodes, realnode
 from energysched.lab.cluster.pki import LocalPKI, Pair
 from energysched.lab.cluster.processes import ManagedProcess, free_port, start
 
@@ -55,6 +55,8 @@ class ClusterState:
     ports: dict[str, int] = field(default_factory=dict)
     processes: list[ManagedProcess] = field(default_factory=list)
     started_at: float = 0.0
+    #: Set when the cluster has a real node (see realnode.py): what teardown needs.
+    real_node: dict[str, Any] | None = None
 
     def running(self) -> list[ManagedProcess]:
         return [p for p in self.processes if p.alive()]
@@ -107,6 +109,10 @@ def _wait_http(
     )
 
 
+def _tail(proc: ManagedProcess, lines: int = 25) -> str:
+    return "\n".join(Path(proc.log).read_text(errors="replace").splitlines()[-lines:])
+
+
 class LocalCluster:
     def __init__(self, name: str = "default", root: Path | None = None) -> None:
         self.name = name
@@ -130,6 +136,7 @@ class LocalCluster:
             ports=raw["ports"],
             processes=[ManagedProcess(**p) for p in raw["processes"]],
             started_at=raw["started_at"],
+            real_node=raw.get("real_node"),
         )
 
     def _save(self, state: ClusterState) -> None:
@@ -150,6 +157,7 @@ class LocalCluster:
         scheduler_qps: float = 50,
         scheduler_burst: int = 100,
         nodes_dir: Path = nodes.DEFAULT_NODES_DIR,
+        real_node: bool = False,
         log: Callable[[str], None] | None = None,
     ) -> ClusterState:
         say = log or (lambda msg: print(msg, file=sys.stderr))
@@ -162,16 +170,29 @@ class LocalCluster:
             )
         classes = nodes.load_node_classes(nodes_dir)  # fail before starting anything
         t0 = time.monotonic()
+        if real_node:
+            realnode.check_prerequisites()
         bins = build.ensure_binaries()
+        node_bins = realnode.ensure_node_binaries() if real_node else None
         say(f"binaries ready in {time.monotonic() - t0:.1f} s ({bins})")
+        if existing and existing.real_node:  # a crashed run: remove its mounts and namespace
+            realnode.teardown(realnode.NodeState(**existing.real_node), existing.processes)
         # A fresh data directory per start: a test run must not inherit objects.
         if self.dir.exists():
             shutil.rmtree(self.dir)
         self.log_dir.mkdir(parents=True)
         state = ClusterState(name=self.name, started_at=time.time())
         try:
-            self._start_all(state, bins, scheduler_qps, scheduler_burst, say)
+            node: realnode.NodeState | None = None
+            if real_node:
+                node = realnode.prepare_network(self.dir)
+                state.real_node = realnode.state_dict(node)
+                self._save(state)
+            self._start_all(state, bins, scheduler_qps, scheduler_burst, say, node)
             n = asyncio.run(self._create_nodes(classes, generated_nodes, say))
+            if node is not None and node_bins is not None:
+                self._start_real_node(state, node, node_bins, say)
+                n += 1
             say(
                 f"cluster {self.name!r} up with {n} Ready nodes in {time.monotonic() - t0:.1f} s; "
                 f"KUBECONFIG={self.kubeconfig}"
@@ -182,7 +203,13 @@ class LocalCluster:
         return state
 
     def _start_all(
-        self, state: ClusterState, bins: Path, qps: float, burst: int, say: Callable[[str], None]
+        self,
+        state: ClusterState,
+        bins: Path,
+        qps: float,
+        burst: int,
+        say: Callable[[str], None],
+        node: realnode.NodeState | None = None,
     ) -> None:
         pki = LocalPKI(self.dir / "pki")
         p = state.ports
@@ -195,7 +222,10 @@ class LocalCluster:
             "kwok",
         ):
             p[key] = free_port()
-        server = f"https://127.0.0.1:{p['apiserver']}"
+        # With a real node the API server listens on the host end of the node's veth (not on
+        # every interface): pods reach it there through the `kubernetes` Service.
+        bind_ip = node.net.host_ip if node else "127.0.0.1"
+        server = f"https://{bind_ip}:{p['apiserver']}"
         ca_ctx = ssl.create_default_context(cafile=str(pki.ca.cert))
         insecure = ssl.create_default_context()
         insecure.check_hostname = False
@@ -238,16 +268,36 @@ class LocalCluster:
                 "kubernetes.default.svc.cluster.local",
                 "localhost",
             ],
-            ["127.0.0.1", "10.0.0.1"],
+            sorted({"127.0.0.1", "10.0.0.1", bind_ip}),
         )
         sa = pki.service_account_keys()
         admin = pki.client("admin", "energysched-admin", "system:masters")
+        if node is None:
+            authz = [
+                "--authorization-mode=RBAC",
+                # Pods on KWOK nodes never mount tokens, and a test's fresh namespace
+                # must accept pods before its default ServiceAccount exists.
+                "--disable-admission-plugins=ServiceAccount",
+            ]
+        else:
+            kubelet_client = pki.client(
+                "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"
+            )
+            authz = [
+                # A real kubelet: the Node authorizer scopes it to its own pods' objects, and
+                # pods get their service-account tokens as on any real cluster.
+                "--authorization-mode=Node,RBAC",
+                f"--kubelet-client-certificate={kubelet_client.cert}",
+                f"--kubelet-client-key={kubelet_client.key}",
+                # `kubectl logs`: dial the node's InternalIP, not its name (no DNS here).
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+            ]
         apiserver = launch(
             "kube-apiserver",
             [
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={bind_ip}",
+                f"--advertise-address={bind_ip}",
                 f"--secure-port={p['apiserver']}",
                 f"--tls-cert-file={serving.cert}",
                 f"--tls-private-key-file={serving.key}",
@@ -255,11 +305,8 @@ class LocalCluster:
                 f"--service-account-key-file={sa.cert}",
                 f"--service-account-signing-key-file={sa.key}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--authorization-mode=RBAC",
-                # Pods on KWOK nodes never mount tokens, and a test's fresh namespace
-                # must accept pods before its default ServiceAccount exists.
-                "--disable-admission-plugins=ServiceAccount",
+                f"--service-cluster-ip-range={realnode.SERVICE_CIDR}",
+                *authz,
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",
@@ -421,10 +468,73 @@ class LocalCluster:
             _wait_http(url, name, proc, ctx, timeout)
         return proc
 
+    def _start_real_node(
+        self,
+        state: ClusterState,
+        node: realnode.NodeState,
+        node_bins: realnode.NodeBinaries,
+        say: Callable[[str], None],
+    ) -> None:
+        t0 = time.monotonic()
+
+        def launch(proc: ManagedProcess) -> None:
+            state.processes.append(proc)
+            self._save(state)
+
+        with realnode.machine_sysctls_kept():
+            realnode.start_node(
+                node,
+                pki=LocalPKI(self.dir / "pki"),
+                server=f"https://{node.net.host_ip}:{state.ports['apiserver']}",
+                write_kubeconfig=_kubeconfig,
+                launch=launch,
+                log_dir=self.log_dir,
+                node_bins=node_bins,
+                say=say,
+            )
+            kubelet = next(p for p in state.processes if p.name == "kubelet")
+            asyncio.run(self._wait_node_ready(realnode.NODE_NAME, kubelet, 120))
+        say(f"real node {realnode.NODE_NAME!r} Ready in {time.monotonic() - t0:.1f} s")
+
+    async def _wait_node_ready(self, name: str, proc: ManagedProcess, timeout: float) -> None:
+        async with KubeClient(load_kubeconfig(self.kubeconfig), qps=0, timeout=30) as kube:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if not proc.alive():
+                    raise ClusterError(
+                        f"{proc.name} exited; last lines of {proc.log}:\n{_tail(proc)}"
+                    )
+                listing = await kube.list_all(api_path("v1", "nodes"))
+                for n in listing["items"]:
+                    if n["metadata"]["name"] == name and any(
+                        c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in (n.get("status") or {}).get("conditions") or []
+                    ):
+                        return
+                await asyncio.sleep(1.0)
+        raise ClusterError(f"node {name!r} not Ready after {timeout:.0f} s; see {proc.log}")
+
+    def import_image(self, archive: Path) -> str:
+        """Import an image archive into the real node's containerd (no registry needed)."""
+        state = self.load_state()
+        if state is None or not state.running():
+            raise ClusterError(f"cluster {self.name!r} is not running")
+        if not state.real_node:
+            raise ClusterError(f"cluster {self.name!r} has no real node (cluster up --real-node)")
+        if not archive.is_file():
+            raise ClusterError(f"no image archive at {archive}")
+        return realnode.import_image(realnode.NodeState(**state.real_node).net, archive)
+
     # -- down / status -------------------------------------------------------------
 
     def _stop(self, state: ClusterState) -> list[str]:
         stopped = []
+        if state.real_node:
+            # The node first (its containers, mounts, cgroups and namespace), while the
+            # API server still runs; then the control plane.
+            node_procs = [p for p in state.processes if p.name in realnode.NODE_PROCESSES]
+            stopped += [f"{p.name} (pid {p.pid})" for p in node_procs if p.alive()]
+            realnode.teardown(realnode.NodeState(**state.real_node), node_procs)
         for proc in reversed(state.processes):
             if proc.alive():
                 proc.stop()
@@ -451,11 +561,13 @@ class LocalCluster:
         state = self.load_state()
         if state is None:
             return {"name": self.name, "running": False, "components": []}
+        host = realnode.NodeState(**state.real_node).net.host_ip if state.real_node else "127.0.0.1"
         return {
             "name": self.name,
             "running": bool(state.running()),
             "kubeconfig": str(self.kubeconfig),
-            "server": f"https://127.0.0.1:{state.ports.get('apiserver')}",
+            "server": f"https://{host}:{state.ports.get('apiserver')}",
+            "real_node": realnode.NODE_NAME if state.real_node else None,
             "components": [
                 {"name": p.name, "pid": p.pid, "alive": p.alive(), "log": p.log}
                 for p in state.processes

@@ -1,4 +1,4 @@
-"""The operator works with exactly the permissions of manifests/operator/rbac.yaml."""
+"""The operator works with exactly the permissions of manifests/base/operator/rbac.yaml."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from energysched.operator.runtime import OperatorOptions
 from tests.integration.operator.conftest import ClusterObjects
 from tests.support import ROOT, Kubectl, wait_for
 
-RBAC = ROOT / "manifests" / "operator" / "rbac.yaml"
+RBAC = ROOT / "manifests" / "base" / "operator" / "rbac.yaml"
+NAMESPACE = ROOT / "manifests" / "base" / "namespace.yaml"
 
 
 @pytest.fixture
@@ -25,9 +26,9 @@ def operator_kubeconfig(
     local_cluster: LocalCluster, knowledge_base: None, kubectl: Kubectl, tmp_path: Path
 ) -> Iterator[Path]:
     """A kubeconfig holding a token of the operator's ServiceAccount (nothing else)."""
-    kubectl("apply", "-f", str(RBAC))
+    kubectl("apply", "-f", str(NAMESPACE), "-f", str(RBAC))
     token = kubectl(
-        "create", "token", "energysched-operator", "-n", "kube-system", "--duration=1h"
+        "create", "token", "energysched-operator", "-n", "energysched", "--duration=1h"
     ).strip()
     admin = yaml.safe_load(local_cluster.kubeconfig.read_text())
     cluster = admin["clusters"][0]

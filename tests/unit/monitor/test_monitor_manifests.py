@@ -13,7 +13,8 @@ from energysched_monitor.config import DEFAULT_SECRETS_DIR, parse_config_text
 
 pytestmark = pytest.mark.unit
 
-MANIFESTS = Path(__file__).resolve().parents[3] / "manifests" / "monitor"
+ROOT = Path(__file__).resolve().parents[3] / "manifests"
+MANIFESTS = ROOT / "base" / "monitor"
 
 
 def docs(name: str) -> list[dict[str, Any]]:
@@ -31,10 +32,12 @@ def rules(name: str) -> list[tuple[str, str, tuple[str, ...]]]:
 
 
 def test_shipped_config_parses() -> None:
-    cm = docs("configmap.yaml")[0]
-    config = parse_config_text(cm["data"]["config.yaml"], "configmap.yaml")
+    cm = docs("../../overlays/thesis/monitor-config.yaml")[0]
+    config = parse_config_text(cm["data"]["config.yaml"], "monitor-config.yaml")
     assert set(config.nodes) == {"tvpc", "wyse", "rpi"}
     assert config.secrets_dir == DEFAULT_SECRETS_DIR
+    local = docs("../../overlays/local/monitor-config.yaml")[0]
+    parse_config_text(local["data"]["config.yaml"], "local monitor-config.yaml")
 
 
 def test_daemonset_rbac_is_get_and_patch_on_nodes_only() -> None:
@@ -42,7 +45,7 @@ def test_daemonset_rbac_is_get_and_patch_on_nodes_only() -> None:
 
 
 def test_model_rbac() -> None:
-    assert rules("model/rbac.yaml") == [
+    assert rules("../../components/monitor-model/rbac.yaml") == [
         ("", "nodes", ("get", "list", "watch", "patch")),
         ("", "pods", ("list", "watch")),
         (GROUP, PROFILE_PLURAL, ("get", "list", "watch")),

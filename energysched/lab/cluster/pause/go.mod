@@ -1,0 +1,3 @@
+module energysched.local/pause
+
+go 1.22

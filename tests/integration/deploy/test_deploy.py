@@ -1,0 +1,482 @@
+"""`make deploy OVERLAY=manifests/overlays/local` on the real-node cluster, then the product
+as it runs in a cluster: pods on the real node under their own service accounts, binds by the
+in-cluster scheduler, leader handover, the monitor's watts, RBAC both ways, every overlay
+accepted by the API server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from energysched import contract
+from energysched.lab.cluster import realnode
+from tests.integration.deploy.conftest import NAMESPACE, archives
+from tests.support import ROOT, Kubectl
+
+COMPONENTS = {
+    # app.kubernetes.io/name -> its ServiceAccount
+    "energy-scheduler": "energy-scheduler",
+    "energysched-operator": "energysched-operator",
+    "energysched-monitor": "energysched-monitor",
+    "energysched-monitor-model": "energysched-monitor-model",
+}
+SA = "system:serviceaccount:energysched:"
+
+
+def get(rk: Kubectl, *args: str) -> Any:
+    return json.loads(rk(*args, "-o", "json"))
+
+
+def wait_for(what: str, check: Any, timeout: float = 90, interval: float = 1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+
+
+def test_make_deploy_names_the_context_and_waits(deployed: str, real_cluster: Any) -> None:
+    assert "-> context 'energysched-local'" in deployed
+    assert "every component of energysched is ready" in deployed
+    # The namespace warns about pods below the "restricted" Pod Security Standard: none is.
+    assert "would violate PodSecurity" not in deployed, deployed
+
+
+def test_components_run_on_the_real_node_under_their_own_accounts(
+    deployed: str, rk: Kubectl
+) -> None:
+    pods = get(rk, "-n", NAMESPACE, "get", "pods")["items"]
+    seen: dict[str, int] = {}
+    for pod in pods:
+        name = pod["metadata"]["labels"]["app.kubernetes.io/name"]
+        assert pod["spec"]["nodeName"] == realnode.NODE_NAME, pod["metadata"]["name"]
+        assert pod["spec"]["serviceAccountName"] == COMPONENTS[name]
+        ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"]
+        assert ready == "True", (pod["metadata"]["name"], pod["status"])
+        # The token the admission plugin projected: the pod really talks as its account.
+        assert any(v["name"].startswith("kube-api-access-") for v in pod["spec"]["volumes"])
+        seen[name] = seen.get(name, 0) + 1
+    assert seen == {
+        "energy-scheduler": 2,
+        "energysched-operator": 1,
+        "energysched-monitor": 1,  # the DaemonSet: on the real node only
+        "energysched-monitor-model": 1,
+    }
+
+
+def test_every_overlay_passes_server_side_dry_run(deployed: str, rk: Kubectl) -> None:
+    for overlay in ("base", "overlays/local", "overlays/thesis", "overlays/thesis-rapl"):
+        out = rk("apply", "--dry-run=server", "-k", str(ROOT / "manifests" / overlay))
+        assert "(server dry run)" in out, overlay
+
+
+# -- RBAC both ways -----------------------------------------------------------------------
+
+
+MUST = {
+    "energy-scheduler": [
+        "list pods",
+        "watch pods",
+        "list nodes",
+        "watch nodes",
+        "create pods --subresource=binding",
+        "patch pods --subresource=status",
+        "create events.events.k8s.io",
+        "list energyprofiles.energy.thesis.io",
+        "watch energyprofiles.energy.thesis.io",
+        "create leases.coordination.k8s.io -n energysched",
+        "update leases.coordination.k8s.io/energy-scheduler -n energysched",
+    ],
+    "energysched-operator": [
+        "watch energyprofiles.energy.thesis.io",
+        "patch energyprofiles.energy.thesis.io --subresource=status",
+        "list nodes",
+        "create events.events.k8s.io -n default",
+    ],
+    "energysched-monitor": ["get nodes", "patch nodes"],
+    "energysched-monitor-model": [
+        "list pods",
+        "patch nodes",
+        "list energyprofiles.energy.thesis.io",
+    ],
+}
+MUST_NOT = {
+    "energy-scheduler": [
+        "delete pods",
+        "update pods",
+        "create pods",
+        "patch nodes",
+        "get secrets",
+        "list configmaps",
+        "update energyprofiles.energy.thesis.io",
+        "update leases.coordination.k8s.io/kube-scheduler -n energysched",
+        "create leases.coordination.k8s.io -n kube-system",
+        "create pods --subresource=eviction",
+    ],
+    "energysched-operator": [
+        "patch energyprofiles.energy.thesis.io",
+        "delete energyprofiles.energy.thesis.io",
+        "patch nodes",
+        "create events.events.k8s.io -n energysched",
+        "list pods",
+        "get secrets",
+        "list customresourcedefinitions.apiextensions.k8s.io",
+    ],
+    "energysched-monitor": [
+        "list nodes",
+        "watch nodes",
+        "update nodes",
+        "delete nodes",
+        "list pods",
+        "get secrets",
+        "patch nodes --subresource=status",
+    ],
+    "energysched-monitor-model": ["get pods", "delete pods", "update nodes", "get secrets"],
+}
+
+
+def can_i(rk: Kubectl, account: str, spec: str) -> bool:
+    words = spec.split()
+    out = rk("auth", "can-i", *words, f"--as={SA}{account}", check=False)
+    return out.strip().splitlines()[0] == "yes"
+
+
+@pytest.mark.parametrize("account", sorted(MUST))
+def test_rbac_allows_exactly_what_each_component_does(
+    deployed: str, rk: Kubectl, account: str
+) -> None:
+    assert [s for s in MUST[account] if not can_i(rk, account, s)] == []
+    assert [s for s in MUST_NOT[account] if can_i(rk, account, s)] == []
+
+
+# -- the in-cluster scheduler ---------------------------------------------------------------
+
+
+@pytest.fixture
+def ns(rk: Kubectl) -> Iterator[str]:
+    name = f"dp-{uuid.uuid4().hex[:8]}"
+    rk("create", "namespace", name)
+    wait_for(
+        "default ServiceAccount", lambda: "default" in rk("-n", name, "get", "sa", "-o", "name")
+    )
+    yield name
+    rk("delete", "namespace", name, "--wait=false")
+
+
+REAL_PROFILE = {
+    "apiVersion": f"{contract.GROUP}/{contract.VERSION}",
+    "kind": contract.PROFILE_KIND,
+    "metadata": {"name": "realnode"},
+    "spec": {
+        "nodeSelector": {"kubernetes.io/hostname": realnode.NODE_NAME},
+        "idlePowerWatts": 20.0,
+        "workloads": {
+            "training": {"performance": 50.0, "powerWatts": 40.0},
+            "inference": {"performance": 500.0, "powerWatts": 35.0},
+            "sequential": {"performance": 20.0, "powerWatts": 30.0},
+        },
+    },
+}
+
+
+def energy_pod(
+    name: str, ns: str, node_selector: dict[str, str], **container: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": ns,
+            "labels": {contract.WORKLOAD_TYPE_LABEL: "inference"},
+        },
+        "spec": {
+            "schedulerName": contract.SCHEDULER_NAME,
+            "nodeSelector": node_selector,
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "main",
+                    "image": realnode.TOOL_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "args": ["print", "placed by the energy scheduler"],
+                    "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+                    **container,
+                }
+            ],
+        },
+    }
+
+
+def scheduled_events(rk: Kubectl, ns: str) -> dict[str, int]:
+    events = get(rk, "-n", ns, "get", "events.events.k8s.io")["items"]
+    counts: dict[str, int] = {}
+    for ev in events:
+        if ev.get("reason") == "Scheduled" and ev.get("reportingController", "").startswith(
+            "energy"
+        ):
+            pod = ev["regarding"]["name"]
+            counts[pod] = counts.get(pod, 0) + 1
+    return counts
+
+
+def test_in_cluster_scheduler_binds_to_kwok_and_to_the_real_node(
+    deployed: str, rk: Kubectl, ns: str
+) -> None:
+    rk("apply", "-f", "-", input=json.dumps(REAL_PROFILE))
+    pods = [
+        energy_pod("on-real", ns, {realnode.REAL_NODE_LABEL: "true"}),
+        energy_pod("on-kwok-a", ns, {"kubernetes.io/hostname": "wyse"}),
+        energy_pod("on-kwok-b", ns, {"kubernetes.io/hostname": "tvpc"}),
+        energy_pod("anywhere", ns, {}),
+    ]
+    for pod in pods:
+        rk("apply", "-f", "-", input=json.dumps(pod))
+
+    def bound() -> dict[str, str] | None:
+        items = get(rk, "-n", ns, "get", "pods")["items"]
+        nodes = {p["metadata"]["name"]: p["spec"].get("nodeName") for p in items}
+        return nodes if all(nodes.values()) and len(nodes) == len(pods) else None
+
+    nodes = wait_for("all pods bound", bound, timeout=120)
+    assert nodes["on-real"] == realnode.NODE_NAME
+    assert nodes["on-kwok-a"] == "wyse" and nodes["on-kwok-b"] == "tvpc"
+    # The real node's pod really ran, and its output is readable.
+    wait_for(
+        "the real node's pod to finish",
+        lambda: get(rk, "-n", ns, "get", "pod", "on-real")["status"].get("phase") == "Succeeded",
+    )
+    assert rk("-n", ns, "logs", "on-real").strip() == "placed by the energy scheduler"
+    counts = wait_for(
+        "Scheduled events", lambda: (c := scheduled_events(rk, ns)) and len(c) == 4 and c
+    )
+    assert counts == {p["metadata"]["name"]: 1 for p in pods}
+
+
+def lease(rk: Kubectl) -> dict[str, Any]:
+    return get(rk, "-n", NAMESPACE, "get", "lease", "energy-scheduler")["spec"]
+
+
+def test_leader_handover_within_the_lease_and_no_double_bind(
+    deployed: str, rk: Kubectl, ns: str
+) -> None:
+    spec = lease(rk)
+    holder, duration = spec["holderIdentity"], spec["leaseDurationSeconds"]
+    replicas = {
+        p["metadata"]["name"]
+        for p in get(
+            rk, "-n", NAMESPACE, "get", "pods", "-l", "app.kubernetes.io/name=energy-scheduler"
+        )["items"]
+    }
+    assert holder in replicas, (holder, replicas)
+    # Pods keep arriving while the leader goes away.
+    for i in range(4):
+        rk(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps(energy_pod(f"before-{i}", ns, {"kubernetes.io/hostname": "wyse"})),
+        )
+    t0 = time.monotonic()
+    rk("-n", NAMESPACE, "delete", "pod", holder, "--wait=false")
+    for i in range(6):
+        rk(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps(energy_pod(f"during-{i}", ns, {"kubernetes.io/hostname": "rpi"})),
+        )
+    standby = (replicas - {holder}).pop()
+    wait_for(
+        "the standby to lead",
+        lambda: lease(rk).get("holderIdentity") == standby,
+        timeout=duration + 30,
+        interval=0.5,
+    )
+    took = time.monotonic() - t0
+    print(f"leader handover took {took:.1f} s (lease {duration} s)")
+    assert took <= duration + 5, f"handover took {took:.1f} s, lease is {duration} s"
+
+    def all_bound() -> bool:
+        items = get(rk, "-n", ns, "get", "pods")["items"]
+        return len(items) == 10 and all(p["spec"].get("nodeName") for p in items)
+
+    wait_for("every pod bound", all_bound, timeout=120)
+    counts = wait_for(
+        "Scheduled events", lambda: (c := scheduled_events(rk, ns)) and len(c) == 10 and c
+    )
+    assert set(counts.values()) == {1}, counts  # one bind per pod, none twice
+
+
+# -- the monitor ------------------------------------------------------------------------------
+
+
+class _Forward(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def forwarder(bind: str, target: tuple[str, int]) -> _Forward:
+    """The fake plug listens on loopback only; this carries the pod's connections to it."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with socket.create_connection(target, timeout=10) as upstream:
+
+                def pump(src: socket.socket, dst: socket.socket) -> None:
+                    with contextlib.suppress(OSError):
+                        while data := src.recv(65536):
+                            dst.sendall(data)
+                    with contextlib.suppress(OSError):
+                        dst.shutdown(socket.SHUT_WR)
+
+                t = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
+                t.start()
+                pump(self.request, upstream)
+                t.join(10)
+
+    server = _Forward((bind, 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def fake_plug(node_net: realnode.NodeNet) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "energysched.lab.fake_shelly", "--gen", "2", "--power", "42.5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = json.loads(proc.stdout.readline())["url"]
+        port = int(url.rsplit(":", 1)[1])
+        server = forwarder(node_net.host_ip, ("127.0.0.1", port))
+        try:
+            yield f"http://{node_net.host_ip}:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_monitor_pod_publishes_the_plugs_watts_onto_its_node(
+    deployed: str, rk: Kubectl, fake_plug: str
+) -> None:
+    config = json.dumps({"kind": "shelly", "address": fake_plug, "maxWatts": 200})
+    rk(
+        "annotate",
+        "--overwrite",
+        "node",
+        realnode.NODE_NAME,
+        f"{contract.POWER_SOURCE_CONFIG_ANNOTATION}={config}",
+    )
+    try:
+
+        def watts() -> float | None:
+            ann = get(rk, "get", "node", realnode.NODE_NAME)["metadata"].get("annotations", {})
+            value = ann.get(contract.CURRENT_WATTS_ANNOTATION)
+            return float(value) if value and abs(float(value) - 42.5) < 0.01 else None
+
+        # Up to the monitor's read backoff (at most 60 s): until the annotation named a plug,
+        # the node had no source and its reads were failing.
+        assert wait_for("the plug's 42.5 W on the node", watts, timeout=150) == pytest.approx(42.5)
+    finally:
+        rk("annotate", "node", realnode.NODE_NAME, f"{contract.POWER_SOURCE_CONFIG_ANNOTATION}-")
+
+
+# -- the ML workflow ------------------------------------------------------------------------
+
+STAGES = (("preprocessing", "sequential"), ("training", "training"), ("inference", "inference"))
+RESULT = "energysched-mlworkflow-result "
+
+
+def stage_job(name: str, stage: str, workload: str, data: Path) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": {contract.WORKLOAD_TYPE_LABEL: workload}},
+                "spec": {
+                    "schedulerName": contract.SCHEDULER_NAME,
+                    "nodeSelector": {realnode.REAL_NODE_LABEL: "true"},
+                    "restartPolicy": "Never",
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
+                    "containers": [
+                        {
+                            "name": stage,
+                            "image": "energysched-mlworkflow:dev",
+                            "imagePullPolicy": "Never",
+                            # 2 % of each stage's default work: seconds, not minutes.
+                            "args": [stage, "--scale", "0.02", "--data", "/data"],
+                            "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}},
+                            "securityContext": {
+                                "readOnlyRootFilesystem": True,
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [
+                                {"name": "data", "mountPath": "/data"},
+                                {"name": "tmp", "mountPath": "/tmp"},
+                            ],
+                        }
+                    ],
+                    # One node: a directory on it stands in for the NFS volume the stages
+                    # share on a real cluster.
+                    "volumes": [
+                        {"name": "data", "hostPath": {"path": str(data), "type": "Directory"}},
+                        {"name": "tmp", "emptyDir": {}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def test_ml_workflow_stages_run_as_jobs_on_the_real_node(
+    deployed: str, rk: Kubectl, ns: str, tmp_path: Path
+) -> None:
+    if "energysched-mlworkflow" not in archives():
+        pytest.skip("the workflow image energysched-mlworkflow:dev is not built (make images)")
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o777)  # the stages run as uid 10001
+    results = {}
+    for stage, workload in STAGES:
+        job = f"wf-{stage}"
+        rk("-n", ns, "apply", "-f", "-", input=json.dumps(stage_job(job, stage, workload, data)))
+        rk("-n", ns, "wait", "--for=condition=complete", f"job/{job}", "--timeout=300s")
+        pod = get(rk, "-n", ns, "get", "pods", "-l", f"job-name={job}")["items"][0]
+        assert pod["spec"]["nodeName"] == realnode.NODE_NAME
+        lines = [
+            ln for ln in rk("-n", ns, "logs", f"job/{job}").splitlines() if ln.startswith(RESULT)
+        ]
+        (result,) = [json.loads(ln.removeprefix(RESULT)) for ln in lines]
+        assert result["stage"] == stage and result["workload_type"] == workload
+        assert result["seconds"] > 0 and result["rate"] > 0
+        results[stage] = result
+    # Placed by the in-cluster energy scheduler: one Scheduled event each, from it.
+    placed = scheduled_events(rk, ns)
+    assert len(placed) == 3 and set(placed.values()) == {1}, placed
+    accuracy = results["inference"]["accuracy"]
+    print({s: (r["seconds"], r["rate"], r["rate_unit"]) for s, r in results.items()}, accuracy)
+    assert 0.5 < accuracy <= 1.0  # a trained model, far above chance on the test split
