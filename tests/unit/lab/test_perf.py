@@ -7,17 +7,16 @@ import math
 import pytest
 
 from energysched import contract
-from energysched.lab.perf import (
+from energysched.lab.perf.burst import pod_manifest
+from energysched.lab.perf.prepare import class_profiles
+from energysched.lab.perf.report import replace_section, result_key
+from energysched.lab.perf.stats import (
     bind_rates,
-    class_profiles,
     histogram_delta,
     histogram_quantile,
     latencies,
     parse_histogram,
-    pod_manifest,
     quantile,
-    replace_section,
-    result_key,
     share_at_most,
     throughput_from_samples,
 )

@@ -1,0 +1,71 @@
+"""The schedulers under test as processes the harness starts and stops."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from pathlib import Path
+
+from energysched import contract
+from energysched.lab.cluster.processes import free_port
+from energysched.lab.perf.watch import fetch
+from energysched.scheduler.process import SchedulerProcess
+
+
+class EnergyschedProcess(SchedulerProcess):
+    """energysched with a metrics port, optionally under cProfile."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        workdir: Path,
+        qps: float,
+        burst: int,
+        log_level: str,
+        profile: Path | None,
+        leader_election: bool = True,
+        tag: str = "perf",
+    ) -> None:
+        self.port = free_port()
+        self.metrics_url = f"http://127.0.0.1:{self.port}/metrics"
+        self.profile = profile
+        self.leader_election = leader_election
+        config = {
+            "profiles": [{"schedulerName": contract.SCHEDULER_NAME, "mode": "normalized"}],
+            "leaderElection": {"enabled": leader_election, "name": "energy-scheduler-perf"},
+            "metricsAddress": f"127.0.0.1:{self.port}",
+            "clientConnection": {"qps": qps, "burst": burst},
+        }
+        super().__init__(
+            kubeconfig,
+            config,
+            workdir,
+            f"energysched-{tag}",
+            log_level=log_level,
+            python_args=("-m", "cProfile", "-o", str(profile)) if profile else (),
+        )
+
+    def metrics(self) -> str:
+        return fetch(self.metrics_url)
+
+    def wait_leader(self, timeout: float) -> float:
+        """Seconds from start until it holds the lease (caches synced), or until its
+        caches are synced when it runs without leader election."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"energysched exited: {self.tail()}")
+            with contextlib.suppress(OSError):
+                ready = (
+                    re.search(r"^energysched_leader 1(\.0)?$", self.metrics(), re.MULTILINE)
+                    if self.leader_election
+                    else "caches synced" in self.log()
+                )
+                if ready:
+                    return time.monotonic() - self.started
+            time.sleep(0.25)
+        raise RuntimeError(f"energysched not leader after {timeout:.0f} s: {self.tail()}")
+
+    def stop(self, timeout: float = 60) -> int | None:
+        return super().stop(timeout)
