@@ -1,5 +1,5 @@
-"""The pod creator: a burst of pods created as fast as the API server takes them, the
-watch that records when each one is bound, and the clean-up between runs."""
+"""The pod creator (a burst of pods as fast as the API server takes them), the watch that
+records when each one is bound, one run in stream or backlog mode, the clean-up between runs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from energysched import contract
@@ -49,24 +50,116 @@ async def pod_count(kube: KubeClient, namespace: str) -> int:
     return len(page.get("items") or []) + int(meta.get("remainingItemCount") or 0)
 
 
-async def run_burst(
+@dataclasses.dataclass
+class Creation:
+    """What the pod creator did: when each create call returned, and how fast it went."""
+
+    created: dict[str, float]
+    failures: list[str]
+    started: float
+    finished: float
+
+    def summary(self) -> dict[str, Any]:
+        span = self.finished - self.started
+        return {
+            "pods": len(self.created),
+            "seconds": span,
+            "pods_per_second": len(self.created) / span if span > 0 else None,
+            "failures": self.failures[:10],
+            "failed": len(self.failures),
+        }
+
+
+async def create_pods(
+    kube: KubeClient, namespace: str, count: int, scheduler_name: str | None, concurrency: int
+) -> Creation:
+    """Create ``count`` pods as fast as the API server takes them (``concurrency`` in flight)."""
+    created: dict[str, float] = {}
+    failures: list[str] = []
+    sem = asyncio.Semaphore(concurrency)
+
+    async def create(i: int) -> None:
+        name = f"perf-{i:05d}"
+        async with sem:
+            try:
+                await kube.create(
+                    api_path("v1", "pods", namespace), pod_manifest(name, scheduler_name, i)
+                )
+            except ApiError as exc:
+                failures.append(f"{name}: {exc}")
+                return
+            created[name] = time.monotonic()
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(create(i) for i in range(count)))
+    return Creation(created, failures, t0, time.monotonic())
+
+
+class BindWatch:
+    """A watch on one namespace's pods: when each was first seen, and first seen bound;
+    plus scheduler_perf's sampling (pods bound so far, once a second)."""
+
+    def __init__(self, kube: KubeClient, namespace: str) -> None:
+        self.seen: dict[str, float] = {}
+        self.bound: dict[str, float] = {}
+        self.samples: list[tuple[float, int]] = []
+        self.reflector = Reflector(
+            kube, api_path("v1", "pods", namespace), self._on_pod, name=namespace
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _on_pod(self, event: EventType, obj: JSON, old: JSON | None) -> None:
+        name = str(obj["metadata"]["name"])
+        now = time.monotonic()
+        self.seen.setdefault(name, now)
+        if name not in self.bound and (obj.get("spec") or {}).get("nodeName"):
+            self.bound[name] = now
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.reflector.run()))
+        await asyncio.wait_for(self.reflector.synced.wait(), 60)
+
+    def start_sampling(self) -> None:
+        async def sample() -> None:
+            while True:
+                self.samples.append((time.monotonic(), len(self.bound)))
+                await asyncio.sleep(1.0)
+
+        self._tasks.append(asyncio.create_task(sample()))
+
+    async def wait_seen(self, names: Iterable[str], timeout: float) -> bool:
+        want = set(names)
+        deadline = time.monotonic() + timeout
+        while not want <= self.seen.keys():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.2)
+        return True
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def run_pods(
     access: ClusterAccess,
     namespace: str,
     count: int,
     scheduler_name: str | None,
     concurrency: int,
     timeout: float,
+    *,
+    backlog: bool,
+    start_scheduler: Callable[[], None],
 ) -> dict[str, Any]:
-    """Create ``count`` pods as fast as possible; watch them bind. Times are monotonic."""
-    created: dict[str, float] = {}
-    bound: dict[str, float] = {}
-    failures: list[str] = []
+    """One run in a fresh namespace. Times are monotonic.
 
-    def on_pod(event: EventType, obj: JSON, old: JSON | None) -> None:
-        name = str(obj["metadata"]["name"])
-        if name not in bound and (obj.get("spec") or {}).get("nodeName"):
-            bound[name] = time.monotonic()
-
+    ``backlog``: every pod is created (and seen by the watch) before ``start_scheduler``
+    is called, so the figure is the scheduler draining a queue it found full; the pod
+    creator cannot set the pace. Otherwise (``stream``) the scheduler is started first
+    and binds while the pods are still being created.
+    """
     async with (
         KubeClient(access, qps=0, timeout=120, max_connections=concurrency + 10) as kube,
         KubeClient(access, qps=0, timeout=120, user_agent="energysched-perf-watch") as wkube,
@@ -75,52 +168,45 @@ async def run_burst(
             api_path("v1", "namespaces"),
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         )
-        watch = Reflector(wkube, api_path("v1", "pods", namespace), on_pod, name=namespace)
-        watch_task = asyncio.create_task(watch.run())
-        await asyncio.wait_for(watch.synced.wait(), 60)
+        watch = BindWatch(wkube, namespace)
+        await watch.start()
+        try:
+            if not backlog:
+                t_sched = time.monotonic()
+                start_scheduler()
+                watch.start_sampling()
+            creation = await create_pods(kube, namespace, count, scheduler_name, concurrency)
+            created = creation.created
+            say(
+                f"{namespace}: created {len(created)} pods in "
+                f"{creation.finished - creation.started:.1f} s ({len(creation.failures)} "
+                f"failed); {len(watch.bound)} bound so far"
+            )
+            all_seen = True
+            bound_before_start = 0
+            if backlog:
+                all_seen = await watch.wait_seen(created, 120)
+                bound_before_start = len(watch.bound)
+                t_sched = time.monotonic()
+                start_scheduler()
+                watch.start_sampling()
+            deadline = time.monotonic() + timeout
+            last_report = time.monotonic()
+            while len(watch.bound) < len(created) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                if time.monotonic() - last_report > 15:
+                    last_report = time.monotonic()
+                    say(f"{namespace}: {len(watch.bound)}/{len(created)} bound")
+            t_end = time.monotonic()
+            await asyncio.sleep(1.05)  # one more sample after the last bind
+        finally:
+            await watch.stop()
 
-        samples: list[tuple[float, int]] = []
-
-        async def sample() -> None:
-            while True:
-                samples.append((time.monotonic(), len(bound)))
-                await asyncio.sleep(1.0)
-
-        sem = asyncio.Semaphore(concurrency)
-
-        async def create(i: int) -> None:
-            name = f"perf-{i:05d}"
-            async with sem:
-                try:
-                    await kube.create(
-                        api_path("v1", "pods", namespace), pod_manifest(name, scheduler_name, i)
-                    )
-                except ApiError as exc:
-                    failures.append(f"{name}: {exc}")
-                    return
-                created[name] = time.monotonic()
-
-        t_start = time.monotonic()
-        sampler = asyncio.create_task(sample())
-        await asyncio.gather(*(create(i) for i in range(count)))
-        t_created = time.monotonic()
-        say(
-            f"{namespace}: created {len(created)} pods in {t_created - t_start:.1f} s "
-            f"({len(failures)} failed); {len(bound)} bound so far"
-        )
-        deadline = t_start + timeout
-        last_report = time.monotonic()
-        while len(bound) < len(created) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            if time.monotonic() - last_report > 15:
-                last_report = time.monotonic()
-                say(f"{namespace}: {len(bound)}/{len(created)} bound")
-        await asyncio.sleep(1.05)  # one more sample after the last bind
-        sampler.cancel()
-        watch_task.cancel()
-        await asyncio.gather(sampler, watch_task, return_exceptions=True)
-
+    bound = watch.bound
     bound_times = [bound[n] for n in created if n in bound]
+    first = min(bound_times) if bound_times else None
+    last = max(bound_times) if bound_times else None
+    clock0 = t_sched if backlog else creation.started
     return {
         "namespace": namespace,
         "scheduler_name": scheduler_name or "default-scheduler",
@@ -128,17 +214,23 @@ async def run_burst(
         "pods_created": len(created),
         "pods_bound": len(bound_times),
         "complete": len(bound_times) == count,
-        "create_failures": failures[:10],
-        "creation_seconds": t_created - t_start,
-        "creation_pods_per_second": len(created) / (t_created - t_start),
-        "pods_per_second": bind_rates(bound_times, t_start),
+        "creation": creation.summary(),
+        "backlog_seen_by_watch_before_start": all_seen if backlog else None,
+        "bound_before_scheduler_start": bound_before_start,
+        "pods_per_second": bind_rates(bound_times, clock0),
         "scheduler_perf_throughput": throughput_from_samples(
-            [(t - t_start, c) for t, c in samples]
+            [(t - clock0, c) for t, c in watch.samples]
         ),
+        # From creation in stream mode; in backlog mode mostly the wait for the start.
         "latency_seconds": latencies(created, bound),
-        "first_bind_after_seconds": (min(bound_times) - t_start) if bound_times else None,
-        "last_bind_after_seconds": (max(bound_times) - t_start) if bound_times else None,
-        "watch_stats": dataclasses.asdict(watch.stats),
+        "scheduler_start_to_first_bind_seconds": (first - t_sched) if first else None,
+        "scheduler_start_to_last_bind_seconds": (last - t_sched) if last else None,
+        "first_bind_after_creation_start_seconds": (first - creation.started) if first else None,
+        "last_bind_after_creation_end_seconds": (last - creation.finished) if last else None,
+        "waited_seconds": t_end - t_sched,
+        # monotonic clock readings, to cut other time series (CPU samples) to the drain
+        "clock": {"scheduler_started": t_sched, "first_bind": first, "last_bind": last},
+        "watch_stats": dataclasses.asdict(watch.reflector.stats),
     }
 
 

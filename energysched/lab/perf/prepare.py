@@ -118,3 +118,27 @@ def _git(*args: str) -> str:
         return ""
     proc = subprocess.run([git, *args], capture_output=True, text=True, cwd=ROOT, check=False)
     return proc.stdout.strip()
+
+
+async def wait_for_readings(access: ClusterAccess, timeout: float) -> dict[str, Any]:
+    """Wait until every node carries a live power reading (the monitor's annotation)."""
+    t0 = time.monotonic()
+    async with KubeClient(access, qps=0, timeout=120) as kube:
+        while True:
+            listing = await kube.list_all(api_path("v1", "nodes"))
+            items = listing.get("items") or []
+            with_reading = sum(
+                1
+                for n in items
+                if contract.CURRENT_WATTS_ANNOTATION
+                in ((n.get("metadata") or {}).get("annotations") or {})
+            )
+            done = with_reading >= len(items) > 0
+            if done or time.monotonic() - t0 > timeout:
+                return {
+                    "nodes": len(items),
+                    "nodes_with_reading": with_reading,
+                    "all_nodes_read": done,
+                    "seconds_to_all_readings": time.monotonic() - t0 if done else None,
+                }
+            await asyncio.sleep(5.0)

@@ -5,6 +5,7 @@ Pure functions (no clock, no I/O); unit-tested.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -90,6 +91,21 @@ def latencies(created: Mapping[str, float], bound: Mapping[str, float]) -> dict[
         "pods": len(values),
         "bound_before_create_returned": early,
     }
+
+
+def cpu_between(samples: Sequence[tuple[float, float]], t0: float, t1: float) -> float | None:
+    """CPU seconds spent between ``t0`` and ``t1``, from (time, cumulative CPU) samples,
+    linearly interpolated between samples; None when the samples do not cover the span."""
+    if len(samples) < 2 or t1 < t0 or t0 < samples[0][0] or t1 > samples[-1][0]:
+        return None
+
+    def at(t: float) -> float:
+        for (ta, ca), (tb, cb) in itertools.pairwise(samples):
+            if ta <= t <= tb:
+                return ca if tb == ta else ca + (cb - ca) * (t - ta) / (tb - ta)
+        return samples[-1][1]
+
+    return at(t1) - at(t0)
 
 
 Buckets = list[tuple[float, float]]  # (upper bound, cumulative count), sorted; last is +Inf

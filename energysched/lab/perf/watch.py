@@ -6,8 +6,9 @@ import contextlib
 import os
 import ssl
 import threading
+import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,15 @@ def _vm_hwm(pid: int) -> int | None:
 
 
 class ProcessWatch:
-    """CPU seconds and peak RSS of one process over a window (RSS sampled every 0.5 s)."""
+    """CPU seconds and peak RSS of one process over a window (both sampled every 0.5 s,
+    so that the CPU of a part of the window can be told apart: ``stats.cpu_between``)."""
 
     def __init__(self, pid: int, interval: float = 0.5) -> None:
         self.pid = pid
         self.proc = psutil.Process(pid)
         self.interval = interval
         self.peak_rss = 0
+        self.cpu_samples: list[tuple[float, float]] = []  # (monotonic time, CPU seconds)
         self._cpu0 = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,6 +51,7 @@ class ProcessWatch:
     def _sample(self) -> None:
         with contextlib.suppress(psutil.Error):
             self.peak_rss = max(self.peak_rss, int(self.proc.memory_info().rss))
+            self.cpu_samples.append((time.monotonic(), _cpu_seconds(self.proc)))
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -124,20 +128,24 @@ def alive(pid: int) -> bool:
 
 
 class MetricsPoller:
-    """Scrapes a histogram every few seconds and keeps the last good one, so that the
-    figures survive a scheduler that exits before its burst is over."""
+    """Scrapes a metrics endpoint every few seconds and keeps the last good text, so that
+    the figures survive a scheduler that exits before its run is over. Errors while the
+    endpoint is not up yet are expected; only the last one is kept."""
 
-    def __init__(self, get: Any, interval: float = 5.0) -> None:
-        self.get = get
+    def __init__(self, fetch: Callable[[], str], interval: float = 5.0) -> None:
+        self.fetch = fetch
         self.interval = interval
-        self.last: tuple[Buckets, float, float] | None = None
+        self.last: str | None = None
+        self.last_error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="metrics", daemon=True)
 
     def _poll(self) -> None:
-        got = self.get()
-        if got is not None:
-            self.last = got
+        try:
+            self.last = self.fetch()
+            self.last_error = None
+        except Exception as exc:  # a benchmark keeps going without one figure
+            self.last_error = f"{type(exc).__name__}: {exc}"
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -146,19 +154,12 @@ class MetricsPoller:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> tuple[Buckets, float, float] | None:
+    def stop(self) -> str | None:
         self._stop.set()
         self._thread.join()
         self._poll()
         return self.last
 
 
-def histogram_getter(fetch: Any, name: str, errors: list[str]) -> Any:
-    def get() -> tuple[Buckets, float, float] | None:
-        try:
-            return parse_histogram(fetch(), name)
-        except Exception as exc:  # a benchmark keeps going without one figure
-            errors.append(f"{name}: {type(exc).__name__}: {exc}")
-            return None
-
-    return get
+def histogram_from(text: str | None, name: str) -> tuple[Buckets, float, float] | None:
+    return parse_histogram(text, name) if text else None

@@ -129,5 +129,7 @@ def test_class_profiles_select_node_classes_by_instance_type() -> None:
 def test_variants_are_kept_apart() -> None:
     base = {"nodes_generated": 1000, "pods": 5000}
     assert result_key(base) == "1000x5000"
+    assert result_key({**base, "mode": "stream"}) == "1000x5000"
+    assert result_key({**base, "mode": "backlog"}) == "1000x5000-backlog"
     assert result_key({**base, "energysched_leader_election": False}) == "1000x5000-no-le"
     assert result_key({**base, "energysched_profiled": True}) == "1000x5000-profiled"
