@@ -127,7 +127,11 @@ class EnergyScheduler:
             log.warning("node ignored: invalid", node=name, error=node.message)
             self.state.remove_node(name)
             return
-        self.state.upsert_node(node)
+        if event != "MODIFIED" or old is None or _node_view(old) != _node_view(obj):
+            # Only when the node itself changed: a new node object (even an equal one)
+            # makes the next snapshot re-collect every node, O(nodes) per decision,
+            # and the monitor's readings and heartbeats arrive many times a second.
+            self.state.upsert_node(node)
         reading = parse_power_reading(node)
         if isinstance(reading, InputError):
             if self._bad_readings.get(name) != reading.message:
@@ -374,6 +378,23 @@ def _scheduling_view(pod: Mapping[str, Any]) -> tuple[Any, ...]:
 
 def _generation(obj: Mapping[str, Any]) -> object:
     return (obj.get("metadata") or {}).get("generation")
+
+
+_READING_ANNOTATIONS = frozenset(
+    (contract.CURRENT_WATTS_ANNOTATION, contract.CURRENT_WATTS_TIMESTAMP_ANNOTATION)
+)
+
+
+def _node_view(node: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What ``parse_node`` reads, the live reading apart (kept by ``set_reading``)."""
+    meta = node.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    return (
+        meta.get("labels"),
+        {k: v for k, v in annotations.items() if k not in _READING_ANNOTATIONS},
+        node.get("spec"),
+        (node.get("status") or {}).get("allocatable"),
+    )
 
 
 def _structural(node: Mapping[str, Any]) -> tuple[Any, ...]:
