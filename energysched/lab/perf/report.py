@@ -178,6 +178,7 @@ def _pair(h: Mapping[str, Any] | None) -> str:
 def standing(result: Mapping[str, Any]) -> list[str]:
     """Plain sentences: where energysched stands at each limit, with what set the pace."""
     lines = []
+    verb = "drains the backlog" if result.get("mode") == "backlog" else "binds its pods"
     for lk, runs in (result.get("runs") or {}).items():
         ks = runs.get(KUBE_SCHEDULER)
         for label, r in (result.get("ratios") or {}).get(lk, {}).items():
@@ -190,7 +191,7 @@ def standing(result: Mapping[str, Any]) -> list[str]:
                 "faster than" if ratio > 1.02 else ("slower than" if ratio < 0.98 else "as fast as")
             )
             lines.append(
-                f"- {lk}: **{label} drains the backlog {word} kube-scheduler** "
+                f"- {lk}: **{label} {verb} {word} kube-scheduler** "
                 f"(ratio {ratio:.2f}: {_f(_get(es, 'pods_per_second', 'bind_phase'))} vs "
                 f"{_f(_get(ks, 'pods_per_second', 'bind_phase'))} pods/s), CPU per pod while "
                 "draining "
