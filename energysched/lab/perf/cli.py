@@ -92,7 +92,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run energysched without leader election (the local kube-scheduler has none)",
     )
-    ap.add_argument("--profile", default="", help="run energysched under cProfile, stats here")
+    ap.add_argument(
+        "--profile",
+        default="",
+        help="run energysched under cProfile: FILE.prof gives FILE-<run>.prof and .txt per run",
+    )
     ap.add_argument("--no-core-bench", action="store_true", help="skip energysched.lab.microbench")
     ap.add_argument("--note", action="append", default=[], help="a note for BENCHMARKS.md")
     args = ap.parse_args(argv)

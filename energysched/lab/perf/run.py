@@ -118,7 +118,10 @@ def one_run(
 
             metrics, stop, es = ks_metrics, ks_stop, None
         else:
-            profile = Path(f"{args.profile}.{who.label}-{lk}").resolve() if args.profile else None
+            profile = None
+            if args.profile:  # one stats file per run: results/es.prof -> es-<run>.prof
+                base = Path(args.profile).resolve()
+                profile = base.with_name(f"{base.stem}-{who.label}-{lk}{base.suffix or '.prof'}")
             es = EnergyschedProcess(
                 cluster.kubeconfig,
                 workdir,
