@@ -46,8 +46,10 @@ cluster-up: install
 cluster-down: install
 	$(BIN)/energysched cluster down
 
-# Benchmark, not a test: energysched vs kube-scheduler binding a burst of pods on a local
-# KWOK cluster (default 1,000 nodes x 5,000 pods); writes results/perf.json and BENCHMARKS.md.
+# Benchmark, not a test: energysched vs kube-scheduler draining a backlog of pods on a local
+# KWOK cluster (default 1,000 nodes x 5,000 pods; client limits 50:100 and uncapped 5000:10000;
+# energysched normalized and hybrid, the monitor's model mode running); writes
+# results/perf.json and BENCHMARKS.md. Run it on a quiet machine.
 # E.g. make perf PERF_ARGS='--nodes 5000 --pods 5000'
 perf: install cluster-build
 	$(PY) -m energysched.lab.perf $(PERF_ARGS)

@@ -21,7 +21,14 @@ class SchedulerMetrics:
         )
         self.algorithm_latency = Histogram(
             "energysched_scheduling_algorithm_duration_seconds",
-            "Time of the pure decision (filter, pre-score, score) per pod.",
+            "Time of the pure decision (filter, pre-score, score) per pod; snapshot excluded.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.attempt_latency = Histogram(
+            "energysched_scheduling_attempt_duration_seconds",
+            "One pod's whole scheduling cycle on the loop (lookup, parse, snapshot, decision, "
+            "assume); the Binding call runs after it.",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )

@@ -18,6 +18,7 @@ from typing import Any, Literal, TypedDict, cast
 
 import structlog
 
+from energysched import contract
 from energysched.core.errors import InputError
 from energysched.core.parse import parse_node, parse_pod, parse_power_reading
 from energysched.core.state import ClusterState
@@ -163,7 +164,11 @@ class ClusterMirror:
             log.warning("node ignored: invalid", node=name, error=node.message)
             self.state.remove_node(name)
             return False
-        self.state.upsert_node(node)
+        if event != "MODIFIED" or old is None or _node_view(old) != _node_view(obj):
+            # Only when the node itself changed: a new node object (even an equal one)
+            # makes the next snapshot re-collect every node, O(nodes) per decision,
+            # and the monitor's readings and heartbeats arrive many times a second.
+            self.state.upsert_node(node)
         reading = parse_power_reading(node)
         if isinstance(reading, InputError):
             if self._bad_readings.get(name) != reading.message:
@@ -238,4 +243,21 @@ def has_condition(obj: Mapping[str, Any], type_: str, reason: str) -> bool:
     return any(
         isinstance(c, Mapping) and c.get("type") == type_ and c.get("reason") == reason
         for c in conditions
+    )
+
+
+_READING_ANNOTATIONS = frozenset(
+    (contract.CURRENT_WATTS_ANNOTATION, contract.CURRENT_WATTS_TIMESTAMP_ANNOTATION)
+)
+
+
+def _node_view(node: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What ``parse_node`` reads, the live reading apart (kept by ``set_reading``)."""
+    meta = node.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    return (
+        meta.get("labels"),
+        {k: v for k, v in annotations.items() if k not in _READING_ANNOTATIONS},
+        node.get("spec"),
+        (node.get("status") or {}).get("allocatable"),
     )

@@ -159,6 +159,7 @@ class LocalCluster:
         nodes_dir: Path = nodes.DEFAULT_NODES_DIR,
         real_node: bool = False,
         log: Callable[[str], None] | None = None,
+        start_scheduler: bool = True,
     ) -> ClusterState:
         say = log or (lambda msg: print(msg, file=sys.stderr))
         existing = self.load_state()
@@ -188,7 +189,7 @@ class LocalCluster:
                 node = realnode.prepare_network(self.dir)
                 state.real_node = realnode.state_dict(node)
                 self._save(state)
-            self._start_all(state, bins, scheduler_qps, scheduler_burst, say, node)
+            self._start_all(state, bins, scheduler_qps, scheduler_burst, say, node, start_scheduler)
             n = asyncio.run(self._create_nodes(classes, generated_nodes, say))
             if node is not None and node_bins is not None:
                 self._start_real_node(state, node, node_bins, say)
@@ -210,6 +211,7 @@ class LocalCluster:
         burst: int,
         say: Callable[[str], None],
         node: realnode.NodeState | None = None,
+        start_scheduler: bool = True,
     ) -> None:
         pki = LocalPKI(self.dir / "pki")
         p = state.ports
@@ -340,35 +342,15 @@ class LocalCluster:
                 "--v=1",
             ],
         )
-        sched_cfg = _kubeconfig(
+        _kubeconfig(  # kube-scheduler's, read by _launch_kube_scheduler
             self.dir / "scheduler.kubeconfig",
             server,
             pki.ca.cert,
             pki.client("scheduler", "system:kube-scheduler"),
             "system:kube-scheduler",
         )
-        sched_conf = self.dir / "kube-scheduler.yaml"
-        sched_conf.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "kubescheduler.config.k8s.io/v1",
-                    "kind": "KubeSchedulerConfiguration",
-                    # The same client limits energysched gets in a comparison (fairness).
-                    "clientConnection": {"kubeconfig": str(sched_cfg), "qps": qps, "burst": burst},
-                    "leaderElection": {"leaderElect": False},
-                }
-            )
-        )
-        scheduler = launch(
-            "kube-scheduler",
-            [
-                f"--config={sched_conf}",
-                f"--authentication-kubeconfig={sched_cfg}",
-                f"--authorization-kubeconfig={sched_cfg}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={p['scheduler']}",
-                "--v=1",
-            ],
+        scheduler = (
+            self._launch_kube_scheduler(state, bins, qps, burst) if start_scheduler else None
         )
         kwok = launch(
             "kwok",
@@ -390,11 +372,85 @@ class LocalCluster:
             insecure,
             60,
         )
-        _wait_http(
-            f"https://127.0.0.1:{p['scheduler']}/healthz", "kube-scheduler", scheduler, insecure, 60
-        )
+        if scheduler is not None:
+            self._wait_kube_scheduler(state, scheduler)
         _wait_http(f"http://127.0.0.1:{p['kwok']}/healthz", "kwok", kwok, None, 60)
         say(f"control plane healthy: apiserver {server}")
+
+    # -- the baseline scheduler, started and stopped on its own (benchmarks) -----------
+
+    def _launch_kube_scheduler(
+        self, state: ClusterState, bins: Path, qps: float, burst: int
+    ) -> ManagedProcess:
+        sched_cfg = self.dir / "scheduler.kubeconfig"
+        sched_conf = self.dir / "kube-scheduler.yaml"
+        sched_conf.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "kubescheduler.config.k8s.io/v1",
+                    "kind": "KubeSchedulerConfiguration",
+                    # The same client limits energysched gets in a comparison (fairness).
+                    "clientConnection": {"kubeconfig": str(sched_cfg), "qps": qps, "burst": burst},
+                    "leaderElection": {"leaderElect": False},
+                }
+            )
+        )
+        proc = start(
+            "kube-scheduler",
+            bins / "kube-scheduler",
+            [
+                f"--config={sched_conf}",
+                f"--authentication-kubeconfig={sched_cfg}",
+                f"--authorization-kubeconfig={sched_cfg}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={state.ports['scheduler']}",
+                "--v=1",
+            ],
+            self.log_dir,
+        )
+        state.processes.append(proc)
+        self._save(state)
+        return proc
+
+    def _wait_kube_scheduler(self, state: ClusterState, proc: ManagedProcess) -> None:
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE  # its self-signed serving cert, loopback only
+        url = f"https://127.0.0.1:{state.ports['scheduler']}/healthz"
+        _wait_http(url, "kube-scheduler", proc, insecure, 60)
+
+    def start_kube_scheduler(
+        self, qps: float, burst: int, *, wait_healthy: bool = True
+    ) -> ManagedProcess:
+        """(Re)start the baseline kube-scheduler with these client limits.
+
+        A benchmark starts it after its pods are created (a backlog), or again with
+        other limits; any kube-scheduler of this cluster still running is stopped first.
+        """
+        state = self.load_state()
+        if state is None or not state.running():
+            raise ClusterError(f"cluster {self.name!r} is not running")
+        self.stop_kube_scheduler()
+        state = self.load_state()
+        assert state is not None
+        proc = self._launch_kube_scheduler(state, build.ensure_binaries(), qps, burst)
+        if wait_healthy:
+            self._wait_kube_scheduler(state, proc)
+        return proc
+
+    def stop_kube_scheduler(self) -> list[str]:
+        """Stop this cluster's kube-scheduler (by its recorded PID); the rest keeps running."""
+        state = self.load_state()
+        if state is None:
+            return []
+        stopped = []
+        for proc in [p for p in state.processes if p.name == "kube-scheduler"]:
+            if proc.alive():
+                proc.stop()
+                stopped.append(f"{proc.name} (pid {proc.pid})")
+            state.processes.remove(proc)
+        self._save(state)
+        return stopped
 
     async def _create_nodes(
         self, classes: list[nodes.NodeClass], generated: int, say: Callable[[str], None]

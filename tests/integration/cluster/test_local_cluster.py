@@ -97,6 +97,35 @@ async def test_energy_scheduler_pod_stays_pending_without_energysched(
     assert pod["status"]["phase"] == "Pending"
 
 
+async def test_kube_scheduler_stops_and_restarts_with_other_limits(
+    local_cluster: LocalCluster, kube: KubeClient, namespace: str
+) -> None:
+    """What make perf's backlog mode relies on: pods wait while kube-scheduler is
+    stopped, and are bound once it is started again (here with other client limits)."""
+    stopped = local_cluster.stop_kube_scheduler()
+    assert [s.split(" ")[0] for s in stopped] == ["kube-scheduler"]
+    try:
+        await kube.create(api_path("v1", "pods", namespace), pod_manifest("backlog"))
+        await asyncio.sleep(3)
+        pod = await kube.get(api_path("v1", "pods", namespace, "backlog"))
+        assert "nodeName" not in pod["spec"]
+        proc = local_cluster.start_kube_scheduler(20, 40)
+        assert proc.alive()
+        conf = (local_cluster.dir / "kube-scheduler.yaml").read_text()
+        assert "qps: 20" in conf and "burst: 40" in conf
+
+        async def bound() -> bool:
+            got = await kube.get(api_path("v1", "pods", namespace, "backlog"))
+            return bool(got["spec"].get("nodeName"))
+
+        await wait_for(bound, 60, "the waiting pod to be bound after the restart")
+        state = local_cluster.load_state()
+        assert state is not None
+        assert [p.pid for p in state.processes if p.name == "kube-scheduler"] == [proc.pid]
+    finally:
+        local_cluster.start_kube_scheduler(50, 100)  # as the session's cluster started
+
+
 def test_scale_up_second_up_refused_and_down_leaves_nothing(local_cluster: LocalCluster) -> None:
     """A second cluster with 1,000 generated nodes: all Ready; `up` twice refused; `down` clean."""
     cluster = LocalCluster(f"{local_cluster.name}-scale")

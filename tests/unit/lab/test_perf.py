@@ -7,17 +7,16 @@ import math
 import pytest
 
 from energysched import contract
-from energysched.lab.perf import (
+from energysched.lab.perf.burst import pod_manifest
+from energysched.lab.perf.prepare import class_profiles
+from energysched.lab.perf.report import replace_section, result_key
+from energysched.lab.perf.stats import (
     bind_rates,
-    class_profiles,
     histogram_delta,
     histogram_quantile,
     latencies,
     parse_histogram,
-    pod_manifest,
     quantile,
-    replace_section,
-    result_key,
     share_at_most,
     throughput_from_samples,
 )
@@ -130,5 +129,7 @@ def test_class_profiles_select_node_classes_by_instance_type() -> None:
 def test_variants_are_kept_apart() -> None:
     base = {"nodes_generated": 1000, "pods": 5000}
     assert result_key(base) == "1000x5000"
+    assert result_key({**base, "mode": "stream"}) == "1000x5000"
+    assert result_key({**base, "mode": "backlog"}) == "1000x5000-backlog"
     assert result_key({**base, "energysched_leader_election": False}) == "1000x5000-no-le"
     assert result_key({**base, "energysched_profiled": True}) == "1000x5000-profiled"

@@ -1,0 +1,7 @@
+"""``python -m energysched.lab.perf``."""
+
+import sys
+
+from energysched.lab.perf.cli import main
+
+sys.exit(main())
