@@ -42,7 +42,7 @@ COMMANDS: dict[str, Command] = {
         "add_parsers",
     ),
     "experiment": Command(
-        "the ML workflow with the default scheduler and energysched",
+        "kube-scheduler vs energysched on a scenario, judged by its ground truth",
         "energysched.lab.experiment",
         "add_parser",
         lab=True,

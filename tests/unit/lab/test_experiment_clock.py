@@ -39,6 +39,13 @@ def test_job_manifest_carries_scheduler_type_and_weight_but_no_weight_for_kube()
     tmpl = es["spec"]["template"]
     assert tmpl["spec"]["schedulerName"] == "energy-scheduler"
     assert tmpl["metadata"]["labels"]["energy.thesis.io/workload-type"] == "training"
-    assert tmpl["metadata"]["annotations"] == {"energy.thesis.io/performance-weight": "0.25"}
+    assert tmpl["metadata"]["annotations"] == {
+        "energy.thesis.io/performance-weight": "0.25",
+        "energy.thesis.io/work": "10",  # declared as a user would; cluster-energy reads it
+    }
     ks = job_manifest(j, run_id="r", scheduler_name="default-scheduler", weight=None, image="i")
-    assert ks["spec"]["template"]["metadata"]["annotations"] == {}
+    assert ks["spec"]["template"]["metadata"]["annotations"] == {"energy.thesis.io/work": "10"}
+    scaled = job_manifest(
+        j, run_id="r", scheduler_name="x", weight=None, image="i", work_scale=0.01
+    )
+    assert scaled["spec"]["template"]["metadata"]["annotations"] == {"energy.thesis.io/work": "0.1"}
