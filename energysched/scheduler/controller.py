@@ -74,6 +74,7 @@ class EnergyScheduler:
         self._bind_slots = asyncio.Semaphore(self.max_binds_in_flight)
         self._bind_tasks: set[asyncio.Task[None]] = set()
         self._bad_readings: dict[str, str] = {}
+        self._node_views: dict[str, tuple[Any, ...]] = {}  # as last given to upsert_node
         self.bound = 0  # binds that succeeded (tests and the perf benchmark read it)
 
     # -- event handlers (synchronous, quick) --------------------------------------------
@@ -121,17 +122,22 @@ class EnergyScheduler:
         name = str((obj.get("metadata") or {}).get("name"))
         if event == "DELETED":
             self.state.remove_node(name)
+            self._node_views.pop(name, None)
             return
         node = parse_node(obj)
         if isinstance(node, InputError):
             log.warning("node ignored: invalid", node=name, error=node.message)
             self.state.remove_node(name)
+            self._node_views.pop(name, None)
             return
-        if event != "MODIFIED" or old is None or _node_view(old) != _node_view(obj):
-            # Only when the node itself changed: a new node object (even an equal one)
-            # makes the next snapshot re-collect every node, O(nodes) per decision,
-            # and the monitor's readings and heartbeats arrive many times a second.
+        view = _node_view(obj)
+        if self._node_views.get(name) != view:
+            # Only when the node itself changed since we last applied it: a new node
+            # object (even an equal one) makes the next snapshot re-collect every
+            # node, O(nodes) per decision, and the monitor's readings and heartbeats
+            # arrive many times a second.
             self.state.upsert_node(node)
+            self._node_views[name] = view
         reading = parse_power_reading(node)
         if isinstance(reading, InputError):
             if self._bad_readings.get(name) != reading.message:
