@@ -116,6 +116,8 @@ class ClusterMirror:
     #: Every pod parsed once, by key (a PodInfo, or why it cannot be used).
     pods: dict[str, PodInfo | InputError] = field(default_factory=dict)
     _bad_readings: dict[str, str] = field(default_factory=dict)
+    #: What of each node was last given to ``state.upsert_node`` (see node_event).
+    _node_views: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def pod_event(self, event: EventType, obj: JSON, old: JSON | None) -> PodUpdate:
         key = object_key(obj)
@@ -158,17 +160,22 @@ class ClusterMirror:
         if event == "DELETED":
             self.state.remove_node(name)
             self._bad_readings.pop(name, None)
+            self._node_views.pop(name, None)
             return False
         node = parse_node(obj)
         if isinstance(node, InputError):
             log.warning("node ignored: invalid", node=name, error=node.message)
             self.state.remove_node(name)
+            self._node_views.pop(name, None)
             return False
-        if event != "MODIFIED" or old is None or _node_view(old) != _node_view(obj):
-            # Only when the node itself changed: a new node object (even an equal one)
-            # makes the next snapshot re-collect every node, O(nodes) per decision,
+        view = _node_view(obj)
+        if self._node_views.get(name) != view:
+            # Only when the node itself changed since we last applied it (not judged by
+            # the watch's previous object: relists): a new node object, even an equal
+            # one, makes the next snapshot re-collect every node, O(nodes) per decision,
             # and the monitor's readings and heartbeats arrive many times a second.
             self.state.upsert_node(node)
+            self._node_views[name] = view
         reading = parse_power_reading(node)
         if isinstance(reading, InputError):
             if self._bad_readings.get(name) != reading.message:

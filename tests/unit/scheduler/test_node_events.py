@@ -78,6 +78,23 @@ async def test_a_changed_node_is_still_applied(sched: EnergyScheduler) -> None:
     assert sched.state.snapshot(NOW).table.nodes[0].annotations["example.com/owner"] == "lab"
 
 
+async def test_a_node_deleted_or_invalid_and_back_is_applied_again(
+    sched: EnergyScheduler,
+) -> None:
+    first = node("10.0")
+    sched._on_node("ADDED", first, None)
+    sched._on_node("DELETED", first, first)
+    assert sched.state.snapshot(NOW).table.size == 0
+    sched._on_node("ADDED", first, None)
+    assert sched.state.snapshot(NOW).table.names == ("wyse",)
+    broken = copy.deepcopy(first)
+    broken["status"]["allocatable"]["cpu"] = "lots"
+    sched._on_node("MODIFIED", broken, first)
+    assert sched.state.snapshot(NOW).table.size == 0
+    sched._on_node("MODIFIED", first, broken)  # the same view as before it broke
+    assert sched.state.snapshot(NOW).table.names == ("wyse",)
+
+
 async def test_an_invalid_reading_is_dropped_not_kept(sched: EnergyScheduler) -> None:
     first = node("10.0")
     sched._on_node("ADDED", first, None)
