@@ -99,7 +99,7 @@ class ModelMonitor:
             return
         self.metrics.config_reloads.labels("ok").inc()
         config = self.store.config
-        self.budget.rate, self.budget.burst = config.max_writes_per_second, config.write_burst
+        self.budget.qps, self.budget.burst = config.max_writes_per_second, config.write_burst
         for name, tracker in self.trackers.items():
             fresh = tracker_for(name, config, None, self._clock())
             tracker.reconfigure(

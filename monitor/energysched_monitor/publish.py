@@ -33,6 +33,7 @@ from energysched.contract import (
     CURRENT_WATTS_TIMESTAMP_ANNOTATION,
     POWER_SOURCE_ANNOTATION,
 )
+from energysched.kube.ratelimit import TokenBucket
 
 Reason = Literal["first", "change", "heartbeat", "steady", "too-soon", "write-backoff"]
 
@@ -122,35 +123,7 @@ def power_annotations(watts: float, wall: float, source_label: str) -> Mapping[s
     }
 
 
-class WriteBudget:
-    """A token bucket over API writes shared by all nodes of one process.
-
-    ``rate`` writes per second on average, at most ``burst`` at once; rate <= 0
-    disables the limit. Time is passed in, so the bucket is deterministic.
-    """
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate = rate
-        self.burst = max(1, burst)
-        self._tokens = float(self.burst)
-        self._stamp = now
-
-    def _refill(self, now: float) -> None:
-        self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-
-    def take(self, now: float) -> bool:
-        if self.rate <= 0:
-            return True
-        self._refill(now)
-        if self._tokens >= 1.0 - 1e-9:
-            self._tokens -= 1.0
-            return True
-        return False
-
-    def wait_time(self, now: float) -> float:
-        """Seconds until :meth:`take` succeeds (0 if it would now)."""
-        if self.rate <= 0:
-            return 0.0
-        self._refill(now)
-        return max(0.0, (1.0 - self._tokens) / self.rate)
+#: A token bucket over API writes shared by all nodes of one process: the kube
+#: client's own (``WriteBudget(rate, burst, now)``; rate <= 0 disables the limit;
+#: the time is passed in, so the bucket is deterministic).
+WriteBudget = TokenBucket

@@ -121,9 +121,9 @@ def test_power_annotations() -> None:
 
 
 def test_write_budget() -> None:
-    budget = WriteBudget(rate=10, burst=5, now=0.0)
+    budget = WriteBudget(qps=10, burst=5, now=0.0)
     assert sum(budget.take(0.0) for _ in range(20)) == 5  # the burst
     assert sum(budget.take(1.0) for _ in range(20)) == 5  # refilled up to the burst
     assert [budget.take(1.1)] == [True]  # 0.1 s at 10/s = one token
-    unlimited = WriteBudget(rate=0, burst=1, now=0.0)
+    unlimited = WriteBudget(qps=0, burst=1, now=0.0)
     assert all(unlimited.take(0.0) for _ in range(100))
