@@ -15,7 +15,36 @@ from typing import Any
 import yaml
 
 
-class SchedulerProcess:
+class ChildProcess:
+    """A Python child process whose output goes to one log file; stopped by its PID."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = self.log_path.open("wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, *args], stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def stop(self, timeout: float = 15) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+class SchedulerProcess(ChildProcess):
     def __init__(
         self,
         kubeconfig: Path,
@@ -29,12 +58,8 @@ class SchedulerProcess:
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / f"{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
-        self.log_path = workdir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
+        super().__init__(
             [
-                sys.executable,
                 *python_args,  # e.g. -m cProfile -o FILE
                 "-m",
                 "energysched.cli",
@@ -44,15 +69,8 @@ class SchedulerProcess:
                 f"--identity={name}",
                 f"--log-level={log_level}",
             ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            workdir / f"{name}.log",
         )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
 
     def wait_synced(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -68,14 +86,3 @@ class SchedulerProcess:
         tmp = self.config_path.with_suffix(".tmp")
         tmp.write_text(yaml.safe_dump(config))
         tmp.replace(self.config_path)
-
-    def stop(self, timeout: float = 15) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode

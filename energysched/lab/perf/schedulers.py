@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import yaml
 from energysched import contract
 from energysched.lab.cluster.processes import free_port
 from energysched.lab.perf.watch import fetch
-from energysched.scheduler.process import SchedulerProcess
+from energysched.scheduler.process import ChildProcess, SchedulerProcess
 
 
 class EnergyschedProcess(SchedulerProcess):
@@ -83,7 +81,7 @@ class EnergyschedProcess(SchedulerProcess):
         return super().stop(timeout)
 
 
-class MonitorProcess:
+class MonitorProcess(ChildProcess):
     """The monitor's model mode: live readings for every KWOK node, as in a cluster where
     the hybrid mode runs (its writes are node updates every scheduler has to absorb)."""
 
@@ -103,11 +101,8 @@ class MonitorProcess:
                 }
             )
         )
-        self.log_path = workdir / "monitor-model.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
+        super().__init__(
             [
-                sys.executable,
                 "-m",
                 "energysched_monitor",
                 "--model",
@@ -118,21 +113,5 @@ class MonitorProcess:
                 f"--kube-burst={max(10, int(writes_per_second))}",
                 "--log-level=warning",
             ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            workdir / "monitor-model.log",
         )
-
-    def tail(self, lines: int = 20) -> str:
-        text = self.log_path.read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, timeout: float = 15) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
