@@ -109,6 +109,13 @@ def _election(**fields: Any) -> dict[str, Any]:
         (_profile(hybrid={"stalenessSeconds": 0}), "profiles[0].hybrid.stalenessSeconds", "0"),
         (_profile(hybrid={"stalePolicy": "drop"}), "profiles[0].hybrid.stalePolicy", "'drop'"),
         (_profile(hybrid={"buffer": 1}), "profiles[0].hybrid", "buffer"),
+        (_profile(mode="cluster"), "profiles[0].mode", "'cluster'"),
+        (
+            _profile(clusterEnergy={"defaultWorkSeconds": 0}),
+            "profiles[0].clusterEnergy.defaultWorkSeconds",
+            "0",
+        ),
+        (_profile(clusterEnergy={"work": 1}), "profiles[0].clusterEnergy", "work"),
         (
             {"profiles": [{"schedulerName": "a"}, {"schedulerName": "a"}]},
             "profiles",
@@ -308,3 +315,11 @@ async def test_the_reload_loop_survives_anything_and_applies_later_valid_edits(
     assert sched.metrics.config_reloads.labels("invalid")._value.get() >= 5
     loop.cancel()
     await asyncio.gather(loop, return_exceptions=True)
+
+
+def test_cluster_energy_mode_and_its_default_work_are_read() -> None:
+    cfg = parse_config(
+        {"profiles": [{"mode": "cluster-energy", "clusterEnergy": {"defaultWorkSeconds": 30}}]}
+    )
+    params = cfg.profiles[0].params()
+    assert params.mode == "cluster-energy" and params.default_work_seconds == 30.0
