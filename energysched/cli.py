@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -77,10 +78,19 @@ def _top() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse
 def summary_parser() -> argparse.ArgumentParser:
     """Every subcommand with its help, importing none of them (``energysched --help``)."""
     parser, sub = _top()
+    lab = _lab_installed()
     for name, cmd in COMMANDS.items():
-        sub.add_parser(name, help=cmd.help)
+        if lab or not cmd.lab:  # the product image lists only what it can run
+            sub.add_parser(name, help=cmd.help)
     sub.add_parser("monitor", help=MONITOR_HELP)
     return parser
+
+
+def _lab_installed() -> bool:
+    try:
+        return importlib.util.find_spec("energysched.lab") is not None
+    except (ImportError, ValueError, AttributeError):  # e.g. sys.modules entry set to None
+        return False
 
 
 def command_parser(name: str) -> argparse.ArgumentParser:

@@ -63,3 +63,16 @@ def test_lab_commands_say_clearly_when_the_lab_is_not_installed(
     err = capsys.readouterr().err
     assert f"energysched {command[0]}: this is a lab command" in err
     assert "not installed" in err and "pip install -e ." in err
+
+
+def test_without_the_lab_the_help_lists_only_what_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in [m for m in sys.modules if m.startswith("energysched.lab")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "energysched.lab", None)  # as in the product image
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    listed = capsys.readouterr().out
+    assert "scheduler" in listed and "monitor" in listed
+    assert "cluster" not in listed and "experiment" not in listed
