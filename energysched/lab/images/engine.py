@@ -215,9 +215,16 @@ def running_engine(root: Path | None = None) -> Iterator[Engine]:
 
 
 def docker_run_args(
-    image: str, *, platform: str, volumes: Sequence[tuple[Path, str]] = ()
+    image: str,
+    *,
+    platform: str,
+    volumes: Sequence[tuple[Path, str]] = (),
+    network: str = "none",
 ) -> list[str]:
-    """``docker run`` as the images are meant to run: non-root, read-only root, no network."""
+    """``docker run`` as the images are meant to run: non-root, read-only root, no network.
+
+    ``network="host"`` only to reach a local API server on loopback (no bridge exists).
+    """
     args = [
         "run",
         "--rm",
@@ -226,7 +233,7 @@ def docker_run_args(
         "--platform",
         platform,
         "--network",
-        "none",
+        network,
         "--read-only",
         "--tmpfs",
         "/tmp",
