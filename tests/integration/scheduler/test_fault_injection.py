@@ -28,6 +28,21 @@ from tests.integration.conftest import scheduler_config
 from tests.support import SchedulerProcess, pod_manifest, wait_for
 
 
+@pytest.fixture(autouse=True)
+async def pods_gone_after(kube: KubeClient, namespace: str) -> AsyncIterator[None]:
+    """The pods hold cpu on the shared nodes until they are gone; a namespace delete
+    leaves that to the namespace controller, which the outage set back: later tests
+    would find the fastest node full. Delete them now and wait."""
+    yield
+    path = api_path("v1", "pods", namespace)
+    await kube.delete(path, gracePeriodSeconds=0)
+
+    async def gone() -> bool:
+        return not (await kube.get(path, limit=1))["items"]
+
+    await wait_for(gone, 180, "the test's pods to be deleted")
+
+
 def energy_pod(name: str) -> dict[str, Any]:
     return pod_manifest(
         name,
@@ -160,6 +175,7 @@ async def test_api_server_down_for_20_s_while_pods_arrive(
                 await asyncio.sleep(1.0)
         finally:
             await asyncio.to_thread(local_cluster.start_component, "kube-apiserver")
+            await nodes_healthy_again(kube)
         await asyncio.wait_for(creating, 120)
         await all_bound_once(kube, namespace, names, sup)
         assert await wait_for(lambda: _is(readyz(port), 200), 60, "ready again")
@@ -172,6 +188,34 @@ async def test_api_server_down_for_20_s_while_pods_arrive(
             assert 500 in statuses, statuses
             assert sup.exit_codes == [], sup.log()[-3000:]
             assert "watches up: deciding again" in sup.log()
+
+
+#: What the node lifecycle controller puts on nodes whose heartbeats stopped.
+OUTAGE_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
+
+
+async def nodes_healthy_again(kube: KubeClient) -> None:
+    """Leave the session's cluster as it was found: during the outage no node could
+    renew its lease, so the node lifecycle controller may mark nodes NotReady and taint
+    them; later tests would see those taints. Wait until every node is Ready again and
+    untainted (KWOK's heartbeats resume at once; the controller lifts the taints)."""
+
+    async def healthy() -> bool:
+        try:
+            nodes = (await kube.list_all(api_path("v1", "nodes")))["items"]
+        except ApiError:
+            return False
+        for n in nodes:
+            conditions = n.get("status", {}).get("conditions") or []
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+            tainted = any(
+                t.get("key") in OUTAGE_TAINTS for t in n.get("spec", {}).get("taints") or []
+            )
+            if not ready or tainted:
+                return False
+        return True
+
+    await wait_for(healthy, 300, "every node Ready and untainted after the outage")
 
 
 async def _is(status: Any, want: int) -> bool:
