@@ -163,9 +163,12 @@ class KubeClient:
                         # (client-go's behaviour); the request was not applied.
                         refreshed = True
                         continue
-                    payload: Any = json.loads(text) if text else None
                     if resp.status >= 400:
-                        raise _error(resp.status, payload, text)
+                        # An error's body may be plain text ("404 page not found" for a
+                        # resource type the server does not serve, e.g. a missing CRD):
+                        # the status and the text say more than "not JSON".
+                        raise _error(resp.status, _json_or_none(text), text)
+                    payload: Any = json.loads(text) if text else None
                     return payload
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionResetError) as exc:
                 # A pooled keep-alive connection the server had already closed:
@@ -335,6 +338,13 @@ def _watch_event(line: bytes) -> WatchEvent:
 def _try_json(text: str) -> Any:
     try:
         return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
     except (ValueError, RecursionError):
         return None
 
