@@ -23,11 +23,13 @@ def score(inp: ScoreInput) -> ModeScores:
     max_p = float(inp.perf[inp.scored].max())
     max_e = float(inp.eff[inp.scored].max())
     # Figures are finite (NodeTable keeps only those whose P/W and 100*P are), so
-    # 100 * (x / max) cannot overflow: the ratio is <= 1 for every scored node.
-    norm_p = 100.0 * (inp.perf / max_p) if max_p > 0 else np.where(inp.has, 0.0, np.nan)
-    norm_e = 100.0 * (inp.eff / max_e) if max_e > 0 else np.where(inp.has, 0.0, np.nan)
-    w = inp.weight
-    base = np.where(inp.has, w * norm_p + (1 - w) * norm_e, 0.0)
+    # 100 * (x / max) is <= 100 for every scored node; an infeasible node with far
+    # larger figures may overflow to inf (or NaN), which is never ranked.
+    with np.errstate(over="ignore", invalid="ignore"):
+        norm_p = 100.0 * (inp.perf / max_p) if max_p > 0 else np.where(inp.has, 0.0, np.nan)
+        norm_e = 100.0 * (inp.eff / max_e) if max_e > 0 else np.where(inp.has, 0.0, np.nan)
+        w = inp.weight
+        base = np.where(inp.has, w * norm_p + (1 - w) * norm_e, 0.0)
     return ModeScores(base=base, score=base, norm_p=norm_p, norm_e=norm_e, max_p=max_p, max_e=max_e)
 
 
