@@ -64,9 +64,9 @@ from energysched.contract import WORKLOAD_TYPES
 from energysched.core.params import ScheduleParams
 from energysched.core.parse import parse_work
 from energysched.core.plugin import Scorer
-from energysched.core.scores.hybrid import predicted
-from energysched.core.scoring import FRESH, MISSING, STALE, ModeScores, ScoreInput, Scores
-from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
+from energysched.core.scores.hybrid import classify_readings, predicted
+from energysched.core.scoring import ModeScores, ScoreInput, Scores
+from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray
 
 MODE: Final = "cluster-energy"
 
@@ -112,25 +112,8 @@ def _ratio_to_best(value: FloatArray, scored: BoolArray) -> FloatArray:
     return np.where(np.isfinite(out), out, 0.0)
 
 
-def _fresh(snap: ClusterSnapshot, params: ScheduleParams) -> BoolArray:
-    ts = snap.reading_ts
-    with np.errstate(invalid="ignore"):
-        age = snap.now.timestamp() - ts
-        return (
-            ~np.isnan(ts)
-            & (age >= -params.clock_skew_allowance.total_seconds())
-            & (age <= params.staleness_window.total_seconds())
-        )
-
-
-def _reading_states(snap: ClusterSnapshot, params: ScheduleParams) -> IntArray:
-    fresh = _fresh(snap, params)
-    ts = snap.reading_ts
-    return np.where(fresh, FRESH, np.where(np.isnan(ts), MISSING, STALE)).astype(np.int64)
-
-
 def _unexplained_occupancy(
-    snap: ClusterSnapshot, params: ScheduleParams, backlog: FloatArray
+    snap: ClusterSnapshot, fresh: BoolArray, load: FloatArray, backlog: FloatArray
 ) -> FloatArray:
     """Live occupancy (0..1) of nodes that draw power with no known work (module doc)."""
     t = snap.table
@@ -138,8 +121,8 @@ def _unexplained_occupancy(
     for wt in WORKLOAD_TYPES:
         max_w = np.fmax(max_w, t.power[wt])
     with np.errstate(divide="ignore", invalid="ignore"):
-        occ = (snap.reading_watts + predicted(snap) - t.idle) / (max_w - t.idle)
-    occ = np.where(_fresh(snap, params) & (backlog == 0) & np.isfinite(occ), occ, 0.0)
+        occ = (snap.reading_watts + load - t.idle) / (max_w - t.idle)
+    occ = np.where(fresh & (backlog == 0) & np.isfinite(occ), occ, 0.0)
     return np.clip(occ, 0.0, 1.0)
 
 
@@ -154,7 +137,9 @@ def score(inp: ScoreInput) -> ModeScores:
     cluster_idle = float(np.nansum(t.idle))
     backlog = backlog_seconds(snap, params)
     horizon = float(backlog[has].max()) if has.any() else 0.0
-    unseen = _unexplained_occupancy(snap, params, backlog)
+    readings = classify_readings(snap, params)
+    load = predicted(snap)
+    unseen = _unexplained_occupancy(snap, readings.fresh, load, backlog)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         duration = work / inp.perf
         end = backlog + duration * (1.0 + unseen)
@@ -172,8 +157,8 @@ def score(inp: ScoreInput) -> ModeScores:
         score=base.copy(),
         norm_p=norm_t,
         norm_e=norm_e,
-        predicted=predicted(snap),
-        state=_reading_states(snap, params),
+        predicted=load,
+        state=readings.state,
         extra={
             "duration_s": duration,
             "backlog_s": backlog,

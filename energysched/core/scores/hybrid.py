@@ -14,6 +14,7 @@ over the feasible nodes with figures.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -31,7 +32,7 @@ from energysched.core.scoring import (
     ScoreInput,
     Scores,
 )
-from energysched.core.snapshot import ClusterSnapshot, FloatArray
+from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 
 MODE: Final = "hybrid"
 
@@ -54,33 +55,52 @@ def predicted(snap: ClusterSnapshot) -> FloatArray:
     return np.bincount(bn[after], weights=extra[after], minlength=n).astype(np.float64)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Readings:
+    """Each node's live reading classified (the modes that read live power share it)."""
+
+    fresh: BoolArray
+    #: A valid reading, fresh or stale (one from the future is none).
+    has_reading: BoolArray
+    #: Further in the future than the clock-skew allowance; None when no reading is.
+    future: BoolArray | None
+    state: IntArray  # FRESH, STALE, MISSING or FUTURE per node
+
+
+def classify_readings(snap: ClusterSnapshot, params: ScheduleParams) -> Readings:
+    ts = snap.reading_ts
+    now = snap.now.timestamp()
+    skew = params.clock_skew_allowance.total_seconds()
+    with np.errstate(invalid="ignore"):  # NaN timestamps: no reading
+        age = now - ts
+        has_reading = ~np.isnan(ts)
+        future: BoolArray | None = None
+        if snap.latest_reading_ts - now > skew:  # some reading is from the future
+            ahead: BoolArray = age < -skew
+            has_reading &= ~ahead  # ... and is no reading
+            future = ahead
+        fresh = has_reading & (age <= params.staleness_window.total_seconds())
+    missing = np.where(has_reading, STALE, MISSING)
+    if future is not None:
+        missing[future] = FUTURE
+    return Readings(fresh, has_reading, future, np.where(fresh, FRESH, missing))
+
+
 def score(inp: ScoreInput) -> ModeScores:
     norm = normalized.score(inp)
     snap, params, scored = inp.snap, inp.params, inp.scored
     score = norm.score.copy()
-    ts = snap.reading_ts
-    now = snap.now.timestamp()
-    skew = params.clock_skew_allowance.total_seconds()
-    with np.errstate(invalid="ignore"):  # NaN timestamps and watts: no reading
-        age = now - ts
-        has_reading = ~np.isnan(ts)
-        future_count = 0
-        if snap.latest_reading_ts - now > skew:  # some reading is from the future
-            future = age < -skew
-            has_reading &= ~future  # ... and is no reading
-        else:
-            future = None
-        fresh = has_reading & (age <= params.staleness_window.total_seconds())
-        load = predicted(snap)
+    readings = classify_readings(snap, params)
+    fresh, has_reading, future = readings.fresh, readings.has_reading, readings.future
+    future_count = 0
+    load = predicted(snap)
+    with np.errstate(invalid="ignore"):  # NaN watts: no reading
         busy = (
             scored
             & fresh
             & (snap.reading_watts + load > snap.table.idle + params.hybrid_buffer_watts)
         )
-    missing = np.where(has_reading, STALE, MISSING)
-    if future is not None:
-        missing[future] = FUTURE
-    state = np.where(fresh, FRESH, missing)
+    state = readings.state
     score[busy] = 0.0
     unknown = scored & ~fresh
     if params.stale_policy == "penalize":
