@@ -102,5 +102,5 @@ def test_unreadable_yaml_is_a_problem_not_a_crash(text: str, why: str) -> None:
 
 @pytest.mark.parametrize("text", ["{", "[" * 100_000, "9" * 5000])
 def test_unreadable_json_is_a_problem_not_a_crash(text: str) -> None:
-    with pytest.raises(DocumentError, match="not .*JSON"):
+    with pytest.raises(DocumentError, match=r"not .*JSON"):
         load_json(text, "annotation")
