@@ -79,10 +79,12 @@ class Problem:
 class DocumentError(ValueError):
     """A document that cannot be used; ``problems`` holds every reason found."""
 
-    def __init__(self, problems: Iterable[Problem], where: str = "") -> None:
+    def __init__(self, problems: Iterable[Problem], where: str = "", note: str = "") -> None:
         self.problems = tuple(problems)
         self.where = where
         text = "; ".join(str(p) for p in self.problems) or "invalid"
+        if note:  # e.g. "keeping the last good config"
+            text += f"; {note}"
         super().__init__(f"{where}: {text}" if where else text)
 
 
@@ -115,6 +117,10 @@ def problems_of(exc: ValidationError, model: type[BaseModel], prefix: str = "") 
             parent = _model_at(model, loc[:-1])
             if parent is not None:
                 message += f"; allowed: {', '.join(_keys(parent))}"
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            # pydantic names the model class here; the user wrote YAML, not Python
+            path = join_path(prefix, loc)
+            message = f"must be an object, got {show(err['input'])}"
         elif kind == "invalid_key":
             path = join_path(prefix, loc[:-1])
             message = f"key {show(err['input'])} is not a string"
@@ -172,15 +178,25 @@ def _unwrap(tp: Any) -> Any:
 
 
 def validate(
-    model: type[M], doc: Any, *, where: str = "", prefix: str = "", context: Any = None
+    model: type[M],
+    doc: Any,
+    *,
+    where: str = "",
+    prefix: str = "",
+    root: str = "",
+    context: Any = None,
 ) -> M:
-    """``doc`` (parsed YAML/JSON) as ``model``, or DocumentError naming every problem."""
+    """``doc`` (parsed YAML/JSON) as ``model``, or DocumentError naming every problem.
+
+    ``prefix`` is put before every path (a section of a larger document); ``root``
+    names a problem of the document as a whole (e.g. "config")."""
     try:
         return model.model_validate(doc, context=context)
     except ValidationError as exc:
-        raise DocumentError(problems_of(exc, model, prefix), where) from None
+        found = problems_of(exc, model, prefix)
     except (RecursionError, OverflowError) as exc:  # a document nested or sized beyond reason
-        raise DocumentError([Problem(prefix, f"not usable: {type(exc).__name__}")], where) from None
+        found = [Problem(prefix, f"not usable: {type(exc).__name__}")]
+    raise DocumentError([Problem(p.path or root, p.message) for p in found], where)
 
 
 def load_yaml(data: bytes | str, where: str = "") -> Any:

@@ -6,35 +6,22 @@ configuration and says exactly what is wrong (field path and offending value).
 
 from __future__ import annotations
 
-import math
 import re
-import reprlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
+from pydantic import Field, field_validator, model_validator
 
 from energysched import contract
-from energysched.core.params import STALE_POLICIES, ScheduleParams, StalePolicy
+from energysched.core.params import ScheduleParams, StalePolicy
 from energysched.kube.files import WatchedFile
+from energysched.strict import DocumentError, StrictModel, load_yaml, show, validate
 
 
-class ConfigError(ValueError):
+class ConfigError(DocumentError):
     """The configuration is invalid; the message names the field and the value."""
-
-
-_SHOW = reprlib.Repr()  # keyword arguments only from Python 3.12
-_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 3, 60, 60
-_SHOW.maxlist = _SHOW.maxdict = 4
-_SHOW.maxlong = 40  # a 400-digit number is shown shortened
-
-
-def _show(value: Any) -> str:
-    """A short, safe repr of any YAML value (deep nesting, huge numbers, long strings)."""
-    return _SHOW.repr(value)
 
 
 #: Ports are ASCII digits only: str.isdigit() also accepts "²" and "١٠٢٦١".
@@ -87,157 +74,128 @@ class SchedulerConfig:
         return next((p for p in self.profiles if p.scheduler_name == scheduler_name), None)
 
 
-def _num(
-    raw: Mapping[str, Any], key: str, path: str, default: float, lo: float, hi: float
-) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{path}.{key}: {_show(value)} is not a number")
-    # Compare before converting: float() of a 400-digit int raises OverflowError.
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{path}.{key}: {_show(value)} is not a finite number")
-    if not lo <= value <= hi:
-        raise ConfigError(f"{path}.{key}: {_show(value)} is outside [{lo:g}, {hi:g}]")
-    return float(value)
+# -- the file as written (camelCase keys), read by the one strict reader -------------
+
+NonEmpty = Annotated[str, Field(min_length=1)]
 
 
-def _int(raw: Mapping[str, Any], key: str, path: str, default: int, lo: int, hi: int) -> int:
-    value = _num(raw, key, path, default, lo, hi)
-    if not value.is_integer():
-        raise ConfigError(f"{path}.{key}: {_show(raw.get(key))} is not a whole number")
-    return int(value)
+def _within(lo: float, hi: float) -> Any:
+    return Field(ge=lo, le=hi)
 
 
-def _bool(raw: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):  # bool("false") would be True
-        raise ConfigError(f"{path}.{key}: {_show(value)} is not true or false")
-    return value
+class _HybridDoc(StrictModel):
+    buffer_watts: Annotated[float, _within(0.0, 1e6)] = 5.0
+    staleness_seconds: Annotated[float, _within(1.0, 86400.0)] = 60.0
+    stale_policy: StalePolicy = "ignore"
 
 
-def _name(raw: Mapping[str, Any], key: str, path: str, default: str) -> str:
-    value = raw.get(key, default)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{path}.{key}: {_show(value)} must be a non-empty string")
-    return value
+class _ClusterEnergyDoc(StrictModel):
+    default_work_seconds: Annotated[float, _within(0.001, 1e9)] = 60.0
 
 
-def _metrics_address(value: Any) -> str:
-    """``HOST:PORT`` (host may be empty or a bracketed IPv6 address), or "" for none."""
-    if value == "":
-        return ""
-    port = value.rpartition(":")[2] if isinstance(value, str) and ":" in value else ""
-    if not _PORT.fullmatch(port) or not 0 <= int(port) <= 65535:
-        raise ConfigError(
-            f"metricsAddress: {_show(value)} must be HOST:PORT (port 0-65535) or empty"
+class _ProfileDoc(StrictModel):
+    scheduler_name: NonEmpty = contract.SCHEDULER_NAME
+    mode: contract.ScoringMode = "normalized"
+    default_weight: Annotated[float, _within(0.0, 1.0)] = 0.5
+    hybrid: _HybridDoc | None = None
+    cluster_energy: _ClusterEnergyDoc | None = None
+
+    def config(self) -> ProfileConfig:
+        hybrid = self.hybrid or _HybridDoc()
+        return ProfileConfig(
+            scheduler_name=self.scheduler_name,
+            mode=self.mode,
+            default_weight=self.default_weight,
+            hybrid_buffer_watts=hybrid.buffer_watts,
+            staleness_seconds=hybrid.staleness_seconds,
+            stale_policy=hybrid.stale_policy,
+            default_work_seconds=(self.cluster_energy or _ClusterEnergyDoc()).default_work_seconds,
         )
-    return str(value)
 
 
-def _mapping(value: Any, path: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{path}: must be a mapping, got {_show(value)}")
-    return value
+class _LeaderElectionDoc(StrictModel):
+    enabled: bool = True
+    namespace: NonEmpty = "kube-system"
+    name: NonEmpty = "energy-scheduler"
+    lease_duration_seconds: Annotated[float, _within(2, 3600)] = 15.0
+    renew_deadline_seconds: Annotated[float, _within(1, 3600)] = 10.0
+    retry_period_seconds: Annotated[float, _within(0.1, 3600)] = 2.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _LeaderElectionDoc:
+        # the same rule as kube-scheduler's leader election (client-go)
+        if not self.retry_period_seconds < self.renew_deadline_seconds:
+            raise ValueError(
+                "need retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds, got"
+                f" retryPeriodSeconds={self.retry_period_seconds:g},"
+                f" renewDeadlineSeconds={self.renew_deadline_seconds:g}"
+            )
+        if not self.renew_deadline_seconds < self.lease_duration_seconds:
+            raise ValueError(
+                "need retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds, got"
+                f" renewDeadlineSeconds={self.renew_deadline_seconds:g},"
+                f" leaseDurationSeconds={self.lease_duration_seconds:g}"
+            )
+        return self
 
 
-def _check_keys(raw: Mapping[str, Any], allowed: set[str], path: str) -> None:
-    unknown = sorted(_show(k) for k in set(raw) - allowed)  # YAML keys may be numbers
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+class _ClientConnectionDoc(StrictModel):
+    qps: Annotated[float, _within(0, 1e6)] = 50.0
+    burst: Annotated[int, _within(1, 1_000_000)] = 100
+
+
+class _ConfigDoc(StrictModel):
+    api_version: str | None = None
+    kind: str | None = None
+    profiles: Annotated[list[_ProfileDoc], Field(min_length=1)] = [_ProfileDoc()]
+    leader_election: _LeaderElectionDoc | None = None
+    metrics_address: str = "127.0.0.1:10261"
+    client_connection: _ClientConnectionDoc | None = None
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        """``HOST:PORT`` (host may be empty or a bracketed IPv6 address), or "" for none."""
+        if value == "":
+            return value
+        port = value.rpartition(":")[2] if ":" in value else ""
+        if not _PORT.fullmatch(port) or not 0 <= int(port) <= 65535:
+            raise ValueError(f"{show(value)} must be HOST:PORT (port 0-65535) or empty")
+        return value
+
+    @field_validator("profiles")
+    @classmethod
+    def _unique(cls, value: list[_ProfileDoc]) -> list[_ProfileDoc]:
+        names = [p.scheduler_name for p in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"schedulerName must be unique, got {names}")
+        return value
+
+    def config(self) -> SchedulerConfig:
+        le = self.leader_election or _LeaderElectionDoc()
+        client = self.client_connection or _ClientConnectionDoc()
+        return SchedulerConfig(
+            profiles=tuple(p.config() for p in self.profiles),
+            leader_election=LeaderElectionConfig(
+                enabled=le.enabled,
+                namespace=le.namespace,
+                name=le.name,
+                lease_duration=le.lease_duration_seconds,
+                renew_deadline=le.renew_deadline_seconds,
+                retry_period=le.retry_period_seconds,
+            ),
+            metrics_address=self.metrics_address,
+            qps=client.qps,
+            burst=client.burst,
         )
 
 
 def parse_config(doc: Any) -> SchedulerConfig:
-    raw = _mapping(doc, "config")
-    _check_keys(
-        raw,
-        {"apiVersion", "kind", "profiles", "leaderElection", "metricsAddress", "clientConnection"},
-        "config",
-    )
-    profiles = []
-    raw_profiles = raw.get("profiles", [{}])
-    if not isinstance(raw_profiles, list) or not raw_profiles:
-        raise ConfigError(f"profiles: must be a non-empty list, got {_show(raw_profiles)}")
-    for i, item in enumerate(raw_profiles):
-        path = f"profiles[{i}]"
-        p = _mapping(item, path)
-        _check_keys(p, {"schedulerName", "mode", "defaultWeight", "hybrid", "clusterEnergy"}, path)
-        mode = p.get("mode", "normalized")
-        if not isinstance(mode, str) or mode not in contract.SCORING_MODES:
-            raise ConfigError(
-                f"{path}.mode: {_show(mode)} is not one of {', '.join(contract.SCORING_MODES)}"
-            )
-        hybrid = _mapping(p.get("hybrid"), f"{path}.hybrid")
-        _check_keys(hybrid, {"bufferWatts", "stalenessSeconds", "stalePolicy"}, f"{path}.hybrid")
-        policy = hybrid.get("stalePolicy", "ignore")
-        if not isinstance(policy, str) or policy not in STALE_POLICIES:
-            raise ConfigError(
-                f"{path}.hybrid.stalePolicy: {_show(policy)} is not one of"
-                f" {', '.join(STALE_POLICIES)}"
-            )
-        cluster_energy = _mapping(p.get("clusterEnergy"), f"{path}.clusterEnergy")
-        _check_keys(cluster_energy, {"defaultWorkSeconds"}, f"{path}.clusterEnergy")
-        name = p.get("schedulerName", contract.SCHEDULER_NAME)
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"{path}.schedulerName: {_show(name)} must be a non-empty string")
-        profiles.append(
-            ProfileConfig(
-                scheduler_name=name,
-                mode=mode,
-                default_weight=_num(p, "defaultWeight", path, 0.5, 0.0, 1.0),
-                hybrid_buffer_watts=_num(hybrid, "bufferWatts", f"{path}.hybrid", 5.0, 0.0, 1e6),
-                staleness_seconds=_num(
-                    hybrid, "stalenessSeconds", f"{path}.hybrid", 60.0, 1.0, 86400.0
-                ),
-                stale_policy=policy,
-                default_work_seconds=_num(
-                    cluster_energy, "defaultWorkSeconds", f"{path}.clusterEnergy", 60.0, 0.001, 1e9
-                ),
-            )
-        )
-    names = [p.scheduler_name for p in profiles]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"profiles: schedulerName must be unique, got {names}")
-    le = _mapping(raw.get("leaderElection"), "leaderElection")
-    _check_keys(
-        le,
-        {
-            "enabled",
-            "namespace",
-            "name",
-            "leaseDurationSeconds",
-            "renewDeadlineSeconds",
-            "retryPeriodSeconds",
-        },
-        "leaderElection",
-    )
-    election = LeaderElectionConfig(
-        enabled=_bool(le, "enabled", "leaderElection", True),
-        namespace=_name(le, "namespace", "leaderElection", "kube-system"),
-        name=_name(le, "name", "leaderElection", "energy-scheduler"),
-        lease_duration=_num(le, "leaseDurationSeconds", "leaderElection", 15, 2, 3600),
-        renew_deadline=_num(le, "renewDeadlineSeconds", "leaderElection", 10, 1, 3600),
-        retry_period=_num(le, "retryPeriodSeconds", "leaderElection", 2, 0.1, 3600),
-    )
-    if not election.retry_period < election.renew_deadline < election.lease_duration:
-        raise ConfigError(
-            "leaderElection: need retryPeriodSeconds < renewDeadlineSeconds <"
-            f" leaseDurationSeconds, got retryPeriodSeconds={election.retry_period:g},"
-            f" renewDeadlineSeconds={election.renew_deadline:g},"
-            f" leaseDurationSeconds={election.lease_duration:g}"
-        )
-    client = _mapping(raw.get("clientConnection"), "clientConnection")
-    _check_keys(client, {"qps", "burst"}, "clientConnection")
-    return SchedulerConfig(
-        profiles=tuple(profiles),
-        leader_election=election,
-        metrics_address=_metrics_address(raw.get("metricsAddress", "127.0.0.1:10261")),
-        qps=_num(client, "qps", "clientConnection", 50, 0, 1e6),
-        burst=_int(client, "burst", "clientConnection", 100, 1, 1_000_000),
-    )
+    """The configuration from a parsed YAML document (None, an empty file: the defaults)."""
+    try:
+        return validate(_ConfigDoc, {} if doc is None else doc, root="config").config()
+    except DocumentError as exc:
+        raise ConfigError(exc.problems) from None
 
 
 class ConfigSource:
@@ -264,8 +222,9 @@ class ConfigSource:
         try:
             new = self._file.poll()
         except ConfigError as exc:
-            self.last_error = f"{exc}; keeping the last good config"
-            raise ConfigError(self.last_error) from exc
+            kept = ConfigError(exc.problems, exc.where, "keeping the last good config")
+            self.last_error = str(kept)
+            raise kept from exc
         if self._file.unreadable:
             self.last_error = f"{self._file.unreadable}; keeping the last good config"
             return None
@@ -278,18 +237,6 @@ class ConfigSource:
 
 def _parse_bytes(data: bytes, path: Path) -> SchedulerConfig:
     try:
-        doc = yaml.safe_load(data)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    except RecursionError as exc:  # PyYAML composes nested nodes recursively
-        raise ConfigError(f"{path}: not usable YAML: nested too deeply") from exc
-    except (ValueError, TypeError, OverflowError) as exc:
-        # e.g. an integer of more than 4,300 digits (Python's int() limit)
-        raise ConfigError(f"{path}: not usable YAML: {str(exc)[:200]}") from exc
-    try:
-        return parse_config(doc)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        # Each field check should have caught this; never let it end a reload.
-        raise ConfigError(f"{path}: invalid: {type(exc).__name__}: {exc}") from exc
+        return validate(_ConfigDoc, load_yaml(data) or {}, root="config").config()
+    except DocumentError as exc:
+        raise ConfigError(exc.problems, str(path)) from None

@@ -90,7 +90,11 @@ def _election(**fields: Any) -> dict[str, Any]:
     ("doc", "field", "value"),
     [
         (["a", "list"], "config", "['a', 'list']"),
-        ({"profile": []}, "config", "profile"),  # a typo is an unknown field
+        (
+            {"profile": []},
+            "profile: unknown field",
+            "allowed: apiVersion, kind, profiles",
+        ),  # a typo
         ({"profiles": []}, "profiles", "[]"),
         ({"profiles": {"mode": "hybrid"}}, "profiles", "'mode'"),
         ({"profiles": ["hybrid"]}, "profiles[0]", "'hybrid'"),
@@ -323,3 +327,23 @@ def test_cluster_energy_mode_and_its_default_work_are_read() -> None:
     )
     params = cfg.profiles[0].params()
     assert params.mode == "cluster-energy" and params.default_work_seconds == 30.0
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "profiles": [{"mode": "fast", "defaultWeight": 2}],
+                "clientConnection": {"burst": 0},
+            }
+        )
+    )
+    with pytest.raises(ConfigError) as info:
+        ConfigSource(path).load_initial()
+    assert [p.path for p in info.value.problems] == [
+        "profiles[0].mode",
+        "profiles[0].defaultWeight",
+        "clientConnection.burst",
+    ]
+    assert str(info.value).startswith(f"{path}: profiles[0].mode: ")
