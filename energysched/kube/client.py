@@ -141,7 +141,9 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float | None = None,
+        text: bool = False,
     ) -> Any:
+        """The response's JSON (``text=True``: its text, e.g. a pod's log)."""
         await self.limiter.acquire()
         data = None if body is None else json.dumps(body)
         base = {"Content-Type": content_type} if data is not None else {}
@@ -157,7 +159,7 @@ class KubeClient:
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
                 ) as resp:
-                    text = await resp.text()
+                    body_text = await resp.text()
                     if resp.status == 401 and not refreshed:
                         # A rotated or expired token: fetch a new one, retry once
                         # (client-go's behaviour); the request was not applied.
@@ -167,8 +169,10 @@ class KubeClient:
                         # An error's body may be plain text ("404 page not found" for a
                         # resource type the server does not serve, e.g. a missing CRD):
                         # the status and the text say more than "not JSON".
-                        raise _error(resp.status, _json_or_none(text), text)
-                    payload: Any = json.loads(text) if text else None
+                        raise _error(resp.status, _json_or_none(body_text), body_text)
+                    if text:
+                        return body_text
+                    payload: Any = json.loads(body_text) if body_text else None
                     return payload
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientConnectionResetError) as exc:
                 # A pooled keep-alive connection the server had already closed:
@@ -193,6 +197,11 @@ class KubeClient:
 
     async def get(self, path: str, **params: str | int) -> JSON:
         result: JSON = await self.request("GET", path, params=params or None)
+        return result
+
+    async def get_text(self, path: str, **params: str | int) -> str:
+        """A plain-text GET (``pods/NAME/log``)."""
+        result: str = await self.request("GET", path, params=params or None, text=True)
         return result
 
     async def list_all(self, path: str, *, limit: int = 500, **params: str | int) -> JSON:

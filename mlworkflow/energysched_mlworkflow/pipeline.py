@@ -40,6 +40,63 @@ def _stage(name: str) -> Stage:
 PIPELINE: tuple[Stage, ...] = tuple(_stage(name) for name in STAGE_INFO)
 
 
+def data_volume(*, claim: str | None = None, host_path: str | None = None) -> dict[str, Any]:
+    """The volume the stages share at ``/data``.
+
+    ``claim``: a ReadWriteMany PersistentVolumeClaim (e.g. on NFS, as in the original
+    cluster); ``host_path``: a directory on a single node (a local test cluster);
+    neither: an emptyDir, which suits a single stage (or a KWOK cluster, where
+    nothing runs).
+    """
+    if claim and host_path:
+        raise ValueError("give a claim or a host path for the workflow data, not both")
+    if claim:
+        return {"name": "data", "persistentVolumeClaim": {"claimName": claim}}
+    if host_path:
+        return {"name": "data", "hostPath": {"path": host_path, "type": "Directory"}}
+    return {"name": "data", "emptyDir": {}}
+
+
+def make_runnable(
+    pod_spec: dict[str, Any],
+    stage: str,
+    work: float,
+    *,
+    image: str = IMAGE,
+    data: dict[str, Any] | None = None,
+    data_dir: str = DATA_PATH,
+    pull_policy: str = "IfNotPresent",
+) -> dict[str, Any]:
+    """``pod_spec`` (placement, requests) made to run ``stage`` on ``work`` from the image.
+
+    Non-root with a read-only root file system; ``data_dir`` (under ``/data``) is
+    where this workflow's stages exchange their files: one directory per workflow
+    instance when several share a volume (the stage creates it).
+    """
+    if not (data_dir == DATA_PATH or data_dir.startswith(f"{DATA_PATH}/")):
+        raise ValueError(f"data_dir must be under {DATA_PATH}, got {data_dir!r}")
+    container = pod_spec["containers"][0]
+    container.update(
+        {
+            "image": image,
+            "imagePullPolicy": pull_policy,
+            "args": [stage, "--work", f"{work:g}", "--data", data_dir],
+            "securityContext": {
+                "readOnlyRootFilesystem": True,
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "volumeMounts": [
+                {"name": "data", "mountPath": DATA_PATH},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        }
+    )
+    pod_spec["securityContext"] = {"runAsNonRoot": True, "runAsUser": UID, "fsGroup": UID}
+    pod_spec["volumes"] = [data or data_volume(), {"name": "tmp", "emptyDir": {}}]
+    return pod_spec
+
+
 def stage_job(
     stage: Stage,
     *,
@@ -48,14 +105,11 @@ def stage_job(
     weight: float | None,
     image: str = IMAGE,
     data_claim: str | None = None,
+    data_host_path: str | None = None,
     work: float | None = None,
+    pull_policy: str = "IfNotPresent",
 ) -> dict[str, Any]:
-    """A Job running one stage, placed by ``scheduler_name``.
-
-    ``data_claim``: a ReadWriteMany PersistentVolumeClaim (e.g. on NFS, as in the
-    original cluster) that the three stages share; without it each pod gets an
-    emptyDir, which suits a single stage (or a KWOK cluster, where nothing runs).
-    """
+    """A Job running one stage, placed by ``scheduler_name`` (see :func:`data_volume`)."""
     annotations = {}
     if weight is not None:
         annotations[contract.PERFORMANCE_WEIGHT_ANNOTATION] = f"{weight:g}"
@@ -64,10 +118,23 @@ def stage_job(
         "energysched.lab.experiment/run": run_id,
         "energysched.lab.experiment/stage": stage.name,
     }
-    data_volume: dict[str, Any] = (
-        {"name": "data", "persistentVolumeClaim": {"claimName": data_claim}}
-        if data_claim
-        else {"name": "data", "emptyDir": {}}
+    pod_spec: dict[str, Any] = {
+        "schedulerName": scheduler_name,
+        "restartPolicy": "Never",
+        "containers": [
+            {
+                "name": stage.name,
+                "resources": {"requests": {"cpu": stage.cpu, "memory": stage.memory}},
+            }
+        ],
+    }
+    make_runnable(
+        pod_spec,
+        stage.name,
+        stage.work if work is None else work,
+        image=image,
+        data=data_volume(claim=data_claim, host_path=data_host_path),
+        pull_policy=pull_policy,
     )
     return {
         "apiVersion": "batch/v1",
@@ -77,36 +144,7 @@ def stage_job(
             "backoffLimit": 0,
             "template": {
                 "metadata": {"labels": labels, "annotations": annotations},
-                "spec": {
-                    "schedulerName": scheduler_name,
-                    "restartPolicy": "Never",
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "fsGroup": UID},
-                    "containers": [
-                        {
-                            "name": stage.name,
-                            "image": image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "args": [
-                                stage.name,
-                                "--work",
-                                f"{stage.work if work is None else work:g}",
-                                "--data",
-                                DATA_PATH,
-                            ],
-                            "resources": {"requests": {"cpu": stage.cpu, "memory": stage.memory}},
-                            "securityContext": {
-                                "readOnlyRootFilesystem": True,
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                            "volumeMounts": [
-                                {"name": "data", "mountPath": DATA_PATH},
-                                {"name": "tmp", "mountPath": "/tmp"},
-                            ],
-                        }
-                    ],
-                    "volumes": [data_volume, {"name": "tmp", "emptyDir": {}}],
-                },
+                "spec": pod_spec,
             },
         },
     }

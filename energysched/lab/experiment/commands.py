@@ -94,6 +94,31 @@ def add_parser(sub: Any) -> None:
         help="a real cluster (implies --cluster current); never taken from $KUBECONFIG "
         "unless --cluster current is given",
     )
+    real = p.add_argument_group("a real cluster (--cluster current)")
+    real.add_argument("--image", help="the workflow image (default: energysched-mlworkflow:dev)")
+    real.add_argument(
+        "--image-pull-policy", choices=("IfNotPresent", "Always", "Never"), default="IfNotPresent"
+    )
+    data = real.add_mutually_exclusive_group()
+    data.add_argument(
+        "--data-claim", help="a ReadWriteMany PersistentVolumeClaim the stages share (e.g. NFS)"
+    )
+    data.add_argument(
+        "--data-host-path", help="a directory on the node(s) instead (a one-node cluster)"
+    )
+    real.add_argument(
+        "--node-selector",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="added to every stage's pod (repeatable): e.g. only nodes that run containers",
+    )
+    real.add_argument(
+        "--work-scale",
+        type=float,
+        default=1.0,
+        help="factor on every stage's amount of work (a short real run; default 1)",
+    )
     p.add_argument("--cluster-name", default="experiment", help="local cluster name")
     p.add_argument("--keep-cluster", action="store_true", help="leave the local cluster running")
     p.add_argument("--no-plots", action="store_true")

@@ -2,13 +2,16 @@
 
 ``energysched experiment --cluster current`` (the cluster of ``$KUBECONFIG``) or
 ``--kubeconfig FILE``; never because ``KUBECONFIG`` happens to be set. The
-scenario's workload is submitted as Jobs running the workflow's real image (the
-stage name as argument, the amount of work in ``ENERGYSCHED_WORK``), placed by
+scenario's workflows are submitted as Jobs running the workflow image's stages
+(``energysched_mlworkflow``: the stage and its amount of work as arguments, the
+stages of one workflow sharing a directory on the data volume), placed by
 kube-scheduler (``default-scheduler``) and by the energysched Deployment already
 running in the cluster (its mode is whatever it was deployed with: recorded as
 ``as-deployed``). Nothing is simulated:
 
-- durations are the containers' ``startedAt`` .. ``finishedAt``;
+- durations are the containers' ``startedAt`` .. ``finishedAt``; what each stage
+  reports itself (its result line: the inference stage's test accuracy) is read
+  from the pod's log into the ``accuracy`` column;
 - power is what the monitor publishes: every node's ``current-watts`` annotation,
   sampled once a second into the same ``metrics_<run>_<node>.txt`` traces; a
   sample whose timestamp is older than ``--staleness`` seconds is **not measured**
@@ -40,15 +43,31 @@ from energysched.lab.experiment.jobs import Job, instantiate
 from energysched.lab.experiment.runner import KUBE, Progress, RunSpec, new_batch_id
 from energysched.lab.experiment.scenario import Scenario
 from energysched.lab.experiment.simulator import (
-    DEFAULT_IMAGE,
     JOB_LABEL,
     KUBE_SCHEDULER,
     RUN_LABEL,
     job_manifest,
 )
+from energysched_mlworkflow.pipeline import DATA_PATH, IMAGE, data_volume, make_runnable
+from energysched_mlworkflow.stages import STAGE_INFO, parse_result
 
 SOURCE = "measured: real cluster, durations from container status, power from the monitor"
 NOT_COMPUTED = "not computed: a real cluster has no ground truth"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """How the scenario's stages run: image, data volume, where, and how much work."""
+
+    image: str = IMAGE
+    pull_policy: str = "IfNotPresent"
+    #: The volume mounted at /data in every stage (pipeline.data_volume).
+    data: dict[str, Any] = field(default_factory=data_volume)
+    #: Added to every pod: e.g. only nodes that run containers in a mixed test cluster.
+    node_selector: dict[str, str] = field(default_factory=dict)
+    pod_annotations: dict[str, str] = field(default_factory=dict)
+    #: Factor on every stage's work (a short real run); the annotation says the same.
+    work_scale: float = 1.0
 
 
 @dataclass
@@ -59,6 +78,68 @@ class RealRecord:
     node: str | None = None
     start: float | None = None
     end: float | None = None
+    accuracy: float | None = None
+
+
+def check_runnable(scenario: Scenario) -> None:
+    """The real cluster runs the workflow image's stages; anything else is refused up front."""
+    if scenario.workload.kind != "workflows":
+        raise ValueError(
+            f"scenario {scenario.name}: a real cluster runs workflows of the workflow image's "
+            f"stages ({', '.join(STAGE_INFO)}); this scenario has {scenario.workload.kind}"
+        )
+    unknown = [st.name for st in scenario.workload.stages if st.name not in STAGE_INFO]
+    if unknown:
+        raise ValueError(
+            f"scenario {scenario.name}: stage(s) {', '.join(unknown)} are not stages of the "
+            f"workflow image ({', '.join(STAGE_INFO)})"
+        )
+
+
+def stage_manifest(
+    job: Job, *, run_id: str, scheduler_name: str, weight: float | None, workload: Workload
+) -> dict[str, Any]:
+    """The Job of one stage: placed as the simulator places it, run by the workflow image."""
+    manifest = job_manifest(
+        job,
+        run_id=run_id,
+        scheduler_name=scheduler_name,
+        weight=weight,
+        image=workload.image,
+        work_scale=workload.work_scale,
+    )
+    tmpl = manifest["spec"]["template"]
+    tmpl["metadata"]["annotations"].update(workload.pod_annotations)
+    if workload.node_selector:
+        tmpl["spec"]["nodeSelector"] = dict(workload.node_selector)
+    # one directory per workflow instance and run: the stages of a workflow hand on files
+    folder = job.id if job.workflow is None else f"wf{job.workflow}"
+    make_runnable(
+        tmpl["spec"],
+        job.stage,
+        job.work * workload.work_scale,
+        image=workload.image,
+        data=workload.data,
+        data_dir=f"{DATA_PATH}/{run_id}/{folder}",
+        pull_policy=workload.pull_policy,
+    )
+    return manifest
+
+
+def stage_accuracy(log: str) -> tuple[float | None, str]:
+    """The stage's reported test accuracy (None if it reports none) and a problem, if any."""
+    try:
+        results = parse_result(log)
+    except ValueError as exc:  # a result line that is not JSON
+        return None, f"unreadable result line in the log ({exc})"
+    if len(results) != 1:
+        return None, f"{len(results)} result lines in the log, expected 1"
+    value = results[0].get("accuracy")
+    if value is None:
+        return None, ""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        return None, f"accuracy {value!r} in the log is not a fraction"
+    return float(value), ""
 
 
 @dataclass
@@ -139,8 +220,7 @@ async def run_one(
     *,
     out: Path,
     batch: str,
-    image: str,
-    pod_annotations: dict[str, str],
+    workload: Workload,
     staleness_s: float,
     max_wall_s: float,
     progress: Progress,
@@ -161,20 +241,15 @@ async def run_one(
             for jid, at in sorted(release.items(), key=lambda kv: kv[1]):
                 if at <= now:
                     del release[jid]
-                    manifest = job_manifest(
+                    manifest = stage_manifest(
                         recs[jid].job,
                         run_id=run_id,
                         scheduler_name=KUBE_SCHEDULER
                         if spec.scheduler == KUBE
                         else contract.SCHEDULER_NAME,
                         weight=spec.weight,
-                        image=image,
+                        workload=workload,
                     )
-                    tmpl = manifest["spec"]["template"]
-                    tmpl["metadata"]["annotations"].update(pod_annotations)
-                    tmpl["spec"]["containers"][0]["env"] = [
-                        {"name": "ENERGYSCHED_WORK", "value": f"{recs[jid].job.work:g}"}
-                    ]
                     await kube.create(api_path("batch/v1", "jobs", ns), manifest)
                     recs[jid].status = "submitted"
             pods = (
@@ -195,6 +270,11 @@ async def run_one(
                     rec.end = None if end is None else end - t0
                     rec.status = "succeeded" if phase == "Succeeded" else "failed"
                     rec.reason = why or ("" if phase == "Succeeded" else "pod failed")
+                    if rec.status == "succeeded":
+                        rec.accuracy, problem = stage_accuracy(
+                            await _log(kube, ns, pod["metadata"]["name"])
+                        )
+                        rec.reason = problem
                     for succ in (j for j in jobs if j.after == rec.job.id):
                         if rec.status == "succeeded":
                             release[succ.id] = now
@@ -231,6 +311,13 @@ async def run_one(
             out, scenario, spec, batch, run_id, recs, sampler, time.time() - t0, interrupted
         )
     return row
+
+
+async def _log(kube: KubeClient, ns: str, pod: str) -> str:
+    try:
+        return await kube.get_text(api_path("v1", "pods", ns, pod, "log"))
+    except ApiError as exc:
+        return f"(log not readable: {exc})"
 
 
 def _write(
@@ -271,6 +358,7 @@ def _write(
             "start_s": r.start,
             "end_s": r.end,
             "duration_s": None if r.start is None or r.end is None else r.end - r.start,
+            "accuracy": r.accuracy,
             "status": "interrupted" if interrupted and r.status != "succeeded" else r.status,
             "reason": r.reason,
             "source": SOURCE,
@@ -321,8 +409,7 @@ async def run_real(
     *,
     out: Path,
     batch: str,
-    image: str = DEFAULT_IMAGE,
-    pod_annotations: dict[str, str] | None = None,
+    workload: Workload | None = None,
     staleness_s: float = 60.0,
     max_wall_s: float = 6 * 3600.0,
     progress: Progress | None = None,
@@ -338,8 +425,7 @@ async def run_real(
                 spec,
                 out=out,
                 batch=batch,
-                image=image,
-                pod_annotations=pod_annotations or {},
+                workload=workload or Workload(),
                 staleness_s=staleness_s,
                 max_wall_s=max_wall_s,
                 progress=prog,
@@ -353,8 +439,33 @@ async def run_real(
     return rows
 
 
+def workload_from(args: argparse.Namespace) -> Workload:
+    """The Workload the command line asks for; ValueError naming a bad option."""
+    selector: dict[str, str] = {}
+    for item in args.node_selector:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"--node-selector: expected KEY=VALUE, got {item!r}")
+        selector[key] = value
+    if not 0 < args.work_scale <= 100:
+        raise ValueError(f"--work-scale must be within (0, 100], got {args.work_scale:g}")
+    return Workload(
+        image=args.image or IMAGE,
+        pull_policy=args.image_pull_policy,
+        data=data_volume(claim=args.data_claim, host_path=args.data_host_path),
+        node_selector=selector,
+        work_scale=args.work_scale,
+    )
+
+
 def main(args: argparse.Namespace, scenario: Scenario, specs: Sequence[RunSpec]) -> int:
     kubeconfig = str(args.kubeconfig) if args.kubeconfig else None  # None: $KUBECONFIG
+    try:
+        check_runnable(scenario)
+        workload = workload_from(args)
+    except ValueError as exc:
+        print(f"energysched experiment: {exc}", file=sys.stderr)
+        return 2
     if args.mode != ["normalized"]:
         print(
             "energysched experiment: on a real cluster energysched runs as deployed; "
@@ -368,7 +479,9 @@ def main(args: argparse.Namespace, scenario: Scenario, specs: Sequence[RunSpec])
         file=sys.stderr,
     )
     try:
-        asyncio.run(run_real(kubeconfig, scenario, specs, out=args.out, batch=batch))
+        asyncio.run(
+            run_real(kubeconfig, scenario, specs, out=args.out, batch=batch, workload=workload)
+        )
     except KeyboardInterrupt:
         print("\ninterrupted: partial rows written, Jobs deleted", file=sys.stderr)
         return 130

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ STAGE_COLUMNS = (
     "mean_watts",
     "joules",
     "joules_above_idle",
+    "accuracy",
     "status",
     "reason",
     "source",
@@ -84,7 +86,23 @@ class RunMeta:
 
 
 def append_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows appended under the header; a file with other columns (an older version's) is
+    moved aside first, never appended to out of step."""
     new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        with path.open(newline="") as fh:
+            header = next(csv.reader(fh), [])
+        if header != list(columns):
+            n = 1
+            while (aside := path.with_name(f"{path.stem}.old-{n}{path.suffix}")).exists():
+                n += 1
+            path.rename(aside)
+            print(
+                f"{path}: its columns are an older version's; kept as {aside.name}, "
+                "new rows start a new file",
+                file=sys.stderr,
+            )
+            new = True
     with path.open("a", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="raise")
         if new:

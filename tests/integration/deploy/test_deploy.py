@@ -5,7 +5,9 @@ accepted by the API server."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import csv
 import json
 import socket
 import socketserver
@@ -22,6 +24,10 @@ import pytest
 
 from energysched import contract
 from energysched.lab.cluster import realnode
+from energysched.lab.experiment.realcluster import Workload, run_real
+from energysched.lab.experiment.runner import ENERGY, KUBE, plan
+from energysched.lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+from energysched_mlworkflow.pipeline import data_volume
 from tests.integration.deploy.conftest import NAMESPACE, archives
 from tests.support import ROOT, Kubectl
 
@@ -401,82 +407,67 @@ def test_monitor_pod_publishes_the_plugs_watts_onto_its_node(
         rk("annotate", "node", realnode.NODE_NAME, f"{contract.POWER_SOURCE_CONFIG_ANNOTATION}-")
 
 
-# -- the ML workflow ------------------------------------------------------------------------
-
-STAGES = (("preprocessing", "sequential"), ("training", "training"), ("inference", "inference"))
-RESULT = "energysched-mlworkflow-result "
+# -- the ML workflow, run by the experiment runner -------------------------------------------
 
 
-def stage_job(name: str, stage: str, workload: str, data: Path) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name},
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"labels": {contract.WORKLOAD_TYPE_LABEL: workload}},
-                "spec": {
-                    "schedulerName": contract.SCHEDULER_NAME,
-                    "nodeSelector": {realnode.REAL_NODE_LABEL: "true"},
-                    "restartPolicy": "Never",
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001},
-                    "containers": [
-                        {
-                            "name": stage,
-                            "image": "energysched-mlworkflow:dev",
-                            "imagePullPolicy": "Never",
-                            # 2 % of each stage's default work: seconds, not minutes.
-                            "args": [stage, "--scale", "0.02", "--data", "/data"],
-                            "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}},
-                            "securityContext": {
-                                "readOnlyRootFilesystem": True,
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                            "volumeMounts": [
-                                {"name": "data", "mountPath": "/data"},
-                                {"name": "tmp", "mountPath": "/tmp"},
-                            ],
-                        }
-                    ],
-                    # One node: a directory on it stands in for the NFS volume the stages
-                    # share on a real cluster.
-                    "volumes": [
-                        {"name": "data", "hostPath": {"path": str(data), "type": "Directory"}},
-                        {"name": "tmp", "emptyDir": {}},
-                    ],
-                },
-            },
-        },
-    }
-
-
-def test_ml_workflow_stages_run_as_jobs_on_the_real_node(
-    deployed: str, rk: Kubectl, ns: str, tmp_path: Path
+def test_experiment_runner_records_the_workflow_run_on_the_real_node(
+    deployed: str, rk: Kubectl, real_cluster: Any, fake_plug: str, tmp_path: Path
 ) -> None:
+    """`energysched experiment --cluster current` against this cluster: the workflow image's
+    stages run as Jobs on the real node, placed by kube-scheduler and by the in-cluster
+    energysched; the runner records their durations, the inference accuracy from the log,
+    and joules from the watts the monitor pod publishes (read from a fake plug)."""
     if "energysched-mlworkflow" not in archives():
         pytest.skip("the workflow image energysched-mlworkflow:dev is not built (make images)")
+    rk("apply", "-f", "-", input=json.dumps(REAL_PROFILE))
     data = tmp_path / "data"
     data.mkdir()
-    data.chmod(0o777)  # the stages run as uid 10001
-    results = {}
-    for stage, workload in STAGES:
-        job = f"wf-{stage}"
-        rk("-n", ns, "apply", "-f", "-", input=json.dumps(stage_job(job, stage, workload, data)))
-        rk("-n", ns, "wait", "--for=condition=complete", f"job/{job}", "--timeout=300s")
-        pod = get(rk, "-n", ns, "get", "pods", "-l", f"job-name={job}")["items"][0]
-        assert pod["spec"]["nodeName"] == realnode.NODE_NAME
-        lines = [
-            ln for ln in rk("-n", ns, "logs", f"job/{job}").splitlines() if ln.startswith(RESULT)
-        ]
-        (result,) = [json.loads(ln.removeprefix(RESULT)) for ln in lines]
-        assert result["stage"] == stage and result["workload_type"] == workload
-        assert result["seconds"] > 0 and result["rate"] > 0
-        results[stage] = result
-    # Placed by the in-cluster energy scheduler: one Scheduled event each, from it.
-    placed = scheduled_events(rk, ns)
-    assert len(placed) == 3 and set(placed.values()) == {1}, placed
-    accuracy = results["inference"]["accuracy"]
-    print({s: (r["seconds"], r["rate"], r["rate_unit"]) for s, r in results.items()}, accuracy)
-    assert 0.5 < accuracy <= 1.0  # a trained model, far above chance on the test split
+    data.chmod(0o777)  # the stages run as uid 10001; one directory per workflow is made in it
+    plug = json.dumps({"kind": "shelly", "address": fake_plug, "maxWatts": 200})
+    node = realnode.NODE_NAME
+    rk("annotate", "--overwrite", "node", node, f"{contract.POWER_SOURCE_CONFIG_ANNOTATION}={plug}")
+    try:
+
+        def plug_watts() -> bool:
+            ann = get(rk, "get", "node", node)["metadata"].get("annotations", {})
+            value = ann.get(contract.CURRENT_WATTS_ANNOTATION)
+            return value is not None and abs(float(value) - 42.5) < 0.01
+
+        wait_for("the plug's 42.5 W on the node", plug_watts, timeout=150)
+        out = tmp_path / "results"
+        runs = asyncio.run(
+            run_real(
+                str(real_cluster.kubeconfig),
+                load_scenario(DEFAULT_SCENARIO),
+                plan([KUBE, ENERGY], ["normalized"], [0.5], [1]),
+                out=out,
+                batch="realnode",
+                workload=Workload(
+                    image="energysched-mlworkflow:dev",
+                    pull_policy="Never",
+                    data=data_volume(host_path=str(data)),
+                    node_selector={realnode.REAL_NODE_LABEL: "true"},
+                    work_scale=0.02,  # 2 % of the thesis workflow: seconds, not minutes
+                ),
+                max_wall_s=600,
+            )
+        )
+    finally:
+        rk("annotate", "node", node, f"{contract.POWER_SOURCE_CONFIG_ANNOTATION}-")
+    assert [r["status"] for r in runs] == ["complete", "complete"], runs
+    with (out / "thesis_results.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    print([(r["scheduler"], r["stage"], r["duration_s"], r["joules"], r["accuracy"]) for r in rows])
+    assert sorted((r["scheduler"], r["stage"]) for r in rows) == sorted(
+        (s, st) for s in (KUBE, ENERGY) for st in ("preprocessing", "training", "inference")
+    )
+    for r in rows:
+        assert r["status"] == "succeeded" and r["node"] == node, r
+        duration = float(r["duration_s"])
+        assert duration > 0
+        # Measured through the monitor pod: the plug's constant 42.5 W over the stage.
+        assert float(r["joules"]) == pytest.approx(42.5 * duration, rel=1e-6), r
+        if r["stage"] == "inference":
+            assert 0.5 < float(r["accuracy"]) <= 1.0  # a trained model, far above chance
+        else:
+            assert r["accuracy"] == ""

@@ -16,7 +16,7 @@ import pytest
 
 from energysched import contract
 from energysched.kube.client import KubeClient
-from energysched.lab.experiment.realcluster import run_real
+from energysched.lab.experiment.realcluster import Workload, run_real
 from energysched.lab.experiment.runner import ENERGY, plan
 from energysched.lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
 from energysched.lab.experiment.simulator import PowerPublisher
@@ -40,7 +40,7 @@ async def test_real_mode_measures_what_it_can_and_marks_the_rest_not_measured(
             plan([ENERGY], ["normalized"], [0.0], [1]),
             out=tmp_path,
             batch="real",
-            pod_annotations={contract.SIMULATED_DURATION_ANNOTATION: "2s"},
+            workload=Workload(pod_annotations={contract.SIMULATED_DURATION_ANNOTATION: "2s"}),
             max_wall_s=120,
         )
     finally:
