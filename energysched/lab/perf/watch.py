@@ -34,6 +34,23 @@ def _vm_hwm(pid: int) -> int | None:
     return None
 
 
+def _runqueue_wait(pid: int) -> float | None:
+    """Seconds the process's threads were runnable but waiting for a CPU (the second field
+    of ``/proc/PID/task/*/schedstat``): what a saturated machine adds to every latency."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    total, found = 0, False
+    for task in tasks:
+        try:
+            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[1])
+            found = True
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9 if found else None
+
+
 class ProcessWatch:
     """CPU seconds and peak RSS of one process over a window (both sampled every 0.5 s,
     so that the CPU of a part of the window can be told apart: ``stats.cpu_between``)."""
@@ -45,6 +62,7 @@ class ProcessWatch:
         self.peak_rss = 0
         self.cpu_samples: list[tuple[float, float]] = []  # (monotonic time, CPU seconds)
         self._cpu0 = 0.0
+        self._wait0: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -59,6 +77,7 @@ class ProcessWatch:
 
     def start(self) -> None:
         self._cpu0 = _cpu_seconds(self.proc)
+        self._wait0 = _runqueue_wait(self.pid)
         self._sample()
         self._thread = threading.Thread(target=self._loop, name=f"rss-{self.pid}", daemon=True)
         self._thread.start()
@@ -73,7 +92,10 @@ class ProcessWatch:
             cpu_total: float | None = _cpu_seconds(self.proc)
         except psutil.Error:
             cpu = cpu_total = None
+        wait1 = _runqueue_wait(self.pid)
+        wait = None if wait1 is None or self._wait0 is None else wait1 - self._wait0
         return {
+            "runqueue_wait_seconds": wait,
             "pid": self.pid,
             "cpu_seconds": cpu,
             "cpu_seconds_since_start": cpu_total,

@@ -133,3 +133,17 @@ def test_variants_are_kept_apart() -> None:
     assert result_key({**base, "mode": "backlog"}) == "1000x5000-backlog"
     assert result_key({**base, "energysched_leader_election": False}) == "1000x5000-no-le"
     assert result_key({**base, "energysched_profiled": True}) == "1000x5000-profiled"
+
+
+def test_runqueue_wait_is_read_for_a_live_process_and_none_for_a_gone_one() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from energysched.lab.perf.watch import _runqueue_wait
+
+    own = _runqueue_wait(os.getpid())
+    assert own is not None and own >= 0
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert _runqueue_wait(proc.pid) is None
