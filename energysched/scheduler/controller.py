@@ -406,7 +406,9 @@ class EnergyScheduler:
             return
         snapshot = self.state.snapshot(_now())
         t0 = time.perf_counter()  # the algorithm alone, as kube-scheduler times it
+        cpu0 = time.thread_time()
         decision = schedule_one(pod, snapshot, profile.params())
+        self.metrics.algorithm_cpu.observe(time.thread_time() - cpu0)
         self.metrics.algorithm_latency.observe(time.perf_counter() - t0)
         self._count_readings(decision)
         if decision.error is not None:

@@ -25,6 +25,13 @@ class SchedulerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.algorithm_cpu = Histogram(
+            "energysched_scheduling_algorithm_cpu_seconds",
+            "CPU time of the pure decision per pod (the thread's, so without the time the "
+            "process waited for a core: on a saturated machine the duration above carries that).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.attempt_latency = Histogram(
             "energysched_scheduling_attempt_duration_seconds",
             "One pod's whole scheduling cycle on the loop (lookup, parse, snapshot, decision, "

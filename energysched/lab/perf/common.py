@@ -9,6 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 ALGO_METRIC = "energysched_scheduling_algorithm_duration_seconds"
 KUBE_ALGO_METRIC = "scheduler_scheduling_algorithm_duration_seconds"
+#: energysched only: the algorithm's own CPU time (kube-scheduler has no such metric).
+ALGO_CPU_METRIC = "energysched_scheduling_algorithm_cpu_seconds"
 #: energysched: one pod's whole scheduling cycle on the loop (snapshot and assume included).
 ATTEMPT_METRIC = "energysched_scheduling_attempt_duration_seconds"
 #: kube-scheduler: scheduling algorithm + binding, per attempt.

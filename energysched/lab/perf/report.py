@@ -143,6 +143,11 @@ ROWS: list[Row] = [
     ),
     ("scheduler peak RSS (MiB)", lambda r: _get(r, "scheduler_process", "peak_rss_mib"), ".0f"),
     ("decision p50 / p99 (ms), algorithm only", lambda r: _pair(r.get("decision")), ""),
+    (
+        "decision p50 / p99 (ms), algorithm CPU time³",
+        lambda r: _pair(r.get("decision_cpu")) if "decision_cpu" in r else "—",
+        "",
+    ),
     ("attempt p50 / p99 (ms), whole attempt¹", lambda r: _pair(r.get("attempt")), ""),
     (
         "decisions ≤ 5 ms (%), algorithm only",
@@ -299,6 +304,9 @@ def render_section(result: Mapping[str, Any]) -> str:
         "(`/proc/PID/task/*/schedstat`), per second they ran: on a saturated machine every "
         "wall-clock latency (the decision percentiles above included, for both schedulers) "
         "carries this wait, which is the machine's, not the algorithm's.",
+        "",
+        "³ energysched's `energysched_scheduling_algorithm_cpu_seconds`: the decision's own "
+        "thread CPU time, so without that wait (kube-scheduler has no such metric).",
         "",
         f"Load average (1/5/15 min): {result['loadavg_start']} at start, "
         f"{result.get('loadavg_end')} at the end.",

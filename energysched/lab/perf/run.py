@@ -22,6 +22,7 @@ from energysched.lab.cluster.local import LocalCluster
 from energysched.lab.perf.burst import delete_pods, run_pods
 from energysched.lab.perf.checks import pace_checks
 from energysched.lab.perf.common import (
+    ALGO_CPU_METRIC,
     ALGO_METRIC,
     ATTEMPT_METRIC,
     ENERGYSCHED,
@@ -203,6 +204,8 @@ def one_run(
     )
     res["decision"] = histogram_summary(histogram_from(text, algo))
     res["attempt"] = histogram_summary(histogram_from(text, attempt))
+    if who.scheduler != KUBE_SCHEDULER:
+        res["decision_cpu"] = histogram_summary(histogram_from(text, ALGO_CPU_METRIC))
     if s.es is not None:
         res["energysched_log"] = str(s.es.log_path)
         if s.es.profile is not None:

@@ -80,6 +80,19 @@ async def test_a_successful_bind_posts_the_binding_with_the_uid() -> None:
     assert s.bound == 1 and "ns/p" not in s.queue
 
 
+async def test_each_decision_is_timed_in_wall_and_in_its_own_cpu_time() -> None:
+    s = scheduler()
+    feed(s, pod_obj("a"), pod_obj("b"))
+    await attempt(s, "ns/a")
+    await attempt(s, "ns/b")
+    registry = s.metrics.registry
+    wall = registry.get_sample_value("energysched_scheduling_algorithm_duration_seconds_count")
+    cpu = registry.get_sample_value("energysched_scheduling_algorithm_cpu_seconds_count")
+    assert wall == cpu == 2
+    cpu_sum = registry.get_sample_value("energysched_scheduling_algorithm_cpu_seconds_sum")
+    assert cpu_sum is not None and cpu_sum > 0
+
+
 @pytest.mark.parametrize(
     ("status", "message"),
     [
