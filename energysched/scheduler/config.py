@@ -124,16 +124,11 @@ class _LeaderElectionDoc(StrictModel):
     @model_validator(mode="after")
     def _ordered(self) -> _LeaderElectionDoc:
         # the same rule as kube-scheduler's leader election (client-go)
-        if not self.retry_period_seconds < self.renew_deadline_seconds:
+        retry, renew = self.retry_period_seconds, self.renew_deadline_seconds
+        if not retry < renew < self.lease_duration_seconds:
             raise ValueError(
                 "need retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds, got"
-                f" retryPeriodSeconds={self.retry_period_seconds:g},"
-                f" renewDeadlineSeconds={self.renew_deadline_seconds:g}"
-            )
-        if not self.renew_deadline_seconds < self.lease_duration_seconds:
-            raise ValueError(
-                "need retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds, got"
-                f" renewDeadlineSeconds={self.renew_deadline_seconds:g},"
+                f" retryPeriodSeconds={retry:g}, renewDeadlineSeconds={renew:g},"
                 f" leaseDurationSeconds={self.lease_duration_seconds:g}"
             )
         return self
