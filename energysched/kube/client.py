@@ -199,9 +199,13 @@ class KubeClient:
         result: JSON = await self.request("GET", path, params=params or None)
         return result
 
-    async def get_text(self, path: str, **params: str | int) -> str:
+    async def get_text(
+        self, path: str, *, timeout: float | None = None, **params: str | int
+    ) -> str:
         """A plain-text GET (``pods/NAME/log``)."""
-        result: str = await self.request("GET", path, params=params or None, text=True)
+        result: str = await self.request(
+            "GET", path, params=params or None, text=True, timeout=timeout
+        )
         return result
 
     async def list_all(self, path: str, *, limit: int = 500, **params: str | int) -> JSON:

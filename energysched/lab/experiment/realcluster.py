@@ -9,9 +9,11 @@ kube-scheduler (``default-scheduler``) and by the energysched Deployment already
 running in the cluster (its mode is whatever it was deployed with: recorded as
 ``as-deployed``). Nothing is simulated:
 
-- durations are the containers' ``startedAt`` .. ``finishedAt``; what each stage
-  reports itself (its result line: the inference stage's test accuracy) is read
-  from the pod's log into the ``accuracy`` column;
+- durations are the containers' ``startedAt`` .. ``finishedAt`` (whole seconds, as
+  the API gives them); what each stage reports of itself in its result line is
+  read from the pod's log: its own compute time to the microsecond
+  (``stage_seconds``) and its accuracy (``accuracy``: on the training images for
+  training, on the test set for inference);
 - power is what the monitor publishes: every node's ``current-watts`` annotation,
   sampled once a second into the same ``metrics_<run>_<node>.txt`` traces; a
   sample whose timestamp is older than ``--staleness`` seconds is **not measured**
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from energysched import contract
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
@@ -79,6 +81,7 @@ class RealRecord:
     start: float | None = None
     end: float | None = None
     accuracy: float | None = None
+    stage_seconds: float | None = None
 
 
 def check_runnable(scenario: Scenario) -> None:
@@ -126,20 +129,37 @@ def stage_manifest(
     return manifest
 
 
-def stage_accuracy(log: str) -> tuple[float | None, str]:
-    """The stage's reported test accuracy (None if it reports none) and a problem, if any."""
+@dataclass(frozen=True)
+class StageReport:
+    """What a stage says of itself in its result line (``energysched_mlworkflow``)."""
+
+    #: Its accuracy: on the training images for training, on the test set for inference.
+    accuracy: float | None = None
+    #: Its own compute time, to the microsecond (container timestamps have whole seconds).
+    seconds: float | None = None
+    problem: str = ""
+
+
+def stage_report(log: str) -> StageReport:
+    """The stage's result line read from its log; a problem, never an exception."""
     try:
         results = parse_result(log)
     except ValueError as exc:  # a result line that is not JSON
-        return None, f"unreadable result line in the log ({exc})"
+        return StageReport(problem=f"unreadable result line in the log ({exc})")
     if len(results) != 1:
-        return None, f"{len(results)} result lines in the log, expected 1"
-    value = results[0].get("accuracy")
-    if value is None:
-        return None, ""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        return None, f"accuracy {value!r} in the log is not a fraction"
-    return float(value), ""
+        return StageReport(problem=f"{len(results)} result lines in the log, expected 1")
+    doc = results[0]
+    acc, seconds = doc.get("accuracy"), doc.get("seconds")
+    if acc is not None and not (_is_number(acc) and 0 <= acc <= 1):
+        return StageReport(problem=f"accuracy {acc!r} in the log is not a fraction")
+    if not (_is_number(seconds) and 0 <= seconds < math.inf):
+        return StageReport(problem=f"seconds {seconds!r} in the log is not a duration")
+    return StageReport(None if acc is None else float(acc), float(seconds))
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    """A JSON number (not a boolean, not NaN)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
 
 
 @dataclass
@@ -271,10 +291,9 @@ async def run_one(
                     rec.status = "succeeded" if phase == "Succeeded" else "failed"
                     rec.reason = why or ("" if phase == "Succeeded" else "pod failed")
                     if rec.status == "succeeded":
-                        rec.accuracy, problem = stage_accuracy(
-                            await _log(kube, ns, pod["metadata"]["name"])
-                        )
-                        rec.reason = problem
+                        report = stage_report(await _log(kube, ns, pod["metadata"]["name"]))
+                        rec.accuracy, rec.stage_seconds = report.accuracy, report.seconds
+                        rec.reason = report.problem
                     for succ in (j for j in jobs if j.after == rec.job.id):
                         if rec.status == "succeeded":
                             release[succ.id] = now
@@ -315,7 +334,9 @@ async def run_one(
 
 async def _log(kube: KubeClient, ns: str, pod: str) -> str:
     try:
-        return await kube.get_text(api_path("v1", "pods", ns, pod, "log"))
+        # bounded: the API server fetches a log from the node's kubelet, and a simulated
+        # node has none to answer
+        return await kube.get_text(api_path("v1", "pods", ns, pod, "log"), timeout=10)
     except ApiError as exc:
         return f"(log not readable: {exc})"
 
@@ -358,6 +379,7 @@ def _write(
             "start_s": r.start,
             "end_s": r.end,
             "duration_s": None if r.start is None or r.end is None else r.end - r.start,
+            "stage_seconds": r.stage_seconds,
             "accuracy": r.accuracy,
             "status": "interrupted" if interrupted and r.status != "succeeded" else r.status,
             "reason": r.reason,

@@ -37,6 +37,7 @@ STAGE_COLUMNS = (
     "mean_watts",
     "joules",
     "joules_above_idle",
+    "stage_seconds",
     "accuracy",
     "status",
     "reason",

@@ -68,7 +68,6 @@ def test_incremental_equals_rebuild() -> None:
     assert dict(got.used_ports) == dict(want.used_ports)
 
 
-
 def test_incremental_readings_equal_a_rebuild() -> None:
     """Readings patched by index (set, cleared, node gone and back) match a fresh state."""
     rng = random.Random(11)

@@ -13,8 +13,8 @@ from energysched.lab.experiment.jobs import instantiate
 from energysched.lab.experiment.realcluster import (
     Workload,
     check_runnable,
-    stage_accuracy,
     stage_manifest,
+    stage_report,
     workload_from,
 )
 from energysched.lab.experiment.results import append_csv
@@ -83,11 +83,13 @@ def _log(*results: Result) -> str:
     return "\n".join(["loading...", *(r.line() for r in results), "done"])
 
 
-def test_the_accuracy_is_read_from_the_stages_result_line() -> None:
-    inference = Result("inference", "inference", 1000, "samples", 2.0, 0.91)
-    assert stage_accuracy(_log(inference)) == (pytest.approx(0.91), "")
-    training = Result("training", "training", 10, "steps", 2.0, None)
-    assert stage_accuracy(_log(training)) == (None, "")
+def test_the_stages_own_report_is_read_from_its_result_line() -> None:
+    inference = Result("inference", "inference", 1000, "samples", 2.5, 0.91)
+    report = stage_report(_log(inference))
+    assert (report.accuracy, report.seconds, report.problem) == (pytest.approx(0.91), 2.5, "")
+    preprocessing = Result("preprocessing", "sequential", 10, "Miter", 0.25, None)
+    report = stage_report(_log(preprocessing))
+    assert (report.accuracy, report.seconds, report.problem) == (None, 0.25, "")
 
 
 @pytest.mark.parametrize(
@@ -95,14 +97,18 @@ def test_the_accuracy_is_read_from_the_stages_result_line() -> None:
     [
         ("", "0 result lines"),
         ("energysched-mlworkflow-result {not json", "unreadable result line"),
-        ('energysched-mlworkflow-result {"accuracy": 7}', "not a fraction"),
-        ('energysched-mlworkflow-result {"accuracy": "0.9"}', "not a fraction"),
-        ('energysched-mlworkflow-result {"accuracy": true}', "not a fraction"),
+        ('energysched-mlworkflow-result {"accuracy": 7, "seconds": 1}', "not a fraction"),
+        ('energysched-mlworkflow-result {"accuracy": "0.9", "seconds": 1}', "not a fraction"),
+        ('energysched-mlworkflow-result {"accuracy": true, "seconds": 1}', "not a fraction"),
+        ('energysched-mlworkflow-result {"accuracy": NaN, "seconds": 1}', "not a fraction"),
+        ('energysched-mlworkflow-result {"seconds": -1}', "not a duration"),
+        ('energysched-mlworkflow-result {"seconds": Infinity}', "not a duration"),
+        ('energysched-mlworkflow-result {"accuracy": 0.5}', "not a duration"),
     ],
 )
 def test_a_bad_log_is_a_reason_not_a_crash(log: str, problem: str) -> None:
-    accuracy, why = stage_accuracy(log)
-    assert accuracy is None and problem in why
+    report = stage_report(log)
+    assert report.accuracy is None and report.seconds is None and problem in report.problem
 
 
 def _args(**over: object) -> argparse.Namespace:
