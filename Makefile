@@ -60,15 +60,17 @@ clean:
 # The main job: a scenario's workload placed by kube-scheduler and by energysched on a
 # local cluster (started and stopped here), judged by the scenario's ground truth.
 # make experiment WEIGHT=0.5 | WEIGHTS=0,0.25,0.5,0.75,1 REPEATS=3 | MODE=static-raw,normalized,hybrid
-# | SCENARIO=kb/scenarios/concurrent | CLUSTER=current (a real cluster: $$KUBECONFIG). See README.
+# | SCENARIO=kb/scenarios/concurrent | CLUSTER=current (a real cluster: $$KUBECONFIG;
+# EXPERIMENT_ARGS='--data-claim NAME --image IMAGE' for the workflow's volume and image). See README.
 MODE ?= normalized
 WEIGHTS ?= $(WEIGHT)
 REPEATS ?= 1
 SCENARIO ?= kb/scenarios/thesis
 CLUSTER ?= local
+EXPERIMENT_ARGS ?=
 experiment: cluster-build
 	$(BIN)/energysched experiment --weights $(WEIGHTS) --repeats $(REPEATS) --mode $(MODE) \
-		--scenario $(SCENARIO) --cluster $(CLUSTER)
+		--scenario $(SCENARIO) --cluster $(CLUSTER) $(EXPERIMENT_ARGS)
 
 # Container images, built here from Debian packages (no registry needed): the product
 # image (energysched) and the ML workflow image for amd64, arm64 and arm/v7, saved to
