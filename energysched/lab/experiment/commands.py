@@ -226,6 +226,7 @@ def finish(
                 traces,
                 args.out / "plots" / f"power_{batch}.png",
                 f"power per node, run {first['run_id']}",
+                measured=str(first.get("source", "")).startswith("measured"),
             )
             plots.append(p)
             with (args.out / "report.md").open("a") as fh:

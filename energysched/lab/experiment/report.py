@@ -299,11 +299,13 @@ def plot_tradeoff(rows: Sequence[Row], path: Path, title: str) -> Path:
                 label=lab + suffix,
             )
     _log_if_wide(ax)
-    ax.set_xlabel("makespan (s, simulated)")
+    measured = any(str(r.get("source", "")).startswith("measured") for r in rows)
+    ax.set_xlabel(f"makespan (s, {'measured' if measured else 'simulated'})")
     ax.set_ylabel("cluster energy (kJ, idle included)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # nothing to plot where no energy was measured
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -337,7 +339,13 @@ def _log_if_wide(ax: Any) -> None:
         ax.set_yscale("log")
 
 
-def plot_power(traces: Mapping[str, Sequence[tuple[float, float]]], path: Path, title: str) -> Path:
+def plot_power(
+    traces: Mapping[str, Sequence[tuple[float, float]]],
+    path: Path,
+    title: str,
+    *,
+    measured: bool = False,
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -346,7 +354,7 @@ def plot_power(traces: Mapping[str, Sequence[tuple[float, float]]], path: Path, 
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     for node, pts in sorted(traces.items()):
         ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", label=node)
-    ax.set_xlabel("time (s, simulated)")
+    ax.set_xlabel(f"time (s, {'measured' if measured else 'simulated'})")
     ax.set_ylabel("wall power (W)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
