@@ -164,6 +164,10 @@ class Engine:
         for proc in reversed(self._procs):
             proc.stop(timeout=30.0)
         self._procs.clear()
+        # dockerd leaves its host network namespace bind-mounted under its exec root
+        # (as /var/run/docker/netns/default): nothing stays mounted once it has stopped.
+        for mount in _mounts_under(self.run_dir):
+            subprocess.run(["umount", mount], check=False, capture_output=True)
         if self._lock is not None:
             os.close(self._lock)  # releases the flock
             self._lock = None
@@ -206,6 +210,17 @@ class Engine:
 
     def has_image(self, ref: str) -> bool:
         return self.docker("image", "inspect", ref, check=False, capture=True).returncode == 0
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points below ``root`` (deepest first), from /proc/self/mounts."""
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    prefix = f"{root}/"
+    points = [line.split()[1] for line in lines if len(line.split()) > 1]
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
 
 
 @contextlib.contextmanager
