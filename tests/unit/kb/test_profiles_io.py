@@ -43,7 +43,8 @@ def test_multi_document_file_keeps_good_and_reports_bad(
     assert not result.ok
     origins = [f.origin for f in result.failures]
     assert origins == [f"{path}#2", f"{path}#5"]
-    assert "spec.workloads.training.powerWatts: 1.0 is below" in str(result.failures[0])
+    assert "spec.workloads.training.powerWatts: must not be below" in str(result.failures[0])
+    assert str(result.failures[0]).endswith(", got 1")
     assert "is a list, not an object" in str(result.failures[1])
     assert result.origins["c"] == f"{path}#4"
     kb = result.knowledge_base()
