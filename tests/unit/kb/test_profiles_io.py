@@ -116,3 +116,18 @@ def test_load_objects_from_a_cluster_list(good_profile: Factory) -> None:
     obj["metadata"]["resourceVersion"] = "77"
     result = load_objects([("cluster", obj)])
     assert result.profiles[0].resource_version == "77"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("a: " + "9" * 5000, "not usable YAML: Exceeds the limit"), ("a: " + "[" * 5000, "nested")],
+)
+def test_unusable_yaml_is_a_failure_not_a_crash(
+    tmp_path: Path, good_profile: Factory, text: str, why: str
+) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(_named(good_profile, "a")) + "---\n" + text + "\n")
+    result = load_profiles(path)
+    assert [p.name for p in result.profiles] == ["a"]  # what came before is kept
+    (failure,) = result.failures
+    assert failure.origin == f"{path}#2" and why in str(failure)
