@@ -222,16 +222,8 @@ class Figures(StrictModel):
         # What scoring derives must be a finite, positive number (not inf, NaN or 0).
         eff = self.performance / self.power_watts
         if not (math.isfinite(eff) and eff > 0 and math.isfinite(100.0 * self.performance)):
-            _broken(
-                "Figures",
-                [
-                    (
-                        (),
-                        "performance / powerWatts (the efficiency) must be a finite number > 0",
-                        eff,
-                    )
-                ],
-            )
+            why = "performance / powerWatts (the efficiency) must be a finite number > 0"
+            _broken("Figures", [((), why, eff)])
         return self
 
     def value(self) -> WorkloadFigures:
