@@ -27,6 +27,7 @@ leader-election timing order) are validators on the models.
 from __future__ import annotations
 
 import json
+import re
 import reprlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,7 +55,16 @@ class StrictModel(BaseModel):
     )
 
 
-_SHOW = reprlib.Repr()  # keyword arguments only from Python 3.12
+class _Repr(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        # repr() refuses integers of more than 4,300 digits (ValueError); say what it is
+        # instead, whether the integer stands alone or inside a list or mapping.
+        if x.bit_length() > 4000:
+            return f"<an integer of {x.bit_length()} bits>"
+        return super().repr_int(x, level)
+
+
+_SHOW = _Repr()  # keyword arguments only from Python 3.12
 _SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother = 3, 80, 80
 _SHOW.maxlist = _SHOW.maxdict = 4
 _SHOW.maxlong = 40  # a 400-digit number is shown shortened (repr() refuses > 4,300 digits)
@@ -88,14 +98,22 @@ class DocumentError(ValueError):
         super().__init__(f"{where}: {text}" if where else text)
 
 
+#: A key shown as ``.key``; any other (a label key such as ``kubernetes.io/hostname``, a
+#: host name with dots, "0") is shown quoted, ``['kubernetes.io/hostname']``, so that the
+#: path cannot be read as more levels than it has.
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
 def join_path(prefix: str, loc: Iterable[int | str]) -> str:
     """``("profiles", 0, "mode")`` -> ``profiles[0].mode`` (after ``prefix``)."""
     path = prefix
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            path += f"[{part!r}]"
         else:
-            path = f"{path}.{part}" if path else str(part)
+            path = f"{path}.{part}" if path else part
     return path
 
 

@@ -17,7 +17,8 @@ import yaml
 
 from energysched.contract import API_VERSION, PROFILE_KIND, WORKLOAD_TYPES
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec
-from energysched.kb.validate import FieldError, ValidationFailure, parse_profile
+from energysched.kb.validate import ValidationFailure, parse_profile
+from energysched.strict import Problem
 
 YAML_SUFFIXES = (".yaml", ".yml")
 #: The repository's kb/ folder (node classes and thesis profiles), found relative to
@@ -52,7 +53,7 @@ class LoadResult:
 
 
 def _failure(origin: str, name: str, path: str, message: str) -> LoadFailure:
-    return LoadFailure(origin, ValidationFailure(name, (FieldError(path, message),)))
+    return LoadFailure(origin, ValidationFailure(name, (Problem(path, message),)))
 
 
 def _documents(origin: str, docs: Iterable[object]) -> Iterator[tuple[str, object]]:
@@ -106,14 +107,20 @@ def _yaml_documents(path: Path) -> tuple[list[tuple[str, object]], LoadFailure |
         with path.open(encoding="utf-8") as stream:
             for doc in yaml.safe_load_all(stream):
                 docs.append(doc)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        where = f"{path}#{len(docs) + 1}"
-        return list(_documents(str(path), docs)), _failure(
-            where, "", "", f"not valid YAML: {exc}".replace("\n", " ")
-        )
     except OSError as exc:
         return [], _failure(str(path), "", "", f"cannot be read: {exc.strerror or exc}")
-    return list(_documents(str(path), docs)), None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        reason = f"not valid YAML: {exc}"
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        reason = "not usable YAML: nested too deeply"
+    except (ValueError, TypeError, OverflowError) as exc:
+        # e.g. an integer of more than 4,300 digits (Python's int() limit), a bad date
+        reason = f"not usable YAML: {exc}"
+    else:
+        return list(_documents(str(path), docs)), None
+    where = f"{path}#{len(docs) + 1}"
+    reason = " ".join(reason.split())
+    return list(_documents(str(path), docs)), _failure(where, "", "", reason)
 
 
 def profile_files(path: Path) -> list[Path]:

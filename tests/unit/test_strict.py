@@ -77,6 +77,13 @@ def test_unknown_field_lists_the_allowed_ones_and_never_shows_its_value() -> Non
     assert "hunter2" not in problem
 
 
+def test_keys_that_are_not_plain_names_are_quoted_in_the_path() -> None:
+    (problem,) = problems({"byNode": {"wyse.lan": {"bufferWatts": -1}}})
+    assert problem.startswith("byNode['wyse.lan'].bufferWatts: ")
+    (problem,) = problems({"byNode": {"0": {"enabled": 1}}})
+    assert problem.startswith("byNode['0'].enabled: ")
+
+
 def test_validator_message_and_non_string_keys() -> None:
     assert problems({"items": [{}, {}]}) == ["names must be unique"]
     assert problems({"items": [{3: 4}]}) == ["items[0]: key 3 is not a string"]
@@ -85,6 +92,14 @@ def test_validator_message_and_non_string_keys() -> None:
 def test_long_values_are_shortened() -> None:
     (problem,) = problems({"items": [{"mode": "x" * 10_000}]})
     assert len(problem) < 250
+
+
+@pytest.mark.parametrize(
+    "value", [-(10**5000), [10**5000], {"a": 10**5000}], ids=["alone", "in-list", "in-dict"]
+)
+def test_integers_repr_refuses_are_shown_not_raised(value: object) -> None:
+    (problem,) = problems({"items": [{"inner": {"bufferWatts": value}}]})
+    assert "an integer of 16610 bits" in problem
 
 
 @pytest.mark.parametrize(

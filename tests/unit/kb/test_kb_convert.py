@@ -115,7 +115,10 @@ def test_power_from_profile_lacking_a_workload_is_refused() -> None:
 def test_measured_power_below_idle_fails_validation() -> None:
     doc = _doc()
     doc["idle"]["watts"] = 70.0  # above the sequential kernel's 63 W
-    with pytest.raises(ConversionError, match=r"is below spec\.idlePowerWatts 70"):
+    with pytest.raises(
+        ConversionError,
+        match=r"sequential\.powerWatts: must not be below spec\.idlePowerWatts 70 .*, got 63",
+    ):
         convert_result(doc)
 
 

@@ -43,7 +43,8 @@ def test_multi_document_file_keeps_good_and_reports_bad(
     assert not result.ok
     origins = [f.origin for f in result.failures]
     assert origins == [f"{path}#2", f"{path}#5"]
-    assert "spec.workloads.training.powerWatts: 1.0 is below" in str(result.failures[0])
+    assert "spec.workloads.training.powerWatts: must not be below" in str(result.failures[0])
+    assert str(result.failures[0]).endswith(", got 1")
     assert "is a list, not an object" in str(result.failures[1])
     assert result.origins["c"] == f"{path}#4"
     kb = result.knowledge_base()
@@ -115,3 +116,18 @@ def test_load_objects_from_a_cluster_list(good_profile: Factory) -> None:
     obj["metadata"]["resourceVersion"] = "77"
     result = load_objects([("cluster", obj)])
     assert result.profiles[0].resource_version == "77"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("a: " + "9" * 5000, "not usable YAML: Exceeds the limit"), ("a: " + "[" * 5000, "nested")],
+)
+def test_unusable_yaml_is_a_failure_not_a_crash(
+    tmp_path: Path, good_profile: Factory, text: str, why: str
+) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(_named(good_profile, "a")) + "---\n" + text + "\n")
+    result = load_profiles(path)
+    assert [p.name for p in result.profiles] == ["a"]  # what came before is kept
+    (failure,) = result.failures
+    assert failure.origin == f"{path}#2" and why in str(failure)

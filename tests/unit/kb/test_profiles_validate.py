@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -72,15 +73,20 @@ DELETE = object()
 CASES: list[tuple[str, object, str, tuple[str, ...]]] = [
     # schema-level rules
     ("spec.nodeSelector", DELETE, "spec.nodeSelector", ("required",)),
-    ("spec.nodeSelector", {}, "spec.nodeSelector", ("empty", "at least one")),
-    ("spec.nodeSelector", "wyse", "spec.nodeSelector", ("'wyse'", "string", "object")),
+    ("spec.nodeSelector", {}, "spec.nodeSelector", ("at least one label", "got {}")),
+    ("spec.nodeSelector", "wyse", "spec.nodeSelector", ("valid dictionary", "got 'wyse'")),
     ("spec.idlePowerWatts", DELETE, "spec.idlePowerWatts", ("required",)),
-    ("spec.idlePowerWatts", -1, "spec.idlePowerWatts", ("-1", ">= 0")),
-    ("spec.idlePowerWatts", "6.5", "spec.idlePowerWatts", ("'6.5'", "string", "number")),
-    ("spec.idlePowerWatts", True, "spec.idlePowerWatts", ("True", "boolean", "number")),
-    ("spec.maxPowerWatts", 0, "spec.maxPowerWatts", ("0", ">= 0.001")),
-    ("spec.workloads", DELETE, "spec.workloads", ("required", "training")),
-    ("spec.workloads", {}, "spec.workloads", ("empty", "training, inference, sequential")),
+    ("spec.idlePowerWatts", -1, "spec.idlePowerWatts", ("greater than or equal to 0", "got -1")),
+    ("spec.idlePowerWatts", "6.5", "spec.idlePowerWatts", ("valid number", "got '6.5'")),
+    ("spec.idlePowerWatts", True, "spec.idlePowerWatts", ("valid number", "got True")),
+    ("spec.maxPowerWatts", 0, "spec.maxPowerWatts", ("greater than or equal to 0.001", "got 0")),
+    ("spec.workloads", DELETE, "spec.workloads", ("field required",)),
+    (
+        "spec.workloads",
+        {},
+        "spec.workloads",
+        ("at least one of training, inference, sequential", "got {}"),
+    ),
     (
         "spec.workloads.gaming",
         {"performance": 1, "powerWatts": 9},
@@ -93,12 +99,17 @@ CASES: list[tuple[str, object, str, tuple[str, ...]]] = [
         "spec.workloads.training.performance",
         ("required",),
     ),
-    ("spec.workloads.training.performance", 0, "spec.workloads.training.performance", ("0", "> 0")),
+    (
+        "spec.workloads.training.performance",
+        0,
+        "spec.workloads.training.performance",
+        ("greater than 0", "got 0"),
+    ),
     (
         "spec.workloads.training.performance",
         -3.5,
         "spec.workloads.training.performance",
-        ("-3.5", "> 0"),
+        ("greater than 0", "got -3.5"),
     ),
     (
         "spec.workloads.training.powerWatts",
@@ -106,15 +117,25 @@ CASES: list[tuple[str, object, str, tuple[str, ...]]] = [
         "spec.workloads.training.powerWatts",
         ("required",),
     ),
-    ("spec.workloads.training.powerWatts", 0, "spec.workloads.training.powerWatts", (">= 0.001",)),
+    (
+        "spec.workloads.training.powerWatts",
+        0,
+        "spec.workloads.training.powerWatts",
+        ("greater than or equal to 0.001", "got 0"),
+    ),
     (
         "spec.workloads.training.source",
         "guessed",
         "spec.workloads.training.source",
-        ("'guessed'", "measured, estimated"),
+        ("'measured' or 'estimated'", "got 'guessed'"),
     ),
-    ("spec.workloads.training.unit", 5, "spec.workloads.training.unit", ("5", "string")),
-    ("spec.workloads.training.unit", "x" * 200, "spec.workloads.training.unit", ("200", "128")),
+    ("spec.workloads.training.unit", 5, "spec.workloads.training.unit", ("valid string", "got 5")),
+    (
+        "spec.workloads.training.unit",
+        "x" * 200,
+        "spec.workloads.training.unit",
+        ("at most 128 characters", "got 'xxxx"),
+    ),
     (
         "spec.workloads.training.powerWats",
         13,
@@ -122,71 +143,96 @@ CASES: list[tuple[str, object, str, tuple[str, ...]]] = [
         ("unknown field", "powerWatts"),
     ),
     ("spec.idlePowerWats", 1, "spec.idlePowerWats", ("unknown field", "idlePowerWatts")),
-    ("spec.provenance", ["a"], "spec.provenance", ("array", "string")),
-    ("metadata.name", "Wyse_5070", "metadata.name", ("'Wyse_5070'", "DNS subdomain")),
-    ("kind", "EnergyProfil", "kind", ("'EnergyProfil'", "EnergyProfile")),
-    ("apiVersion", "energy.thesis.io/v1", "apiVersion", ("v1alpha1",)),
+    ("spec.provenance", ["a"], "spec.provenance", ("valid string", "got ['a']")),
+    ("metadata.name", "Wyse_5070", "metadata.name", ("DNS subdomain", "got 'Wyse_5070'")),
+    ("kind", "EnergyProfil", "kind", ("must be EnergyProfile", "got 'EnergyProfil'")),
+    (
+        "apiVersion",
+        "energy.thesis.io/v1",
+        "apiVersion",
+        ("must be energy.thesis.io/v1alpha1", "got 'energy.thesis.io/v1'"),
+    ),
     # maximums (as in the CRD): every derived figure stays finite
     (
         "spec.workloads.training.performance",
         1e308,
         "spec.workloads.training.performance",
-        ("1e+308", "<= 1e+15"),
+        ("less than or equal to 1000000000000000", "got 1e+308"),
     ),
     (
         "spec.workloads.training.powerWatts",
         1e308,
         "spec.workloads.training.powerWatts",
-        ("<= 1e+06",),
+        ("less than or equal to 1000000", "got 1e+308"),
     ),
     (
         "spec.workloads.training.powerWatts",
         5e-324,
         "spec.workloads.training.powerWatts",
-        (">= 0.001",),
+        ("greater than or equal to 0.001", "got 5e-324"),
     ),
-    ("spec.idlePowerWatts", 2e6, "spec.idlePowerWatts", ("2000000.0", "<= 1e+06")),
-    ("spec.maxPowerWatts", 2e6, "spec.maxPowerWatts", ("<= 1e+06",)),
+    (
+        "spec.idlePowerWatts",
+        2e6,
+        "spec.idlePowerWatts",
+        ("less than or equal to 1000000", "got 2000000.0"),
+    ),
+    (
+        "spec.maxPowerWatts",
+        2e6,
+        "spec.maxPowerWatts",
+        ("less than or equal to 1000000", "got 2000000.0"),
+    ),
     # integers beyond float range (over 309 digits): a failure, not OverflowError
-    ("spec.idlePowerWatts", 10**400, "spec.idlePowerWatts", ("integer of", "<= 1e+06")),
+    (
+        "spec.idlePowerWatts",
+        10**400,
+        "spec.idlePowerWatts",
+        ("valid number", "got 1000000000"),
+    ),
     (
         "spec.workloads.training.performance",
         -(10**5000),
         "spec.workloads.training.performance",
-        ("integer of", "> 0"),
+        ("valid number", "got <an integer of 16610 bits>"),
     ),
     # semantic rules the schema cannot express
     (
         "spec.workloads.training.performance",
         5e-324,
         "spec.workloads.training",
-        ("performance / powerWatts = 0.0", "finite number > 0"),
+        ("performance / powerWatts", "finite number > 0", "got 0.0"),
     ),
     (
         "spec.workloads.training.powerWatts",
         5.0,
         "spec.workloads.training.powerWatts",
-        ("5.0 is below spec.idlePowerWatts 6.5", "includes idle power"),
+        ("must not be below spec.idlePowerWatts 6.5", "includes idle power", "got 5"),
     ),
     (
         "spec.maxPowerWatts",
         12,
         "spec.workloads.training.powerWatts",
-        ("13.2 is above spec.maxPowerWatts 12", "maxPowerWatts"),
+        ("must not be above spec.maxPowerWatts 12", "got 13.2"),
     ),
-    ("spec.maxPowerWatts", 5, "spec.maxPowerWatts", ("5 is below spec.idlePowerWatts 6.5",)),
-    ("spec.idlePowerWatts", math.nan, "spec.idlePowerWatts", ("nan", "finite")),
+    (
+        "spec.maxPowerWatts",
+        5,
+        "spec.maxPowerWatts",
+        ("must not be below spec.idlePowerWatts 6.5", "got 5"),
+    ),
+    ("spec.idlePowerWatts", math.nan, "spec.idlePowerWatts", ("finite number", "got nan")),
     (
         "spec.workloads.inference.performance",
         math.inf,
         "spec.workloads.inference.performance",
-        ("inf", "finite"),
+        ("finite number", "got inf"),
     ),
     (
         "spec.workloads.sequential.powerWatts",
         -math.inf,
         "spec.workloads.sequential.powerWatts",
-        ("-inf", "finite"),
+        ("finite number", "got -inf"),
     ),
 ]
 
@@ -228,8 +274,8 @@ def test_example_message_of_the_brief(good_profile: Callable[[], Obj]) -> None:
     result = parse_profile(obj)
     assert isinstance(result, ValidationFailure)
     assert str(result.errors[0]) == (
-        "spec.workloads.training.powerWatts: 5.0 is below spec.idlePowerWatts 6.5; "
-        "power while working includes idle power"
+        "spec.workloads.training.powerWatts: must not be below spec.idlePowerWatts 6.5 "
+        "(power while working includes idle power), got 5"
     )
     assert "EnergyProfile 'wyse' is invalid" in str(result)
 
@@ -237,11 +283,11 @@ def test_example_message_of_the_brief(good_profile: Callable[[], Obj]) -> None:
 @pytest.mark.parametrize(
     ("selector", "fragment"),
     [
-        ({"kubernetes.io/hostname": "bad value!"}, "'bad value!' is not a valid label value"),
+        ({"kubernetes.io/hostname": "bad value!"}, "ending alphanumeric, got 'bad value!'"),
         ({"kubernetes.io/hostname": "-wyse"}, "not a valid label value"),
         ({"kubernetes.io/hostname": "w" * 64}, "64 characters long"),
-        ({"kubernetes.io/hostname": 5070}, "5070 is a number; a label value must be a string"),
-        ({"kubernetes.io/hostname": True}, "True is a boolean"),
+        ({"kubernetes.io/hostname": 5070}, "a label value must be a string (quote numbers"),
+        ({"kubernetes.io/hostname": True}, "must be a string (quote numbers and booleans"),
         ({"Kubernetes.IO/hostname": "wyse"}, "prefix 'Kubernetes.IO' is not a DNS subdomain"),
         ({"/hostname": "wyse"}, "empty prefix"),
         ({"example.com/": "wyse"}, "name part ''"),
@@ -273,6 +319,82 @@ def test_all_errors_are_reported_not_just_the_first(good_profile: Callable[[], O
         "spec.workloads.inference.source",
     }
     assert result.message.count("\n") == 2
+
+
+def test_every_error_of_a_very_bad_profile(good_profile: Callable[[], Obj]) -> None:
+    obj = good_profile()
+    del obj["apiVersion"]
+    obj["metadata"]["name"] = "Wyse"
+    obj["spec"]["nodeSelector"]["rack"] = 5
+    obj["spec"]["idlePowerWatts"] = "6.5"
+    obj["spec"]["workloads"]["training"] = {"performance": math.nan, "powerWats": 13}
+    obj["spec"]["workloads"]["sequential"]["source"] = None
+    result = parse_profile(obj)
+    assert isinstance(result, ValidationFailure)
+    assert result.name == "Wyse"
+    assert [str(e) for e in result.errors] == [
+        "apiVersion: field required",
+        "metadata.name: is not a DNS subdomain; allowed: lowercase alphanumerics, '-' and '.', "
+        "at most 253 characters, got 'Wyse'",
+        "spec.nodeSelector.rack: a label value must be a string "
+        "(quote numbers and booleans in YAML), got 5",
+        "spec.idlePowerWatts: input should be a valid number, got '6.5'",
+        "spec.workloads.training.performance: input should be a finite number, got nan",
+        "spec.workloads.training.powerWatts: field required",
+        "spec.workloads.training.powerWats: unknown field; "
+        "allowed: performance, powerWatts, unit, source, provenance",
+        "spec.workloads.sequential.source: must not be null; leave the field out instead, got None",
+    ]
+
+
+def test_metadata_and_status_are_the_api_servers(good_profile: Callable[[], Obj]) -> None:
+    """What the API server sends is accepted as it is; only metadata.name is read strictly."""
+    obj = good_profile()
+    obj["metadata"].update(
+        uid="0b6c",
+        resourceVersion="7",
+        generation=2,
+        creationTimestamp="2026-11-30T10:00:00Z",
+        labels={"app": "x"},
+        managedFields=[{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+    )
+    obj["status"] = {"conditions": [{"type": "Valid", "status": "True"}], "matchedNodeCount": 1}
+    spec = parse_profile(MappingProxyType(obj))  # a Mapping that is not a dict
+    assert isinstance(spec, ProfileSpec), spec
+    assert (spec.resource_version, spec.generation) == ("7", 2)
+    obj["metadata"].update(resourceVersion=7, generation="2")  # not the API server's types
+    spec = parse_profile(obj)
+    assert isinstance(spec, ProfileSpec), spec
+    assert (spec.resource_version, spec.generation) == ("", 0)
+
+
+@pytest.mark.parametrize("metadata", [None, {}, {"name": ""}, {"name": 5}])
+def test_metadata_name_is_required(good_profile: Callable[[], Obj], metadata: object) -> None:
+    obj = good_profile()
+    obj["metadata"] = metadata
+    result = parse_profile(obj)
+    assert isinstance(result, ValidationFailure) and result.name == ""
+    assert [e.path for e in result.errors] == ["metadata" if metadata is None else "metadata.name"]
+
+
+@pytest.mark.parametrize(
+    "path", ["spec.maxPowerWatts", "spec.workloads.inference", "spec.workloads.training.source"]
+)
+def test_optional_fields_are_left_out_not_null(good_profile: Callable[[], Obj], path: str) -> None:
+    obj = good_profile()
+    _set(obj, path, None)
+    result = parse_profile(obj)
+    assert isinstance(result, ValidationFailure)
+    assert [str(e) for e in result.errors] == [
+        f"{path}: must not be null; leave the field out instead, got None"
+    ]
+
+
+def test_the_workload_types_are_the_contracts() -> None:
+    from energysched.contract import WORKLOAD_TYPES
+    from energysched.kb.validate import Workloads
+
+    assert tuple(f.alias for f in Workloads.model_fields.values()) == WORKLOAD_TYPES
 
 
 @pytest.mark.parametrize("obj", [None, [], "EnergyProfile", {"spec": {}}])

@@ -74,8 +74,10 @@ def test_invalid_profile_names_field_and_value() -> None:
     status = plan(state, WarningMemory(), NOW).patches["bad"]
     (cond,) = status["conditions"]
     assert (cond["status"], cond["reason"]) == ("False", REASON_INVALID)
-    assert "spec.workloads.training.powerWatts" in cond["message"]
-    assert "5" in cond["message"] and "idlePowerWatts" in cond["message"]
+    assert cond["message"].startswith(
+        "spec.workloads.training.powerWatts: must not be below spec.idlePowerWatts 10 "
+        "(power while working includes idle power), got 5\n"
+    )
     assert status["matchedNodes"] == [] and status["bestEfficiency"] is None
 
 
@@ -96,6 +98,8 @@ def test_invalid_edit_keeps_last_valid_version_in_use() -> None:
     assert status["matchedNodes"] == ["n1"] and status["observedGeneration"] == 2
     (event,) = [w for w in p.warnings if w.reason == REASON_INVALID]
     assert event.name == "p" and "generation 2" in event.message
+    assert "spec.workloads.training.powerWatts: must not be below" in event.message
+    assert ", got 1; the energy-scheduler keeps using generation 1" in event.message
     apply_patches(state, p.patches)
     assert not plan(state, memory, LATER).warnings  # reported once per generation
 
