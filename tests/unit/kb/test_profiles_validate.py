@@ -74,7 +74,7 @@ CASES: list[tuple[str, object, str, tuple[str, ...]]] = [
     # schema-level rules
     ("spec.nodeSelector", DELETE, "spec.nodeSelector", ("required",)),
     ("spec.nodeSelector", {}, "spec.nodeSelector", ("at least one label", "got {}")),
-    ("spec.nodeSelector", "wyse", "spec.nodeSelector", ("valid dictionary", "got 'wyse'")),
+    ("spec.nodeSelector", "wyse", "spec.nodeSelector", ("must be an object", "got 'wyse'")),
     ("spec.idlePowerWatts", DELETE, "spec.idlePowerWatts", ("required",)),
     ("spec.idlePowerWatts", -1, "spec.idlePowerWatts", ("greater than or equal to 0", "got -1")),
     ("spec.idlePowerWatts", "6.5", "spec.idlePowerWatts", ("valid number", "got '6.5'")),
