@@ -80,6 +80,7 @@ def test_unknown_field_lists_the_allowed_ones_and_never_shows_its_value() -> Non
 def test_validator_message_and_non_string_keys() -> None:
     assert problems({"items": [{}, {}]}) == ["names must be unique"]
     assert problems({"items": [{3: 4}]}) == ["items[0]: key 3 is not a string"]
+    assert problems({"byNode": {7: {}}}) == ["byNode: key 7 is not a string"]
 
 
 def test_long_values_are_shortened() -> None:
