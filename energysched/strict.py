@@ -142,6 +142,11 @@ def problems_of(exc: ValidationError, model: type[BaseModel], prefix: str = "") 
         elif kind == "invalid_key":
             path = join_path(prefix, loc[:-1])
             message = f"key {show(err['input'])} is not a string"
+        elif loc[-1:] == ("[key]",):  # a map's key, e.g. a node name YAML read as a number
+            path = join_path(prefix, loc[:-2])
+            message = f"key {show(err['input'])} " + (
+                "is not a string" if kind == "string_type" else _lower_first(err["msg"])
+            )
         else:
             path = join_path(prefix, loc)
             message = _lower_first(err["msg"])

@@ -3,8 +3,8 @@
 ConfigMap volumes update by swapping a symlink, so the content's hash (not the
 mtime) decides whether the file changed. An invalid new version never replaces
 the last good value: :meth:`WatchedFile.poll` raises the parser's error and the
-caller keeps what it has. Meant for every process that reloads a config file
-(the scheduler; the monitor's store does the same by hand today).
+caller keeps what it has. Every process that reloads a config file uses it (the
+scheduler's ConfigSource, the monitor's ConfigStore).
 """
 
 from __future__ import annotations

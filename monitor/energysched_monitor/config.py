@@ -5,7 +5,10 @@ selectors, to a source; a node's ``energy.thesis.io/power-source-config`` annota
 (a JSON object of the same shape as a ``nodes`` entry) overrides both. See
 ``monitor/README.md`` for the full reference. Parsing is pure and strict: unknown keys
 and wrong types are errors naming the path and the offending value, so that a typo
-never silently turns a plug off. The caller keeps the last good configuration.
+never silently turns a plug off; every problem of a document is reported at once. The
+documents are read by the project's one strict reader (:mod:`energysched.strict`) and the
+file is watched with :class:`energysched.kube.files.WatchedFile`, which keeps the last
+good configuration.
 
 Credentials are never in the file: a ``secretKey`` names a file in ``secretsDir``
 (a mounted Secret, one key per plug) or ``env`` names an environment variable. An
@@ -15,38 +18,46 @@ cannot make the monitor read arbitrary files or variables.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Annotated, Any, Final
 from urllib.parse import urlsplit
 
-import yaml
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from energysched_bench.power import SHELLY_COMPONENTS as COMPONENTS
+from energysched.kube.files import WatchedFile
+from energysched.strict import (
+    DocumentError,
+    Problem,
+    StrictModel,
+    load_json,
+    load_yaml,
+    show,
+    validate,
+)
 from energysched_bench.power import ShellyComponent as Component
 from energysched_monitor.ports import NodeInfo
 from energysched_monitor.publish import PublishPolicy
-from energysched_monitor.readings import SOURCE_KINDS, PhysicalRange, SourceKind, excerpt
+from energysched_monitor.readings import PhysicalRange, SourceKind
 from energysched_monitor.secret import Secret
 
 DEFAULT_SECRETS_DIR: Final = "/etc/energysched-monitor/secrets"
 _SECRET_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")  # a Secret's data key
+_PASSWORD = re.compile(r"\bpassword\b", re.IGNORECASE)  # not "passwords do not belong"
 
 
-def _show(value: object) -> str:
-    """An offending value as written (strings quoted), shortened for a log line."""
-    return excerpt(repr(value))
+class ConfigError(DocumentError):
+    """An invalid configuration or annotation, or a credential that cannot be read.
 
+    A DocumentError (every problem, each ``path: message, got value``); a plain
+    message is one problem without a path."""
 
-class ConfigError(ValueError):
-    """An invalid configuration: the message names where and what."""
+    def __init__(self, problems: str | Iterable[Problem], where: str = "") -> None:
+        super().__init__([Problem("", problems)] if isinstance(problems, str) else problems, where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,121 +157,139 @@ class MonitorConfig:
         return None, "none"
 
 
-# -- parsing --------------------------------------------------------------------------
+# -- the file and the annotation as written ------------------------------------------
+#
+# pydantic models of the documents (camelCase keys, strict types, unknown keys are
+# errors), converted below into the dataclasses the rest of the monitor uses. Every
+# problem of a document is reported at once, each as ``path: message, got value``.
+
+_ANNOTATION: Final = {"annotation": True}  # validation context of a node annotation
 
 
-class _Obj:
-    """A mapping being parsed: typed getters that name the path; leftovers are errors."""
+def _in_annotation(info: ValidationInfo) -> bool:
+    return isinstance(info.context, Mapping) and bool(info.context.get("annotation"))
 
-    def __init__(self, value: Any, path: str) -> None:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{path or 'config'}: expected an object, got {_show(value)}")
-        self.value = value
-        self.path = path
-        self.used: set[str] = set()
 
-    def _at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+class _Section(StrictModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_the_default(cls, data: Any) -> Any:
+        """``key: null`` (e.g. ``nodes:`` with every entry commented out) means the
+        default, as it always has; an unknown key stays, to be reported as unknown."""
+        if isinstance(data, Mapping):
+            known = {f.alias or name for name, f in cls.model_fields.items()}
+            return {k: v for k, v in data.items() if not (v is None and k in known)}
+        return data
 
-    def get(self, key: str) -> Any:
-        self.used.add(key)
-        return self.value.get(key)
 
-    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
-        value = self.get(key)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{self._at(key)}: expected a number, got {_show(value)}")
-        try:
-            number = float(value)
-        except OverflowError:  # an integer of hundreds of digits
-            number = math.inf
-        if not math.isfinite(number) or number < minimum:
-            raise ConfigError(f"{self._at(key)}: must be a number >= {minimum}, got {_show(value)}")
-        return number
+class CredentialsEntry(_Section):
+    username: Annotated[str, Field(min_length=1)] = "admin"
+    secret_key: Annotated[str, Field(min_length=1)] | None = None
+    env: Annotated[str, Field(min_length=1)] | None = None
 
-    def string(self, key: str, default: str | None = None) -> str | None:
-        value = self.get(key)
-        if value is None:
-            return default
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{self._at(key)}: expected a non-empty string, got {_show(value)}")
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password(cls, data: Any) -> Any:
+        # Before anything else, and without the value: it is a secret.
+        if isinstance(data, Mapping) and "password" in data:
+            raise ValueError("passwords do not belong in the config; use secretKey or env")
+        return data
+
+    @field_validator("username")
+    @classmethod
+    def _no_colon(cls, value: str) -> str:
+        if ":" in value:  # neither Basic (RFC 7617) nor Digest can carry it
+            raise ValueError(f"must not contain ':', got {show(value)}")
         return value
 
-    def done(self) -> None:
-        unknown = sorted(str(k) for k in self.value if k not in self.used)
-        if unknown:
-            raise ConfigError(f"{self.path or 'config'}: unknown key(s) {', '.join(unknown)}")
+    @field_validator("secret_key")
+    @classmethod
+    def _key_name(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_KEY.match(value):
+            raise ValueError(
+                f"not a Secret key name (letters, digits, '-', '_', '.'), got {show(value)}"
+            )
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_outside_annotations(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Whoever can annotate a node must not make the monitor read its variables.
+        if _in_annotation(info):
+            raise ValueError("not allowed in a node annotation; use secretKey")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> CredentialsEntry:
+        if (self.secret_key is None) == (self.env is None):
+            raise ValueError("give exactly one of secretKey or env")
+        return self
 
 
-def _credentials(value: Any, path: str, *, allow_env: bool) -> CredentialRef:
-    obj = _Obj(value, path)
-    username = obj.string("username", "admin")
-    secret_key = obj.string("secretKey")
-    env = obj.string("env")
-    if "password" in obj.value:
-        raise ConfigError(
-            f"{path}.password: passwords do not belong in the config; use secretKey or env"
+class SourceEntry(_Section):
+    kind: SourceKind
+    address: Annotated[str, Field(min_length=1)] | None = None
+    component: Component = "auto"
+    credentials: CredentialsEntry | None = None
+    min_watts: Annotated[float, Field(ge=0)] = 0.0
+    max_watts: Annotated[float, Field(ge=0)] = 3680.0
+    offset_watts: Annotated[float, Field(ge=0)] = 0.0
+    powercap_root: Annotated[str, Field(min_length=1)] = "/sys/class/powercap"
+    gpus: list[Annotated[int, Field(ge=0)]] | None = None
+
+    @field_validator("credentials", mode="before")
+    @classmethod
+    def _credentials_object(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, Mapping):  # perhaps the password itself
+            raise ValueError("must be an object with secretKey or env (the value is not shown)")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_address(value)
+        return value
+
+    @field_validator("powercap_root")
+    @classmethod
+    def _root_outside_annotations(cls, value: str, info: ValidationInfo) -> str:
+        # Whoever can annotate a node must not make the monitor read arbitrary paths.
+        if _in_annotation(info):
+            raise ValueError("not allowed in a node annotation")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceEntry:
+        if self.kind == "shelly" and self.address is None:
+            raise ValueError("a shelly source needs an address")
+        if self.max_watts <= self.min_watts:
+            raise ValueError(
+                f"maxWatts must be above minWatts, got maxWatts {show(self.max_watts)}"
+                f" and minWatts {show(self.min_watts)}"
+            )
+        return self
+
+    def spec(self) -> SourceSpec:
+        creds = self.credentials
+        return SourceSpec(
+            kind=self.kind,
+            address=self.address,
+            component=self.component,
+            credentials=(
+                None
+                if creds is None
+                else CredentialRef(creds.username, creds.secret_key, creds.env)
+            ),
+            min_watts=float(self.min_watts),
+            max_watts=float(self.max_watts),
+            offset_watts=float(self.offset_watts),
+            powercap_root=self.powercap_root,
+            gpus=None if self.gpus is None else tuple(self.gpus),
         )
-    obj.done()
-    assert username is not None
-    if ":" in username:  # neither Basic (RFC 7617) nor Digest can carry it
-        raise ConfigError(f"{path}.username: must not contain ':', got {_show(username)}")
-    if env is not None and not allow_env:
-        raise ConfigError(f"{path}.env: not allowed in a node annotation; use secretKey")
-    if (secret_key is None) == (env is None):
-        raise ConfigError(f"{path}: give exactly one of secretKey or env")
-    if secret_key is not None and not _SECRET_KEY.match(secret_key):
-        raise ConfigError(f"{path}.secretKey: not a Secret key name: {secret_key!r}")
-    return CredentialRef(username, secret_key, env)
 
 
-def parse_source(value: Any, path: str, *, allow_env: bool = True) -> SourceSpec:
-    obj = _Obj(value, path)
-    kind = obj.get("kind")
-    if kind not in SOURCE_KINDS:
-        raise ConfigError(f"{path}.kind: expected one of {', '.join(SOURCE_KINDS)}, got {kind!r}")
-    component = obj.get("component") or "auto"
-    if component not in COMPONENTS:
-        raise ConfigError(
-            f"{path}.component: expected one of {', '.join(COMPONENTS)}, got {component!r}"
-        )
-    credentials = obj.get("credentials")
-    gpus = obj.get("gpus")
-    if gpus is not None and (
-        not isinstance(gpus, list)
-        or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpus)
-    ):
-        raise ConfigError(f"{path}.gpus: expected a list of GPU indices, got {_show(gpus)}")
-    spec = SourceSpec(
-        kind=kind,
-        address=obj.string("address"),
-        component=component,
-        credentials=(
-            None
-            if credentials is None
-            else _credentials(credentials, f"{path}.credentials", allow_env=allow_env)
-        ),
-        min_watts=obj.number("minWatts", 0.0),
-        max_watts=obj.number("maxWatts", 3680.0),
-        offset_watts=obj.number("offsetWatts", 0.0),
-        powercap_root=obj.string("powercapRoot", "/sys/class/powercap") or "",
-        gpus=tuple(gpus) if gpus is not None else None,
-    )
-    if not allow_env and "powercapRoot" in obj.value:
-        raise ConfigError(f"{path}.powercapRoot: not allowed in a node annotation")
-    obj.done()
-    if spec.kind == "shelly" and not spec.address:
-        raise ConfigError(f"{path}: a shelly source needs an address")
-    if spec.address is not None:
-        _check_address(spec.address, f"{path}.address")
-    if spec.max_watts <= spec.min_watts:
-        raise ConfigError(f"{path}: maxWatts must be above minWatts")
-    return spec
-
-
-def _check_address(address: str, path: str) -> None:
+def _check_address(address: str) -> None:
     """``host``, ``host:port`` or an ``http(s)://`` URL, as the Shelly client takes it."""
     text = address.strip()
     url = text if "://" in text else f"http://{text}"
@@ -268,109 +297,148 @@ def _check_address(address: str, path: str) -> None:
         parts = urlsplit(url)
         port = parts.port  # ValueError for a port that is not a number in 0-65535
     except ValueError as exc:
-        raise ConfigError(f"{path}: not a host or URL ({exc}): {_show(address)}") from None
+        raise ValueError(f"not a host or URL ({exc}), got {show(address)}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
-        raise ConfigError(f"{path}: expected host[:port] or an http(s) URL, got {_show(address)}")
+        raise ValueError(f"expected host[:port] or an http(s) URL, got {show(address)}")
     if any(c.isspace() for c in text) or not text.isascii():
-        raise ConfigError(f"{path}: not a host or URL: {_show(address)}")
+        raise ValueError(f"not a host or URL, got {show(address)}")
 
 
-def _labels(value: Any, path: str) -> Mapping[str, str]:
-    if not isinstance(value, Mapping) or not value:
-        raise ConfigError(f"{path}: expected a non-empty map of labels, got {_show(value)}")
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ConfigError(f"{path}: label keys and values must be strings")
-    return MappingProxyType(dict(value))
+# The defaults are the dataclasses' own, so that a file without a key, an empty file and
+# no file at all mean the same (the file's heartbeatJitter default was once 0.1, not 0.2).
+_POLICY: Final = PublishPolicy()
+_DEFAULT: Final = MonitorConfig()
 
 
-def parse_config(data: Any) -> MonitorConfig:
+class PublishSection(_Section):
+    absolute_watts: Annotated[float, Field(ge=0)] = _POLICY.absolute_watts
+    relative_change: Annotated[float, Field(ge=0)] = _POLICY.relative_change
+    min_interval_seconds: Annotated[float, Field(ge=0.1)] = _POLICY.min_interval_seconds
+    heartbeat_seconds: Annotated[float, Field(ge=0.1)] = _POLICY.heartbeat_seconds
+    heartbeat_jitter: Annotated[float, Field(ge=0)] = _POLICY.heartbeat_jitter
+    max_writes_per_second: Annotated[float, Field(ge=0)] = _DEFAULT.max_writes_per_second
+    burst: Annotated[float, Field(ge=1)] = _DEFAULT.write_burst
+
+    @model_validator(mode="after")
+    def _policy_is_valid(self) -> PublishSection:
+        try:
+            self.policy()
+        except ValueError as exc:  # PublishPolicy's own rules, reported as ``publish: ...``
+            raise ValueError(
+                f"{exc}, got minIntervalSeconds {show(self.min_interval_seconds)}, "
+                f"heartbeatSeconds {show(self.heartbeat_seconds)}, "
+                f"heartbeatJitter {show(self.heartbeat_jitter)}"
+            ) from None
+        return self
+
+    def policy(self) -> PublishPolicy:
+        return PublishPolicy(
+            absolute_watts=float(self.absolute_watts),
+            relative_change=float(self.relative_change),
+            min_interval_seconds=float(self.min_interval_seconds),
+            heartbeat_seconds=float(self.heartbeat_seconds),
+            heartbeat_jitter=float(self.heartbeat_jitter),
+        )
+
+
+class SelectorEntry(_Section):
+    match_labels: Annotated[dict[str, str], Field(min_length=1)]
+    source: SourceEntry
+
+
+class ConfigFile(_Section):
+    poll_interval_seconds: Annotated[float, Field(ge=0.1)] = _DEFAULT.poll_interval_seconds
+    timeout_seconds: Annotated[float, Field(ge=0.05)] | None = None  # min(3, poll)
+    gap_intervals: Annotated[float, Field(ge=1)] = _DEFAULT.gap_intervals
+    max_backoff_seconds: Annotated[float, Field(ge=0)] | None = None  # max(60, poll)
+    reload_seconds: Annotated[float, Field(ge=1)] = _DEFAULT.reload_seconds
+    secrets_dir: Annotated[str, Field(min_length=1)] = _DEFAULT.secrets_dir
+    publish: PublishSection = PublishSection()
+    nodes: dict[str, SourceEntry] = {}
+    selectors: list[SelectorEntry] = []
+
+    @model_validator(mode="after")
+    def _backoff_not_below_poll(self) -> ConfigFile:
+        backoff = self.max_backoff_seconds
+        if backoff is not None and backoff < self.poll_interval_seconds:
+            raise ValueError(
+                f"maxBackoffSeconds: must be >= pollIntervalSeconds "
+                f"({show(self.poll_interval_seconds)}), got {show(backoff)}"
+            )
+        return self
+
+    def config(self) -> MonitorConfig:
+        poll = float(self.poll_interval_seconds)
+        timeout, backoff = self.timeout_seconds, self.max_backoff_seconds
+        return MonitorConfig(
+            poll_interval_seconds=poll,
+            timeout_seconds=(
+                min(_DEFAULT.timeout_seconds, poll) if timeout is None else float(timeout)
+            ),
+            gap_intervals=float(self.gap_intervals),
+            max_backoff_seconds=(
+                max(_DEFAULT.max_backoff_seconds, poll) if backoff is None else float(backoff)
+            ),
+            reload_seconds=float(self.reload_seconds),
+            secrets_dir=self.secrets_dir,
+            publish=self.publish.policy(),
+            max_writes_per_second=float(self.publish.max_writes_per_second),
+            write_burst=int(self.publish.burst),
+            nodes=MappingProxyType({name: e.spec() for name, e in self.nodes.items()}),
+            selectors=tuple(
+                Selector(MappingProxyType(dict(s.match_labels)), s.source.spec())
+                for s in self.selectors
+            ),
+        )
+
+
+def _config_error(exc: DocumentError) -> ConfigError:
+    return ConfigError([_hide_password(p) for p in exc.problems], exc.where)
+
+
+def _hide_password(problem: Problem) -> Problem:
+    """No shown value or excerpt with the word ``password`` in it: a value shown where an
+    object belongs, or a YAML/JSON excerpt around a syntax error, may hold one."""
+    if not _PASSWORD.search(problem.message):
+        return problem
+    if ", got " in problem.message:
+        head = problem.message.split(", got ", 1)[0]
+        return Problem(problem.path, f"{head}, got a value with a password in it (not shown)")
+    head = problem.message.split(":", 1)[0]  # "not valid YAML: <excerpt>"
+    return Problem(problem.path, f"{head} (not shown: the text has a password in it)")
+
+
+def parse_config(data: Any, where: str = "") -> MonitorConfig:
     """A MonitorConfig from the parsed YAML/JSON document (None: all defaults)."""
     if data is None:
         return MonitorConfig()
-    top = _Obj(data, "")
-    poll = top.number("pollIntervalSeconds", 5.0, minimum=0.1)
-    timeout = top.number("timeoutSeconds", min(3.0, poll), minimum=0.05)
-    gap = top.number("gapIntervals", 3.0, minimum=1.0)
-    backoff = top.number("maxBackoffSeconds", max(60.0, poll), minimum=poll)
-    reload_s = top.number("reloadSeconds", 30.0, minimum=1.0)
-    secrets_dir = top.string("secretsDir", DEFAULT_SECRETS_DIR) or DEFAULT_SECRETS_DIR
-
-    pub = _Obj(top.get("publish") or {}, "publish")
     try:
-        policy = PublishPolicy(
-            absolute_watts=pub.number("absoluteWatts", 5.0),
-            relative_change=pub.number("relativeChange", 0.10),
-            min_interval_seconds=pub.number("minIntervalSeconds", 15.0, minimum=0.1),
-            heartbeat_seconds=pub.number("heartbeatSeconds", 30.0, minimum=0.1),
-            heartbeat_jitter=pub.number("heartbeatJitter", 0.1),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"publish: {exc}") from None
-    rate = pub.number("maxWritesPerSecond", 50.0)
-    burst = pub.number("burst", 10.0, minimum=1.0)
-    pub.done()
+        return validate(ConfigFile, data, where=where).config()
+    except DocumentError as exc:
+        raise _config_error(exc) from None
 
-    nodes_raw = top.get("nodes") or {}
-    if not isinstance(nodes_raw, Mapping):
-        raise ConfigError(f"nodes: expected a map of node name to source, got {_show(nodes_raw)}")
-    nodes = {str(name): parse_source(v, f"nodes.{name}") for name, v in nodes_raw.items()}
 
-    selectors_raw = top.get("selectors") or []
-    if not isinstance(selectors_raw, list):
-        raise ConfigError(f"selectors: expected a list, got {_show(selectors_raw)}")
-    selectors: list[Selector] = []
-    for i, raw in enumerate(selectors_raw):
-        sel = _Obj(raw, f"selectors[{i}]")
-        labels = _labels(sel.get("matchLabels"), f"selectors[{i}].matchLabels")
-        source = parse_source(sel.get("source"), f"selectors[{i}].source")
-        sel.done()
-        selectors.append(Selector(labels, source))
-    top.done()
-    return MonitorConfig(
-        poll_interval_seconds=poll,
-        timeout_seconds=timeout,
-        gap_intervals=gap,
-        max_backoff_seconds=backoff,
-        reload_seconds=reload_s,
-        secrets_dir=secrets_dir,
-        publish=policy,
-        max_writes_per_second=rate,
-        write_burst=int(burst),
-        nodes=MappingProxyType(nodes),
-        selectors=tuple(selectors),
-    )
+def _parse_document(data: bytes | str, where: str) -> MonitorConfig:
+    try:
+        doc = load_yaml(data, where)  # YAML is a superset of JSON
+    except DocumentError as exc:
+        raise _config_error(exc) from None
+    return parse_config(doc, where)
 
 
 def parse_config_text(text: str, where: str = "config") -> MonitorConfig:
-    try:
-        data = yaml.safe_load(text)  # YAML is a superset of JSON
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML/JSON: {excerpt(str(exc))}") from None
-    except RecursionError:
-        raise ConfigError(f"{where}: nested too deeply: {excerpt(text)}") from None
-    except ValueError as exc:  # an integer of more than 4,300 digits, a bad date
-        raise ConfigError(f"{where}: unreadable value ({excerpt(str(exc))})") from None
-    try:
-        return parse_config(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    return _parse_document(text, where)
 
 
 def parse_override(text: str) -> SourceSpec:
-    """The node annotation's value: a JSON object shaped like a ``nodes`` entry."""
+    """The node annotation's value: a JSON object shaped like a ``nodes`` entry, without
+    ``env`` credentials or ``powercapRoot``."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"annotation is not JSON ({exc.msg}): {_show(text)}") from None
-    except ValueError:  # not a JSONDecodeError: an integer longer than int() converts
-        raise ConfigError(
-            f"annotation is not usable JSON (a number of more than 4300 digits): {_show(text)}"
-        ) from None
-    except RecursionError:
-        raise ConfigError(
-            f"annotation is not usable JSON (nested too deeply): {_show(text)}"
-        ) from None
-    return parse_source(data, "annotation", allow_env=False)
+        doc = load_json(text, "annotation")
+        entry = validate(SourceEntry, doc, prefix="annotation", context=_ANNOTATION)
+    except DocumentError as exc:
+        raise _config_error(exc) from None
+    return entry.spec()
 
 
 def resolve_source(
@@ -383,34 +451,38 @@ def resolve_source(
     return config.source_for(node)
 
 
-@dataclass
 class ConfigStore:
     """The config file, re-read when its content changes; keeps the last good version."""
 
-    path: str | None
-    config: MonitorConfig = field(default_factory=MonitorConfig)
-    digest: str = ""
-    valid: bool = True
+    def __init__(self, path: str | None, config: MonitorConfig | None = None) -> None:
+        self.path = path
+        self.config = MonitorConfig() if config is None else config
+        #: False while the file is unreadable or its current content is invalid.
+        self.valid = True
+        self._parsed = True  # the file's current content parsed
+        self._file = (
+            None
+            if path is None
+            else WatchedFile(Path(path), lambda data: _parse_document(data, path))
+        )
 
     def refresh(self) -> tuple[bool, ConfigError | None]:
-        """(changed, error). On error the previous config stays in force."""
-        if self.path is None:
+        """(changed, error). On error the previous config stays in force; an invalid
+        content is reported once, an unreadable file on every refresh."""
+        if self._file is None:
             return False, None
         try:
-            raw = Path(self.path).read_bytes()
-        except OSError as exc:
-            self.valid = False
-            return False, ConfigError(f"{self.path}: cannot read: {exc.strerror or exc}")
-        digest = hashlib.sha256(raw).hexdigest()
-        if digest == self.digest:
-            return False, None
-        self.digest = digest
-        try:
-            config = parse_config_text(raw.decode("utf-8", errors="replace"), self.path)
+            config = self._file.poll()
         except ConfigError as exc:
-            self.valid = False
+            self._parsed = self.valid = False
             return False, exc
-        self.config, self.valid = config, True
+        if self._file.unreadable is not None:
+            self.valid = False
+            return False, ConfigError(f"cannot read {self._file.unreadable}")
+        self.valid = self._parsed  # readable again: as good as its (unchanged) content
+        if config is None:
+            return False, None
+        self.config, self._parsed, self.valid = config, True, True
         return True, None
 
 

@@ -87,6 +87,7 @@ def test_keys_that_are_not_plain_names_are_quoted_in_the_path() -> None:
 def test_validator_message_and_non_string_keys() -> None:
     assert problems({"items": [{}, {}]}) == ["names must be unique"]
     assert problems({"items": [{3: 4}]}) == ["items[0]: key 3 is not a string"]
+    assert problems({"byNode": {7: {}}}) == ["byNode: key 7 is not a string"]
 
 
 def test_long_values_are_shortened() -> None:

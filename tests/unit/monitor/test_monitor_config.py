@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from energysched.contract import POWER_SOURCE_CONFIG_ANNOTATION
+from energysched.strict import DocumentError
 from energysched_monitor.config import (
     ConfigError,
     ConfigStore,
     CredentialRef,
+    MonitorConfig,
     parse_config_text,
     parse_override,
     resolve_source,
@@ -79,27 +81,83 @@ def test_precedence_annotation_then_name_then_selector() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("nodes: {a: {kind: plug}}", "nodes.a.kind: expected one of"),
+        (
+            "nodes: {a: {kind: plug}}",
+            "nodes.a.kind: input should be 'shelly', 'rapl', 'nvml', 'rapl+nvml' or 'model', "
+            "got 'plug'",
+        ),
         ("nodes: {a: {kind: shelly}}", "nodes.a: a shelly source needs an address"),
-        ("nodes: {a: {kind: shelly, adress: x}}", "nodes.a: unknown key(s) adress"),
-        ("pollIntervalSeconds: fast", "pollIntervalSeconds: expected a number, got 'fast'"),
-        ("pollIntervalSeconds: -1", "pollIntervalSeconds: must be a number >= 0.1"),
-        ("publish: {minIntervalSeconds: 90, heartbeatSeconds: 30}", "publish: need 0 <"),
-        ("nodes: [a, b]", "nodes: expected a map"),
+        (
+            "nodes: {a: {kind: shelly, adress: x}}",
+            "nodes.a.adress: unknown field; allowed: kind, address, component,",
+        ),
+        (
+            "pollIntervalSeconds: fast",
+            "pollIntervalSeconds: input should be a valid number, got 'fast'",
+        ),
+        (
+            "pollIntervalSeconds: -1",
+            "pollIntervalSeconds: input should be greater than or equal to 0.1, got -1",
+        ),
+        (
+            "publish: {minIntervalSeconds: 90, heartbeatSeconds: 30}",
+            "publish: need 0 < min_interval_seconds <= heartbeat_seconds, "
+            "got minIntervalSeconds 90.0, heartbeatSeconds 30.0",
+        ),
+        ("nodes: [a, b]", "nodes: must be an object, got ['a', 'b']"),
+        ("nodes: {1: {kind: rapl}}", "nodes: key 1 is not a string"),
         (
             "nodes: {a: {kind: shelly, address: x, credentials: {password: hunter2}}}",
-            "passwords do not belong in the config",
+            "nodes.a.credentials: passwords do not belong in the config; use secretKey or env",
         ),
-        ("nodes: {a: {kind: shelly, address: x, credentials: {}}}", "exactly one of"),
+        (
+            "nodes: {a: {kind: shelly, address: x, credentials: {password: null, env: PW}}}",
+            "nodes.a.credentials: passwords do not belong in the config",
+        ),
+        (
+            "nodes: {a: {kind: shelly, address: x, credentials: hunter2}}",
+            "nodes.a.credentials: must be an object with secretKey or env (the value is not shown)",
+        ),
+        (
+            "nodes: {a: [{kind: shelly, credentials: {password: hunter2}}]}",
+            "nodes.a: must be an object, got a value with a password in it (not shown)",
+        ),
+        (
+            "nodes:\n  a: {credentials: {password: hunter2}\n",
+            "not valid YAML (not shown: the text has a password in it)",
+        ),
+        (
+            "nodes: {a: {kind: shelly, address: x, credentials: {}}}",
+            "nodes.a.credentials: give exactly one of secretKey or env",
+        ),
         (
             "nodes: {a: {kind: shelly, address: x, credentials: {secretKey: ../etc/shadow}}}",
-            "not a Secret key name",
+            "nodes.a.credentials.secretKey: not a Secret key name "
+            "(letters, digits, '-', '_', '.'), got '../etc/shadow'",
         ),
-        ("selectors: [{matchLabels: {}, source: {kind: rapl}}]", "non-empty map of labels"),
-        ("nodes: {a: {kind: rapl, maxWatts: 0}}", "maxWatts must be above minWatts"),
-        ("nodes: {a: {kind: nvml, gpus: [0, x]}}", "gpus: expected a list of GPU indices"),
-        ("{{{", "not valid YAML/JSON"),
-        ("typo: 1", "config: unknown key(s) typo"),
+        (
+            "selectors: [{matchLabels: {}, source: {kind: rapl}}]",
+            "selectors[0].matchLabels: dictionary should have at least 1 item",
+        ),
+        (
+            "selectors: [{matchLabels: {tier: 1}, source: {kind: rapl}}]",
+            "selectors[0].matchLabels.tier: input should be a valid string, got 1",
+        ),
+        (
+            "nodes: {a: {kind: rapl, maxWatts: 0}}",
+            "nodes.a: maxWatts must be above minWatts, got maxWatts 0.0 and minWatts 0.0",
+        ),
+        (
+            "pollIntervalSeconds: 10\nmaxBackoffSeconds: 5",
+            "maxBackoffSeconds: must be >= pollIntervalSeconds (10.0), got 5.0",
+        ),
+        (
+            "nodes: {a: {kind: nvml, gpus: [0, x]}}",
+            "nodes.a.gpus[1]: input should be a valid integer, got 'x'",
+        ),
+        ("nodes: {a: {kind: nvml, gpus: [-1]}}", "nodes.a.gpus[0]: input should be greater"),
+        ("{{{", "not valid YAML: while parsing a flow node"),
+        ("typo: 1", "config.yaml: typo: unknown field; allowed: pollIntervalSeconds,"),
     ],
 )
 def test_errors_name_the_path_and_the_value(text: str, message: str) -> None:
@@ -110,15 +168,80 @@ def test_errors_name_the_path_and_the_value(text: str, message: str) -> None:
     assert "hunter2" not in str(info.value)
 
 
+def test_every_problem_is_reported_at_once() -> None:
+    text = """
+pollIntervalSeconds: true
+timeoutSeconds: '1'
+publish: {burst: 0, pasword: hunter2}
+nodes: {a: {kind: rapl, minWatts: -1}}
+selectors: [{source: {kind: x}}]
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config_text(text, "config.yaml")
+    assert isinstance(info.value, DocumentError)  # the strict reader's error, every problem
+    assert [str(p).split(", got")[0].split("; allowed")[0] for p in info.value.problems] == [
+        "pollIntervalSeconds: input should be a valid number",
+        "timeoutSeconds: input should be a valid number",
+        "publish.burst: input should be greater than or equal to 1",
+        "publish.pasword: unknown field",
+        "nodes.a.minWatts: input should be greater than or equal to 0",
+        "selectors[0].matchLabels: field required",
+        "selectors[0].source.kind: input should be 'shelly', 'rapl', 'nvml', 'rapl+nvml' or "
+        "'model'",
+    ]
+    assert str(info.value).startswith("config.yaml: pollIntervalSeconds: ")
+    assert str(info.value).count("; ") >= 6 and "hunter2" not in str(info.value)
+
+
+def test_null_means_the_default() -> None:
+    cfg = parse_config_text("nodes:\nselectors:\npublish:\ntimeoutSeconds:\n")
+    assert cfg == parse_config_text("") == parse_config_text("publish: {}") == MonitorConfig()
+    assert cfg.timeout_seconds == 3 and cfg.max_backoff_seconds == 60
+    fast = parse_config_text("pollIntervalSeconds: 0.5\npublish: {burst: 2.5}")
+    assert fast.timeout_seconds == 0.5 and fast.max_backoff_seconds == 60
+    assert fast.write_burst == 2 and isinstance(fast.poll_interval_seconds, float)
+    slow = parse_config_text("pollIntervalSeconds: 90")
+    assert slow.timeout_seconds == 3 and slow.max_backoff_seconds == 90
+
+
 def test_override_may_not_read_env_or_arbitrary_paths() -> None:
-    with pytest.raises(ConfigError, match="env: not allowed in a node annotation"):
-        parse_override('{"kind": "shelly", "address": "x", "credentials": {"env": "HOME"}}')
-    with pytest.raises(ConfigError, match="powercapRoot: not allowed"):
-        parse_override('{"kind": "rapl", "powercapRoot": "/etc"}')
+    with pytest.raises(ConfigError) as info:
+        parse_override(
+            '{"kind": "shelly", "address": "x", "credentials": {"env": "HOME"},'
+            ' "powercapRoot": "/etc"}'
+        )
+    assert [str(p) for p in info.value.problems] == [
+        "annotation.credentials.env: not allowed in a node annotation; use secretKey",
+        "annotation.powercapRoot: not allowed in a node annotation",
+    ]
     with pytest.raises(ConfigError, match="not JSON"):
         parse_override("kind: shelly")
     spec = parse_override('{"kind": "shelly", "address": "x", "credentials": {"secretKey": "k"}}')
     assert spec.credentials == CredentialRef("admin", "k", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{"kind": "shelly", "address": "x", "credentials": {"password": "hunter2"}}',
+            "annotation.credentials: passwords do not belong in the config",
+        ),
+        (
+            '{"kind": "shelly", "address": "x", "credentials": "hunter2"}',
+            "annotation.credentials: must be an object with secretKey or env",
+        ),
+        ('[{"password": "hunter2"}]', "annotation: must be an object, got a value with a password"),
+        (
+            '{"kind": "shelly", "credentials": {"password": "hunter2"}',
+            "annotation: not JSON (Expecting ',' delimiter) (not shown: the text has a password",
+        ),
+    ],
+)
+def test_annotation_errors_never_show_a_password(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_override(text)
+    assert str(info.value).startswith(message) and "hunter2" not in str(info.value)
 
 
 def test_credentials_from_file_and_env(tmp_path: Path) -> None:
@@ -156,7 +279,24 @@ def test_store_keeps_the_last_good_config(tmp_path: Path) -> None:
     assert store.refresh() == (True, None) and store.config.poll_interval_seconds == 8
     path.unlink()
     changed, error = store.refresh()
-    assert error is not None and store.config.poll_interval_seconds == 8
+    assert not changed and error is not None and store.config.poll_interval_seconds == 8
+    assert str(error) == f"cannot read {path}: No such file or directory" and not store.valid
+    assert store.refresh()[1] is not None  # unreadable: said on every refresh
+    path.write_text("pollIntervalSeconds: 8")
+    assert store.refresh() == (False, None) and store.valid  # back, and the same content
+
+
+def test_store_stays_invalid_while_a_bad_file_is_unreadable_and_back(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"pollIntervalSeconds: 7\nnodes: {\xff: {kind: rapl}}")
+    store = ConfigStore(str(path))
+    changed, error = store.refresh()  # not UTF-8: an error, not a node name with U+FFFD
+    assert not changed and error is not None and str(error).startswith(f"{path}: not valid YAML")
+    path.unlink()
+    assert store.refresh()[1] is not None and not store.valid
+    path.write_bytes(b"pollIntervalSeconds: 7\nnodes: {\xff: {kind: rapl}}")
+    assert store.refresh() == (False, None) and not store.valid  # reported once; still bad
+    assert store.config == MonitorConfig()
 
 
 def test_store_without_file() -> None:
