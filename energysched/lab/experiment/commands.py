@@ -210,8 +210,19 @@ def finish(
         "cluster's (every node, idle included) over the run; makespan from the first "
         "arrival to the last job's end.",
     ]
+    run_ids = {r["run_id"] for r in all_rows}
+    stages = [
+        s for s in results.read_runs(args.out / "thesis_results.csv") if s["run_id"] in run_ids
+    ]
     text, plots = report.write_section(
-        args.out, batch, scenario, all_rows, command, header, plots=not args.no_plots
+        args.out,
+        batch,
+        scenario,
+        all_rows,
+        command,
+        header,
+        plots=not args.no_plots,
+        stages=stages,
     )
     if not args.no_plots and report.plots_available():
         first = report.power_run(all_rows) or (all_rows[0] if all_rows else None)

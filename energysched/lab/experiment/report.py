@@ -161,6 +161,37 @@ def verdict(g: Group, kube: Group | None, makespan_change: str) -> str:
     )
 
 
+def stage_lines(stages: Sequence[Row]) -> list[str]:
+    """Per stage, what the stages measured of themselves (real clusters: their result
+    lines); nothing for a simulated batch, whose stages report nothing."""
+    measured = [s for s in stages if s.get("stage_seconds") not in ("", None)]
+    if not measured:
+        return []
+    lines = [
+        "Per stage, as measured (container window in whole seconds; the stage's own compute "
+        "time from its result line; accuracy: training images for training, test set for "
+        "inference):",
+        "",
+        "| scheduler | stage | stages | nodes | container s | own s | accuracy | joules |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    by: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
+    for s in measured:
+        label = s["scheduler"] if s["scheduler"] == KUBE else f"energysched w={s['weight']}"
+        by[(label, s["stage"], s["workload_type"])].append(s)
+    for (label, stage, _), rs in by.items():
+        nodes = ", ".join(sorted({r["node"] for r in rs if r.get("node")}))
+        joules = [v for r in rs if (v := _f(r, "joules")) is not None]
+        lines.append(
+            f"| {label} | {stage} | {len(rs)} | {nodes} "
+            f"| {_pm(mean_sd([v for r in rs if (v := _f(r, 'duration_s')) is not None]), 1, 1)} "
+            f"| {_pm(mean_sd([v for r in rs if (v := _f(r, 'stage_seconds')) is not None]), 1)} "
+            f"| {_pm(mean_sd([v for r in rs if (v := _f(r, 'accuracy')) is not None]), 1, 3)} "
+            f"| {_pm(mean_sd(joules), 1, 0) if len(joules) == len(rs) else 'not measured'} |"
+        )
+    return ["", *lines]
+
+
 def optimum_lines(rows: Sequence[Row]) -> list[str]:
     by_seed: dict[str, Row] = {}
     for r in rows:
@@ -417,6 +448,7 @@ def write_section(
     command: str,
     header: Sequence[str] = (),
     plots: bool = True,
+    stages: Sequence[Row] = (),
 ) -> tuple[str, list[Path]]:
     """Append the batch's section to out/report.md; return its text and the plots made."""
     lines, verdicts = table(rows)
@@ -451,6 +483,7 @@ def write_section(
             "",
             *(f"- {v}" for v in verdicts),
             *mode_differences(rows),
+            *stage_lines(stages),
             "",
             *(f"![{p.stem}](plots/{p.name})" for p in made),
             "",

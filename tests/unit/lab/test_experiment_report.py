@@ -62,3 +62,34 @@ def test_reruns_append_sections(tmp_path: Path) -> None:
     report.write_section(tmp_path, "b2", "s", rows, "cmd", plots=False)
     text = (tmp_path / "report.md").read_text()
     assert "batch b1" in text and "batch b2" in text
+
+
+def _stage(scheduler: str, stage: str, own: str, acc: str, joules: str) -> dict[str, str]:
+    return {
+        "scheduler": scheduler,
+        "weight": "" if scheduler == "kube-scheduler" else "0.5",
+        "stage": stage,
+        "workload_type": stage,
+        "node": "realnode",
+        "duration_s": "3",
+        "stage_seconds": own,
+        "accuracy": acc,
+        "joules": joules,
+    }
+
+
+def test_measured_stages_get_a_table_and_simulated_ones_none() -> None:
+    stages = [
+        _stage("kube-scheduler", "inference", "2.5", "0.9", "127.5"),
+        _stage("kube-scheduler", "inference", "3.5", "0.8", ""),
+        _stage("energysched", "inference", "2.0", "0.9", "90"),
+    ]
+    lines = report.stage_lines(stages)
+    rows = [ln for ln in lines if ln.startswith("| kube") or ln.startswith("| energy")]
+    assert rows == [
+        "| kube-scheduler | inference | 2 | realnode | 3.0 ± 0.0 | 3.00 ± 0.71 | 0.850 ± 0.071"
+        " | not measured |",
+        "| energysched w=0.5 | inference | 1 | realnode | 3.0 ± 0.0 | 2.00 ± 0.00 | 0.900 ± 0.000"
+        " | 90 ± 0 |",
+    ]
+    assert report.stage_lines([{**s, "stage_seconds": ""} for s in stages]) == []
