@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 
 from energysched import contract
-from energysched.core.params import ScheduleParams, StalePolicy
+from energysched.core.params import DEFAULT_CLOCK_SKEW, ScheduleParams, StalePolicy
 from energysched.kube.files import WatchedFile
 from energysched.strict import DocumentError, StrictModel, load_yaml, show, validate
 
@@ -39,6 +39,7 @@ class ProfileConfig:
     staleness_seconds: float = 60.0
     stale_policy: StalePolicy = "ignore"
     default_work_seconds: float = 60.0
+    clock_skew_seconds: float = DEFAULT_CLOCK_SKEW.total_seconds()
 
     def params(self) -> ScheduleParams:
         """The pure core's parameters for this profile."""
@@ -49,6 +50,7 @@ class ProfileConfig:
             staleness_window=timedelta(seconds=self.staleness_seconds),
             stale_policy=self.stale_policy,
             default_work_seconds=self.default_work_seconds,
+            clock_skew_allowance=timedelta(seconds=self.clock_skew_seconds),
         )
 
 
@@ -87,6 +89,9 @@ class _HybridDoc(StrictModel):
     buffer_watts: Annotated[float, _within(0.0, 1e6)] = 5.0
     staleness_seconds: Annotated[float, _within(1.0, 86400.0)] = 60.0
     stale_policy: StalePolicy = "ignore"
+    #: how far in the future a reading may lie and still count (the clocks of the
+    #: monitor's node and the scheduler's differ); beyond it, the reading is invalid
+    clock_skew_seconds: Annotated[float, _within(0.0, 3600.0)] = DEFAULT_CLOCK_SKEW.total_seconds()
 
 
 class _ClusterEnergyDoc(StrictModel):
@@ -109,6 +114,7 @@ class _ProfileDoc(StrictModel):
             hybrid_buffer_watts=hybrid.buffer_watts,
             staleness_seconds=hybrid.staleness_seconds,
             stale_policy=hybrid.stale_policy,
+            clock_skew_seconds=hybrid.clock_skew_seconds,
             default_work_seconds=(self.cluster_energy or _ClusterEnergyDoc()).default_work_seconds,
         )
 

@@ -429,6 +429,8 @@ class EnergyScheduler:
             self.metrics.stale_readings.labels("stale").inc(d.stale_readings)
         if d.missing_readings:
             self.metrics.stale_readings.labels("missing").inc(d.missing_readings)
+        if d.future_readings:  # the monitor's clock ahead of ours beyond the allowance
+            self.metrics.stale_readings.labels("future").inc(d.future_readings)
 
     def _reject(self, obj: JSON, key: str, message: str, reason: str, result: str) -> None:
         self._bind_slots.release()

@@ -62,7 +62,8 @@ class SchedulerMetrics:
         )
         self.stale_readings = Counter(
             "energysched_power_readings_total",
-            "Live power readings seen while scoring, by state (fresh, stale, missing).",
+            "Live power readings seen while scoring, by state (stale, missing, and future: "
+            "further ahead of the scheduler's clock than hybrid.clockSkewSeconds).",
             ["state"],
             registry=r,
         )

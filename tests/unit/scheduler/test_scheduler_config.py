@@ -347,3 +347,11 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
         "clientConnection.burst",
     ]
     assert str(info.value).startswith(f"{path}: profiles[0].mode: ")
+
+
+def test_the_clock_skew_allowance_is_read_and_checked() -> None:
+    cfg = parse_config({"profiles": [{"mode": "hybrid", "hybrid": {"clockSkewSeconds": 5}}]})
+    assert cfg.profiles[0].params().clock_skew_allowance.total_seconds() == 5.0
+    assert parse_config({}).profiles[0].params().clock_skew_allowance.total_seconds() == 30.0
+    with pytest.raises(ConfigError, match=r"profiles\[0\]\.hybrid\.clockSkewSeconds.*-1"):
+        parse_config({"profiles": [{"hybrid": {"clockSkewSeconds": -1}}]})
