@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from energysched.contract import API_VERSION, KWOK_NODE_ANNOTATION, PROFILE_PLURAL
 from energysched.kb.io import dump_yaml
 from energysched.kb.profiles import KnowledgeBase
@@ -218,20 +216,6 @@ def select_nodes(objects: Iterable[Mapping[str, Any]], options: JobOptions) -> N
     return sel
 
 
-async def read_log(kube: KubeClient, namespace: str, pod: str, timeout: float = 60.0) -> str:
-    """A pod's log as text (the JSON client cannot read it: it is not JSON)."""
-    await kube.limiter.acquire()
-    path = api_path("v1", "pods", namespace, pod, "log")
-    try:
-        async with kube.session.get(path, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-            text = await resp.text(errors="replace")
-            if resp.status >= 400:
-                raise ApiError(resp.status, resp.reason or "", text[:500])
-            return text
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ApiError(0, type(exc).__name__, str(exc) or "transport failure") from exc
-
-
 def run_id_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
 
@@ -352,7 +336,7 @@ async def _collect(
         return Collected(node, origin, error=f"the Job {state} without a pod ({message})")
     origin = f"pod {namespace}/{pod}"
     try:
-        text = await read_log(kube, namespace, pod)
+        text = await kube.get_text(api_path("v1", "pods", namespace, pod, "log"), timeout=60.0)
     except ApiError as exc:
         return Collected(node, origin, error=f"cannot read the log: {exc}")
     if state == "failed":

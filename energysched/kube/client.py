@@ -159,7 +159,8 @@ class KubeClient:
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
                 ) as resp:
-                    body_text = await resp.text()
+                    # a log may hold any bytes; JSON must be UTF-8 (RFC 8259)
+                    body_text = await resp.text(errors="replace" if text else "strict")
                     if resp.status == 401 and not refreshed:
                         # A rotated or expired token: fetch a new one, retry once
                         # (client-go's behaviour); the request was not applied.

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from energysched import contract
+from energysched.kb.validate import ValidationFailure, parse_profile
 from energysched.lab.cluster import realnode
 from energysched.lab.experiment.realcluster import Workload, run_real
 from energysched.lab.experiment.runner import ENERGY, KUBE, plan
@@ -360,10 +362,12 @@ def forwarder(bind: str, target: tuple[str, int]) -> _Forward:
     return server
 
 
-@pytest.fixture
-def fake_plug(node_net: realnode.NodeNet) -> Iterator[str]:
+@contextlib.contextmanager
+def plug_for_pods(node_net: realnode.NodeNet, gen: int) -> Iterator[str]:
+    """A fake Shelly plug (42.5 W) on loopback, reachable from the pods at the host's
+    address on the node's network; yields its URL as a pod sees it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "energysched.lab.fake_shelly", "--gen", "2", "--power", "42.5"],
+        [sys.executable, "-m", "energysched.lab.fake_shelly", "--gen", str(gen), "--power", "42.5"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -380,6 +384,12 @@ def fake_plug(node_net: realnode.NodeNet) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def fake_plug(node_net: realnode.NodeNet) -> Iterator[str]:
+    with plug_for_pods(node_net, 2) as url:
+        yield url
 
 
 def test_monitor_pod_publishes_the_plugs_watts_onto_its_node(
@@ -473,3 +483,50 @@ def test_experiment_runner_records_the_workflow_run_on_the_real_node(
             assert r["accuracy"] == ""
         else:  # training: on the training images; inference: on the test set
             assert 0.5 < float(r["accuracy"]) <= 1.0, r  # far above chance (0.1)
+
+
+# -- the knowledge base, filled by a benchmark Job on the real node ---------------------------
+
+
+def test_bench_run_turns_a_job_on_the_real_node_into_a_measured_profile(
+    deployed: str, real_cluster: Any, node_net: realnode.NodeNet, tmp_path: Path
+) -> None:
+    """`energysched bench run`: the benchmark kernels (in the workflow image) run as a Job
+    on the real node, read a Gen1 plug over the pod network, and the result in the pod's
+    log becomes an EnergyProfile with measured performance and measured wall power."""
+    if "energysched-mlworkflow" not in archives():
+        pytest.skip("the workflow image energysched-mlworkflow:dev is not built (make images)")
+    out = tmp_path / "profiles"
+    with plug_for_pods(node_net, 1) as plug:
+        short = ["--repeats", "1", "--seconds", "0.3", "--warmup", "0.1", "--idle-seconds", "1"]
+        args = [*short, "--no-gpu", "--power", "shelly", "--shelly-url", plug]
+        proc = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("energysched")),
+                "bench",
+                "run",
+                "--kubeconfig",
+                str(real_cluster.kubeconfig),
+                "--image",
+                "energysched-mlworkflow:dev",
+                "--namespace",
+                NAMESPACE,
+                "--timeout",
+                "300",
+                "--out",
+                str(out),
+                *(f"--bench-arg={a}" for a in args),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (manifest,) = [yaml.safe_load(p.read_text()) for p in sorted(out.glob("*.yaml"))]
+    spec = manifest["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/hostname": realnode.NODE_NAME}
+    assert set(spec["workloads"]) == set(contract.WORKLOAD_TYPES)
+    for figures in spec["workloads"].values():
+        assert figures["source"] == "measured" and figures["performance"] > 0
+        assert figures["powerWatts"] == pytest.approx(42.5)  # the plug, at the wall
+    assert not isinstance(parse_profile(manifest), ValidationFailure)
