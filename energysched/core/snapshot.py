@@ -25,8 +25,8 @@ from energysched.core.values import (
     PodInfo,
     PowerReading,
     RecentBind,
-    WorkItem,
 )
+from energysched.core.work import NO_WORK, WorkArrays
 from energysched.kb.profiles import KnowledgeBase
 
 
@@ -62,7 +62,7 @@ class ClusterSnapshot:
     assumed: frozenset[str]
     now: datetime
     #: Typed pods placed on nodes and their work (the cluster-energy mode's backlog).
-    work_items: tuple[WorkItem, ...] = ()
+    work: WorkArrays = NO_WORK
     #: The latest reading timestamp (POSIX seconds; -inf without readings):
     #: hybrid scoring looks for readings from the future only when this is one.
     latest_reading_ts: float = -math.inf

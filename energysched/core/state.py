@@ -53,6 +53,7 @@ from energysched.core.values import (
     RecentBind,
     WorkItem,
 )
+from energysched.core.work import WorkColumns
 from energysched.kb.profiles import KnowledgeBase
 
 
@@ -76,7 +77,7 @@ class ClusterState:
         self._binds: dict[str, RecentBind] = {}
         self._readings: dict[str, PowerReading] = {}
         self._work: dict[str, WorkItem] = {}
-        self._work_view: tuple[WorkItem, ...] | None = None
+        self._work_cols = WorkColumns()
 
         self._table: NodeTable | None = None
         self._nodes_changed = False
@@ -161,7 +162,8 @@ class ClusterState:
     def remove_pod(self, uid: str) -> None:
         placed = self._placed.pop(uid, None)
         if self._work.pop(uid, None) is not None:
-            self._work_view = None
+            self._work_cols.remove(uid)
+            self._last = None
         self._unassume(uid)
         if placed is not None:
             self._apply(placed, -1)
@@ -232,7 +234,8 @@ class ClusterState:
         wt = parse_workload_type(pod)
         if not isinstance(wt, str):
             if self._work.pop(key, None) is not None:
-                self._work_view = None
+                self._work_cols.remove(key)
+                self._last = None
             return
         work = parse_work(pod)
         old = self._work.get(key)
@@ -250,7 +253,7 @@ class ClusterState:
             or (repr(old.work), repr(old.since)) != (repr(item.work), repr(item.since))
         ):
             self._work[key] = item
-            self._work_view = None
+            self._work_cols.set(key, item)
             self._last = None
 
     def _place(self, key: str, pod: PodInfo, node: str) -> None:
@@ -321,11 +324,6 @@ class ClusterState:
         self._table = table
         return table
 
-    def _work_items(self) -> tuple[WorkItem, ...]:
-        if self._work_view is None:
-            self._work_view = tuple(self._work.values())
-        return self._work_view
-
     def snapshot(self, now: datetime) -> ClusterSnapshot:
         """An immutable view at ``now`` (cheap: see module doc)."""
         if self._last is not None:
@@ -385,7 +383,7 @@ class ClusterState:
             bind_type=bw,
             assumed=frozenset(self._assumed),
             now=now,
-            work_items=self._work_items(),
+            work=self._work_cols.arrays(table),
         )
         self._last = snap
         return snap

@@ -75,25 +75,21 @@ def backlog_seconds(snap: ClusterSnapshot, params: ScheduleParams) -> FloatArray
     """Seconds of already placed work left on each node (0 without figures)."""
     t = snap.table
     n = t.size
-    total = np.zeros(n)
-    earliest = np.full(n, np.inf)
-    if not snap.work_items:
-        return total
+    w = snap.work
+    if not w.size:
+        return np.zeros(n)
     now = snap.now.timestamp()
-    fastest = {wt: _nanmax(t.perf[wt]) for wt in WORKLOAD_TYPES}
-    for item in snap.work_items:
-        i = t.index.get(item.node)
-        if i is None:
-            continue
-        perf = float(t.perf[item.workload_type][i])
-        if not perf > 0:  # no figures for this type: its work cannot be predicted
-            continue
-        work = item.work
-        if not math.isfinite(work):
-            work = params.default_work_seconds * fastest[item.workload_type]
-        total[i] += work / perf
-        since = item.since if math.isfinite(item.since) else now
-        earliest[i] = min(earliest[i], since)
+    perf = np.full(w.size, np.nan)
+    on_table = w.node >= 0
+    by_type = np.stack([t.perf[wt] for wt in WORKLOAD_TYPES])  # rows in WT_CODE order
+    perf[on_table] = by_type[w.wt[on_table], w.node[on_table]]
+    known = perf > 0  # no figures for its type on the node: its work cannot be predicted
+    fastest = np.array([_nanmax(t.perf[wt]) for wt in WORKLOAD_TYPES])
+    work = np.where(np.isfinite(w.work), w.work, params.default_work_seconds * fastest[w.wt])
+    nodes = w.node[known]
+    total = np.bincount(nodes, weights=work[known] / perf[known], minlength=n)
+    earliest = np.full(n, np.inf)
+    np.minimum.at(earliest, nodes, np.where(np.isfinite(w.since), w.since, now)[known])
     with np.errstate(invalid="ignore"):
         elapsed = np.where(np.isfinite(earliest), np.maximum(now - earliest, 0.0), 0.0)
     return np.maximum(total - elapsed, 0.0)

@@ -163,3 +163,79 @@ def test_live_power_the_model_cannot_explain_stretches_the_duration() -> None:
     )
     d = decide(job(P["tvpc"]), known, explain=True, mode="cluster-energy")
     assert "busy with work" not in next(b for b in d.ranking if b.node == "tvpc").why
+
+
+# -- the backlog from work columns equals the per-pod sum ------------------------------------
+
+
+def _backlog_by_loop(
+    snap: object, items: dict[str, object], default_work_seconds: float
+) -> list[float]:
+    """The backlog as the mode defines it, one placed pod at a time (the reference)."""
+    import math
+
+    from energysched.contract import WORKLOAD_TYPES
+
+    t = snap.table  # type: ignore[attr-defined]
+    now = snap.now.timestamp()  # type: ignore[attr-defined]
+    total = [0.0] * t.size
+    earliest = [math.inf] * t.size
+    fastest = {
+        wt: max((p for p in t.perf[wt] if p == p), default=math.nan) for wt in WORKLOAD_TYPES
+    }
+    for item in items.values():
+        i = t.index.get(item.node)  # type: ignore[attr-defined]
+        if i is None:
+            continue
+        perf = float(t.perf[item.workload_type][i])  # type: ignore[attr-defined]
+        if not perf > 0:
+            continue
+        work = item.work  # type: ignore[attr-defined]
+        if not math.isfinite(work):
+            work = default_work_seconds * fastest[item.workload_type]  # type: ignore[attr-defined]
+        total[i] += work / perf
+        since = item.since if math.isfinite(item.since) else now  # type: ignore[attr-defined]
+        earliest[i] = min(earliest[i], since)
+    return [
+        max(tot - (max(now - e, 0.0) if math.isfinite(e) else 0.0), 0.0)
+        for tot, e in zip(total, earliest, strict=True)
+    ]
+
+
+def test_backlog_from_columns_equals_the_per_pod_sum_through_inserts_updates_and_removals() -> None:
+    import dataclasses
+    import random
+
+    from energysched.contract import WORKLOAD_TYPES
+    from energysched.core.scores.cluster_energy import backlog_seconds
+    from energysched.core.values import WorkItem
+    from energysched.core.work import WorkColumns
+    from tests.unit.core.core_helpers import NOW, thesis_kb, thesis_nodes
+
+    rng = random.Random(5)
+    snap = ClusterSnapshot.build(thesis_nodes(), now=NOW, kb=thesis_kb())
+    cols = WorkColumns()
+    items: dict[str, WorkItem] = {}
+    params = ScheduleParams(mode="cluster-energy", default_work_seconds=40.0)
+    names = [*snap.table.index, "gone"]  # "gone": a node the table does not hold
+    t0 = NOW.timestamp()
+    for k in range(300):
+        key = f"p{rng.randrange(40)}"
+        if key in items and rng.random() < 0.3:
+            del items[key]
+            assert cols.remove(key)
+        else:
+            items[key] = WorkItem(
+                rng.choice(names),
+                rng.choice(WORKLOAD_TYPES),
+                rng.choice([float("nan"), rng.uniform(1, 5000)]),
+                rng.choice([float("nan"), t0 - rng.uniform(0, 300)]),
+            )
+            cols.set(key, items[key])
+        if k % 23 == 0:
+            view = dataclasses.replace(snap, work=cols.arrays(snap.table))
+            got = backlog_seconds(view, params)
+            want = _backlog_by_loop(view, items, params.default_work_seconds)
+            assert got == pytest.approx(want, rel=1e-12, abs=1e-9)
+    assert not cols.remove("never-placed")
+    assert len(cols) == len(items)
