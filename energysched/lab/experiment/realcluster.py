@@ -291,7 +291,7 @@ async def run_one(
                     rec.status = "succeeded" if phase == "Succeeded" else "failed"
                     rec.reason = why or ("" if phase == "Succeeded" else "pod failed")
                     if rec.status == "succeeded":
-                        report = stage_report(await _log(kube, ns, pod["metadata"]["name"]))
+                        report = await _stage_report(kube, ns, pod["metadata"]["name"])
                         rec.accuracy, rec.stage_seconds = report.accuracy, report.seconds
                         rec.reason = report.problem
                     for succ in (j for j in jobs if j.after == rec.job.id):
@@ -332,13 +332,14 @@ async def run_one(
     return row
 
 
-async def _log(kube: KubeClient, ns: str, pod: str) -> str:
+async def _stage_report(kube: KubeClient, ns: str, pod: str) -> StageReport:
     try:
         # bounded: the API server fetches a log from the node's kubelet, and a simulated
         # node has none to answer
-        return await kube.get_text(api_path("v1", "pods", ns, pod, "log"), timeout=10)
+        log = await kube.get_text(api_path("v1", "pods", ns, pod, "log"), timeout=10)
     except ApiError as exc:
-        return f"(log not readable: {exc})"
+        return StageReport(problem=f"log not readable: {exc}")
+    return stage_report(log)
 
 
 def _write(
