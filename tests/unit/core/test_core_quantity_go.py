@@ -1,6 +1,6 @@
 """Differential test: our quantity parser against apimachinery's real ParseQuantity.
 
-A tiny Go main (energysched/lab/cluster/gomod/cmd/quantity) is built from the
+A tiny Go main (lab/energysched_lab/cluster/gomod/cmd/quantity) is built from the
 control plane's pinned module (so the apimachinery version is the one the local
 cluster runs) with a temporary copy of go.mod/go.sum (``go build -mod=mod``
 would otherwise rewrite them, and they key the control plane's cache). The
@@ -33,7 +33,7 @@ from energysched.core.quantity import (
     parse_quantity,
     value,
 )
-from energysched.lab.cluster.build import GOMOD_DIR, cache_root
+from energysched_lab.cluster.build import GOMOD_DIR, cache_root
 
 pytestmark = pytest.mark.unit
 

@@ -284,7 +284,7 @@ def test_patched_node_table_equals_a_rebuild() -> None:
 
 def test_binds_appended_in_a_burst_equal_a_full_rebuild() -> None:
     """record_bind appends to the snapshot's bind arrays; they must equal a rebuild."""
-    from energysched.lab import microbench as core_bench
+    from energysched_lab import microbench as core_bench
 
     rng = random.Random(3)
     now = core_bench.datetime.now(core_bench.UTC)

@@ -18,7 +18,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from energysched.contract import POWER_SOURCE_CONFIG_ANNOTATION
-from energysched.lab.fake_shelly import FakeShelly
+from energysched_lab.fake_shelly import FakeShelly
 from energysched_monitor.config import (
     ConfigError,
     ConfigStore,
