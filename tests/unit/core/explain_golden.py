@@ -156,8 +156,8 @@ def _decide(mirror: ClusterMirror, pod_obj: Any, params: Any) -> str:
     if isinstance(pod, InputError):
         return f"pod is invalid: {pod.message}"
     mirror.state.remove_pod(pod.uid or pod.key)
-    decision = schedule_one(pod, mirror.state.snapshot(NOW), params, explain=True)
-    return render(decision)
+    snapshot = mirror.state.snapshot(NOW)
+    return render(schedule_one(pod, snapshot, params, explain=True), snapshot)
 
 
 def bad_input_texts(scenario: Scenario, jobs: list[Job], mode: str) -> Iterator[tuple[str, str]]:
