@@ -30,7 +30,7 @@ from types import MappingProxyType
 
 import structlog
 
-from energysched.contract import KWOK_NODE_ANNOTATION, WORKLOAD_TYPES
+from energysched.contract import KWOK_NODE_ANNOTATION, WORKLOAD_TYPE_LABEL, WORKLOAD_TYPES
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched_monitor.config import ConfigStore, MonitorConfig
 from energysched_monitor.health import Backoff
@@ -86,7 +86,7 @@ class SimCluster:
                     f"kwok-{i:04d}",
                     labels=MappingProxyType({"energy.thesis.io/class": cls, "type": "kwok"}),
                     annotations=MappingProxyType({KWOK_NODE_ANNOTATION: "fake"}),
-                    allocatable_cpu=CLASSES[cls][2],
+                    allocatable=MappingProxyType({"cpu": round(1000 * CLASSES[cls][2])}),
                 )
             )
         self.running = {node.name: [] for node in self.node_list}
@@ -99,7 +99,14 @@ class SimCluster:
             if self.rng.random() < rate:
                 wt = self.rng.choice(WORKLOAD_TYPES)
                 cpu = self.rng.choice((0.5, 1.0, 2.0, 4.0))
-                pod = PodInfo("sim", f"p{self.rng.getrandbits(32)}", node.name, "Running", wt, cpu)
+                pod = PodInfo(
+                    f"p{self.rng.getrandbits(32)}",
+                    "sim",
+                    labels=MappingProxyType({WORKLOAD_TYPE_LABEL: wt}),
+                    node_name=node.name,
+                    phase="Running",
+                    requests=MappingProxyType({"pods": 1, "cpu": round(1000 * cpu)}),
+                )
                 pods.append((now + self.rng.uniform(60, 600), pod))
             self.running[node.name] = pods
 
@@ -240,7 +247,9 @@ def run_daemonset(
         tracker, info = trackers[name], infos[name]
         resolution = cluster.kb.resolve(info.labels)
         assert resolution is not None
-        true = model_power(resolution.profile, cluster.pods_on_node(name), info.allocatable_cpu)
+        true = model_power(
+            resolution.profile, cluster.pods_on_node(name), info.allocatable.get("cpu")
+        )
         measured = max(0.0, rng.gauss(true.watts, 0.02 * true.watts))
         obs = tracker.observe(Reading(measured, "shelly"), now, now)
         if obs.publish is not None:

@@ -1,14 +1,26 @@
-"""Pre-score and score: which feasible node is best for the pod, and why.
+"""The kernel's runtime: run the filters, pre-score, run the score plugin, rank, explain.
 
-All arrays cover every node of the snapshot; only feasible nodes are meaningful.
+Filters. Two paths run the same plugins (the registry's chain order):
+
+- :func:`reference_filter` - per node, each plugin's ``check`` (plain Python,
+  readable against upstream); used by explain mode.
+- :func:`run_filters` - all nodes at once, each plugin's ``filter``:
+  unschedulable/taint verdicts once per taint class, nodeSelector/affinity
+  through the label index, host ports only on nodes that use any, resource fit
+  as numpy comparisons. The property test in ``tests/unit/core`` holds the two
+  to identical results. A node reports the reason(s) of the *first* filter it fails.
+
+Scores: which feasible node is best for the pod, and why. All arrays cover every
+node of the snapshot; only feasible nodes are meaningful.
 ``P`` is a node's benchmarked performance for the pod's workload type (work
 units/s), ``W`` the power it draws doing it, ``E = P / W`` its efficiency (work
 per joule), ``w`` the pod's performance weight.
 
 Modes (``contract.SCORING_MODES``), one score plugin each in
-:mod:`energysched.core.scores` (``static_raw``, ``normalized``, ``hybrid``); this
-module is what they share: the no-data and neutral policies, the taint factor,
-the ranking and the breakdown.
+:mod:`energysched.core.scores` (``static_raw``, ``normalized``, ``hybrid``,
+``cluster_energy``); this module is what they share: the no-data and neutral
+policies, the taint factor, the ranking and the breakdown. A mode's own figures
+stay in its part of the result (:attr:`~energysched.core.interface.Scores.part`).
 
 ``static-raw`` (v1.0): ``clip(w*P + (1-w)*E, 0, 100)`` on raw figures (the flaw kept).
 ``normalized`` (v1.1): ``w*normP + (1-w)*normE``, maxima over the feasible nodes.
@@ -43,129 +55,109 @@ Policies common to all modes:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Final, Literal
+from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from energysched.contract import WORKLOAD_TYPE_LABEL, ScoringMode, WorkloadType
+from energysched.contract import WORKLOAD_TYPE_LABEL, WorkloadType
 from energysched.core.filters import taints
+from energysched.core.interface import (
+    Kind,
+    Rejection,
+    ScoreBreakdown,
+    ScoreInput,
+    ScorePlugin,
+    Scores,
+)
 from energysched.core.params import ScheduleParams
-from energysched.core.plugin import ScorePlugin, default_registry
-from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
-from energysched.core.values import CPU, MEMORY, PodInfo
+from energysched.core.registry import Registry, default_registry
+from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray, NodeUsage
+from energysched.core.values import CPU, MEMORY, NodeInfo, PodInfo
 
-Kind = Literal["profile", "no-profile", "neutral"]
-ReadingState = Literal["fresh", "stale", "missing", "future", "not-used"]
-_STATES: Final[tuple[ReadingState, ...]] = ("not-used", "fresh", "stale", "missing", "future")
-NOT_USED, FRESH, STALE, MISSING, FUTURE = range(5)
+# -- filters ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreBreakdown:
-    """How one feasible node's score was made up."""
-
-    node: str
-    rank: int  # 1 = chosen
-    kind: Kind
-    profile: str | None
-    raw_p: float | None  # performance, work units/s
-    raw_e: float | None  # efficiency, work per joule
-    power_watts: float | None  # profile power for this workload type
-    norm_p: float | None
-    norm_e: float | None
-    base_score: float  # before hybrid, stale policy and taint adjustments
-    live_watts: float | None
-    predicted_watts: float
-    idle_watts: float | None
-    reading_state: ReadingState
-    reading_age_s: float | None
-    reading_source: str | None
-    busy: bool
-    prefer_no_schedule_taints: int
-    taint_factor: float
-    score: float
-    why: str
+def reference_filter(
+    pod: PodInfo, node: NodeInfo, usage: NodeUsage, registry: Registry | None = None
+) -> tuple[int, tuple[str, ...]]:
+    """``(failed_by, reasons)`` for one node: the first failing filter (1-based
+    position in the registry's chain), or ``(0, ())``."""
+    filters = (registry or default_registry()).filters
+    for code, plugin in enumerate(filters, start=1):
+        reasons = plugin.check(pod, node, usage)
+        if reasons:
+            return code, reasons
+    return 0, ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class Scores:
-    """Vectorised scores of one decision (see module doc)."""
+class FilterOutcome:
+    """Feasibility of every node of a snapshot for one pod."""
 
-    mode: ScoringMode
-    workload_type: WorkloadType | None
-    weight: float
-    #: Nodes ranked first (have figures; every node in fallback).
-    tier: BoolArray
-    raw_p: FloatArray
-    raw_e: FloatArray
-    power: FloatArray
-    norm_p: FloatArray
-    norm_e: FloatArray
-    base: FloatArray
-    predicted: FloatArray
-    state: IntArray
-    busy: BoolArray
-    pns: IntArray
-    factor: FloatArray
-    final: FloatArray
-    max_p: float
-    max_e: float
-    fallback: bool
-    fallback_reason: str
-    stale_count: int
-    missing_count: int
-    #: Readings more than the clock-skew allowance in the future (invalid).
-    future_count: int
-    #: Fallback only: free cpu / memory fraction after placement (NaN otherwise).
-    free_cpu: FloatArray
-    free_mem: FloatArray
-    #: The score plugin's own per-node figures (see :attr:`ModeScores.extra`).
-    extra: Mapping[str, FloatArray] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class ScoreInput:
-    """What a score plugin gets: the decision's inputs and the shared pre-score."""
-
-    pod: PodInfo
-    snap: ClusterSnapshot
-    params: ScheduleParams
+    #: Per node: 0 feasible, else the 1-based position in ``names`` of the filter that failed first.
+    failed_by: npt.NDArray[np.int8]
     feasible: BoolArray
-    workload_type: WorkloadType
-    weight: float
-    #: The profile figures for the workload type (NaN: no data) and P / W.
-    perf: FloatArray
-    power: FloatArray
-    eff: FloatArray
-    #: Nodes with figures, and those of them that are feasible (the ones scored).
-    has: BoolArray
-    scored: BoolArray
-    #: All NaN (read-only), for arrays a mode does not use.
-    nan: FloatArray
+    #: The filter plugins' names, in chain order.
+    names: tuple[str, ...]
+    #: Per plugin: what it rejected (None: nothing).
+    rejections: tuple[Rejection | None, ...]
+
+    @property
+    def feasible_count(self) -> int:
+        return int(np.count_nonzero(self.feasible))
+
+    def reasons_of(self, i: int) -> tuple[str, ...]:
+        code = int(self.failed_by[i])
+        if code == 0:
+            return ()
+        rejection = self.rejections[code - 1]
+        assert rejection is not None
+        return rejection.reasons_of(i)
+
+    def histogram(self) -> dict[str, int]:
+        """Reason -> number of nodes reporting it (upstream ``FitError`` counting)."""
+        hist: dict[str, int] = {}
+        for code, rejection in enumerate(self.rejections, start=1):
+            if rejection is None:
+                continue
+            for reason, count in rejection.histogram(self.failed_by == code).items():
+                hist[reason] = hist.get(reason, 0) + count
+        return hist
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class ModeScores:
-    """What a score plugin returns; arrays over every node (see :class:`Scores`)."""
+def run_filters(
+    pod: PodInfo, snap: ClusterSnapshot, registry: Registry | None = None
+) -> FilterOutcome:
+    """The vectorised filter pass over all nodes of ``snap``."""
+    reg = registry or default_registry()
+    failed = np.zeros(snap.table.size, dtype=np.int8)
+    rejections = []
+    first = True
+    for code, plugin in enumerate(reg.filters, start=1):
+        rejection = plugin.filter(pod, snap)
+        rejections.append(rejection)
+        if rejection is not None:
+            failed[rejection.mask if first else (failed == 0) & rejection.mask] = code
+            first = False
+    return FilterOutcome(
+        failed_by=failed,
+        feasible=failed == 0,
+        names=reg.filter_names,
+        rejections=tuple(rejections),
+    )
 
-    base: FloatArray
-    #: After the mode's own adjustments (hybrid: busy, stale policy), before taints.
-    score: FloatArray
-    norm_p: FloatArray
-    norm_e: FloatArray
-    max_p: float = float("nan")
-    max_e: float = float("nan")
-    predicted: FloatArray | None = None
-    state: IntArray | None = None
-    busy: BoolArray | None = None
-    stale_count: int = 0
-    missing_count: int = 0
-    future_count: int = 0
-    #: Mode-specific per-node figures a mode's ``why`` explains (e.g. cluster-energy's
-    #: predicted duration and joules), arrays over every node.
-    extra: Mapping[str, FloatArray] = field(default_factory=dict)
+
+def reference_outcome(
+    pod: PodInfo, snap: ClusterSnapshot, registry: Registry | None = None
+) -> list[tuple[int, tuple[str, ...]]]:
+    """:func:`reference_filter` for every node, in table order (explain mode)."""
+    return [
+        reference_filter(pod, node, snap.usage(i), registry) for i, node in enumerate(snap.nodes)
+    ]
+
+
+# -- scores -------------------------------------------------------------------------
 
 
 def _neutral(pod: PodInfo, snap: ClusterSnapshot) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -189,7 +181,9 @@ def compute_scores(
     workload_type: WorkloadType | None,
     weight: float,
     params: ScheduleParams,
+    scorer: ScorePlugin,
 ) -> Scores:
+    """Pre-score (figures, taint factor), then ``scorer``, or the neutral fallback."""
     t = snap.table
     n = t.size
     mode = params.mode
@@ -241,9 +235,6 @@ def compute_scores(
             norm_p=nan,
             norm_e=nan,
             base=base,
-            predicted=np.zeros(n),
-            state=np.zeros(n, dtype=np.int64),
-            busy=np.zeros(n, dtype=np.bool_),
             pns=pns,
             factor=factor,
             final=base * factor,
@@ -251,9 +242,6 @@ def compute_scores(
             max_e=np.nan,
             fallback=True,
             fallback_reason=fallback_reason,
-            stale_count=0,
-            missing_count=0,
-            future_count=0,
             free_cpu=free_cpu,
             free_mem=free_mem,
         )
@@ -274,7 +262,7 @@ def compute_scores(
         scored=feasible & has,
         nan=nan,
     )
-    got = scorer_for(params).score(inp)
+    got = scorer.score(inp)
     return Scores(
         mode=mode,
         workload_type=workload_type,
@@ -286,9 +274,6 @@ def compute_scores(
         norm_p=got.norm_p,
         norm_e=got.norm_e,
         base=got.base,
-        predicted=np.zeros(n) if got.predicted is None else got.predicted,
-        state=np.zeros(n, dtype=np.int64) if got.state is None else got.state,
-        busy=np.zeros(n, dtype=np.bool_) if got.busy is None else got.busy,
         pns=pns,
         factor=factor,
         final=np.where(has, got.score * factor, 0.0),
@@ -296,18 +281,10 @@ def compute_scores(
         max_e=got.max_e,
         fallback=False,
         fallback_reason="",
-        stale_count=got.stale_count,
-        missing_count=got.missing_count,
-        future_count=got.future_count,
         free_cpu=nan,
         free_mem=nan,
-        extra=got.extra,
+        part=got.part,
     )
-
-
-def scorer_for(params: ScheduleParams) -> ScorePlugin:
-    """The score plugin serving ``params.mode`` in ``params``' registry."""
-    return (params.registry or default_registry()).scorer(params.mode)
 
 
 def rank(scores: Scores, feasible: BoolArray, k: int | None) -> list[int]:
@@ -344,22 +321,26 @@ def _opt(x: float) -> float | None:
 
 
 def breakdown(
-    scores: Scores, snap: ClusterSnapshot, pod: PodInfo, params: ScheduleParams, i: int, rank_: int
+    scores: Scores,
+    snap: ClusterSnapshot,
+    params: ScheduleParams,
+    scorer: ScorePlugin,
+    i: int,
+    rank_: int,
 ) -> ScoreBreakdown:
     """The breakdown of node ``i`` (built only for the few nodes a decision shows)."""
     t = snap.table
     name = t.names[i]
     res = t.profiles[i]
     profile = res.profile.name if res is not None else None
-    reading = snap.readings[i]
-    state = _STATES[int(scores.state[i])]
-    age = None if reading is None else snap.now.timestamp() - reading.timestamp.timestamp()
     pns = int(scores.pns[i])
     factor = float(scores.factor[i])
     final = float(scores.final[i])
     base = float(scores.base[i])
     idle = _opt(float(t.idle[i]))
-    predicted = float(scores.predicted[i])
+    part = None
+    if not scores.fallback and scorer.node_part is not None:
+        part = scorer.node_part(scores, snap, i)
     taint_note = (
         f"; x{factor:.2f} for {pns} untolerated PreferNoSchedule taint(s)" if factor != 1.0 else ""
     )
@@ -379,7 +360,7 @@ def breakdown(
         )
     else:
         kind = "profile"
-        why = scorer_for(params).why(scores, snap, params, i)
+        why = scorer.why(scores, snap, params, i)
         why += taint_note
 
     return ScoreBreakdown(
@@ -393,15 +374,10 @@ def breakdown(
         norm_p=_opt(float(scores.norm_p[i])),
         norm_e=_opt(float(scores.norm_e[i])),
         base_score=base,
-        live_watts=None if reading is None else reading.watts,
-        predicted_watts=predicted,
         idle_watts=idle,
-        reading_state=state,
-        reading_age_s=age,
-        reading_source=None if reading is None else reading.source,
-        busy=bool(scores.busy[i]),
         prefer_no_schedule_taints=pns,
         taint_factor=factor,
         score=final,
         why=f"{name}: {why}",
+        part=part,
     )
