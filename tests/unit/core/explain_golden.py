@@ -46,13 +46,13 @@ from energysched import contract
 from energysched.core.errors import InputError
 from energysched.core.framework import schedule_one
 from energysched.core.parse import parse_pod
-from energysched.lab.cluster.nodes import node_manifests
-from energysched.lab.experiment.jobs import Job, instantiate
-from energysched.lab.experiment.scenario import Scenario, load_scenario
-from energysched.lab.experiment.simulator import job_manifest
 from energysched.scheduler.config import ProfileConfig
 from energysched.scheduler.explain import render
 from energysched.scheduler.mirror import ClusterMirror
+from energysched_lab.cluster.nodes import node_manifests
+from energysched_lab.experiment.jobs import Job, instantiate
+from energysched_lab.experiment.scenario import Scenario, load_scenario
+from energysched_lab.experiment.simulator import job_manifest
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIOS = ROOT / "kb" / "scenarios"
