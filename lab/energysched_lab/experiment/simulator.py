@@ -32,10 +32,11 @@ from energysched.kube.reflector import EventType, Reflector
 from energysched_lab.experiment.engine import ClusterSim, Finished, NoTruth
 from energysched_lab.experiment.jobs import Job
 from energysched_lab.experiment.scenario import Truth
+from energysched_lab.experiment.tracelist import affinity
 
-RUN_LABEL = "energysched_lab.experiment/run"
-JOB_LABEL = "energysched_lab.experiment/job"
-STAGE_LABEL = "energysched_lab.experiment/stage"
+RUN_LABEL = "energysched.lab.experiment/run"
+JOB_LABEL = "energysched.lab.experiment/job"
+STAGE_LABEL = "energysched.lab.experiment/stage"
 #: The workflow's image (mlworkflow); on KWOK nodes it is never pulled.
 DEFAULT_IMAGE = "registry.local/energysched-mlworkflow:0.1.0"
 POWER_SOURCE = "simulated-truth"
@@ -127,9 +128,12 @@ def job_manifest(
     requests: dict[str, Any] = {"cpu": job.cpu, "memory": job.memory}
     if job.gpu:
         requests["nvidia.com/gpu"] = str(job.gpu)
+    requests.update(job.extra_requests)
     resources: dict[str, Any] = {"requests": requests}
-    if job.gpu:
-        resources["limits"] = {"nvidia.com/gpu": str(job.gpu)}
+    # Extended resources cannot be overcommitted: their limits equal their requests.
+    limits = ({"nvidia.com/gpu": str(job.gpu)} if job.gpu else {}) | dict(job.extra_requests)
+    if limits:
+        resources["limits"] = limits
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -142,6 +146,7 @@ def job_manifest(
                     "schedulerName": scheduler_name,
                     "restartPolicy": "Never",
                     "terminationGracePeriodSeconds": 0,
+                    **({"affinity": affinity(job.gpu_models)} if job.gpu_models else {}),
                     "containers": [
                         {
                             "name": job.stage[:63],
