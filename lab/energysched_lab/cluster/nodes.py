@@ -39,6 +39,14 @@ class NodeClass:
     capacity: Mapping[str, str]
     allocatable: Mapping[str, str]
     node_info: Mapping[str, str]
+    #: None: one node named after the class; N: N nodes named ``<class>-NNNN``.
+    count: int | None = None
+
+    def node_names(self) -> list[str]:
+        if self.count is None:
+            return [self.name]
+        width = max(4, len(str(self.count - 1)))
+        return [f"{self.name}-{i:0{width}d}" for i in range(self.count)]
 
     def manifest(self, node_name: str) -> dict[str, Any]:
         """A Node object for KWOK to manage (status is accepted on create)."""
@@ -94,6 +102,11 @@ def load_node_classes(directory: Path = DEFAULT_NODES_DIR) -> list[NodeClass]:
             raise NodeClassError(f"{file}: not valid YAML: {exc}") from exc
         if not isinstance(doc, Mapping) or not isinstance(doc.get("name"), str):
             raise NodeClassError(f"{file}: needs a mapping with a 'name'")
+        count = doc.get("count")
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100_000
+        ):
+            raise NodeClassError(f"{file}: 'count' must be an integer 1..100000, got {count!r}")
         classes.append(
             NodeClass(
                 name=doc["name"],
@@ -101,6 +114,7 @@ def load_node_classes(directory: Path = DEFAULT_NODES_DIR) -> list[NodeClass]:
                 capacity=_str_map(doc, "capacity", file),
                 allocatable=_str_map(doc, "allocatable", file),
                 node_info=_str_map(doc, "nodeInfo", file),
+                count=count,
             )
         )
     if not classes:
@@ -109,9 +123,10 @@ def load_node_classes(directory: Path = DEFAULT_NODES_DIR) -> list[NodeClass]:
 
 
 def node_manifests(classes: list[NodeClass], generated: int = 0) -> Iterator[dict[str, Any]]:
-    """The original nodes (one per class, named after it), then ``generated`` more."""
+    """Each class's nodes (one named after it, or ``count``), then ``generated`` more."""
     for cls in classes:
-        yield cls.manifest(cls.name)
+        for name in cls.node_names():
+            yield cls.manifest(name)
     width = max(4, len(str(generated)))
     for i in range(generated):
         cls = classes[i % len(classes)]

@@ -6,20 +6,25 @@ import argparse
 import asyncio
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from energysched import contract
+from energysched_lab.cluster.build import ensure_binaries
+from energysched_lab.experiment import baselines, results, scale
 from energysched_lab.experiment.finish import finish
 from energysched_lab.experiment.runner import (
     ENERGY,
     KUBE,
+    LARGE_CLUSTER,
     Progress,
     new_batch_id,
     plan,
     run_batch,
 )
 from energysched_lab.experiment.scenario import DEFAULT_SCENARIO, ScenarioError, load_scenario
+from energysched_lab.experiment.simulator import RunOutcome
 
 
 def _floats(text: str) -> list[float]:
@@ -52,6 +57,17 @@ def _schedulers(text: str) -> list[str]:
     return names[text]
 
 
+def _baselines(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in baselines.BASELINES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"--baselines: {bad[0] if bad else text!r} is not one of "
+            f"{', '.join(baselines.BASELINES)}"
+        )
+    return names
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "experiment",
@@ -73,6 +89,13 @@ def add_parser(sub: Any) -> None:
         type=_schedulers,
         default=[KUBE, ENERGY],
         help="both (default), kube-scheduler or energysched",
+    )
+    p.add_argument(
+        "--baselines",
+        type=_baselines,
+        default=[baselines.DEFAULT],
+        help="kube-scheduler configurations, comma-separated: default (LeastAllocated), "
+        "most-allocated, rtc (RequestedToCapacityRatio); default: default",
     )
     p.add_argument(
         "--time-factor",
@@ -139,7 +162,7 @@ def _main(args: argparse.Namespace) -> int:
         return fail(f"--time-factor must be within (0, 10], got {args.time_factor}")
     weights = args.weights or args.weight or [0.5]
     seeds = list(range(args.seed, args.seed + args.repeats))
-    specs = plan(args.schedulers, args.mode, weights, seeds)
+    specs = plan(args.schedulers, args.mode, weights, seeds, args.baselines)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.kubeconfig is not None or args.cluster == "current":
         from energysched_lab.experiment.realcluster import main as real_main
@@ -162,10 +185,22 @@ def _main(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     rows: list[dict[str, Any]] = []
+    # A trace scenario or a large cluster: the scale report (scale_runs.csv, cluster power).
+    at_scale = bool(scenario.workload.cuts) or (
+        sum(c.count or 1 for c in scenario.node_classes) > LARGE_CLUSTER
+    )
+
+    def on_outcome(meta: results.RunMeta, outcome: RunOutcome) -> None:
+        scale.record(args.out, meta, outcome)
+
+    t0 = time.monotonic()
     try:
         if cluster.is_running():
             cluster.down()  # a fresh cluster with the scenario's nodes
         cluster.up(nodes_dir=scenario.nodes_dir, log=lambda m: print(m, file=sys.stderr))
+        packing = baselines.BaselineScheduler(
+            ensure_binaries() / "kube-scheduler", cluster.dir, args.out / "logs"
+        )
         asyncio.run(
             run_batch(
                 cluster.kubeconfig,
@@ -176,6 +211,8 @@ def _main(args: argparse.Namespace) -> int:
                 time_factor=args.time_factor,
                 progress=Progress(len(specs)),
                 on_run=rows.append,
+                on_outcome=on_outcome if at_scale else None,
+                baseline_scheduler=packing,
             )
         )
     except KeyboardInterrupt:
@@ -190,4 +227,18 @@ def _main(args: argparse.Namespace) -> int:
     finally:
         if not args.keep_cluster:
             cluster.purge()
+        if at_scale:
+            # Written even after an interruption: the runs that ended are kept.
+            print(
+                scale.write_report(
+                    args.out,
+                    batch,
+                    scenario.name,
+                    command,
+                    scenario.workload.cuts,
+                    time.monotonic() - t0,
+                    plots=not args.no_plots,
+                ),
+                file=sys.stderr,
+            )
     return finish(args, scenario.name, batch, command, rows, scenario.time_factor)

@@ -54,7 +54,8 @@ class NodeState:
 
     def watts(self) -> float:
         return self.truth.idle_watts + sum(
-            r.speed * (r.figures.power_watts - self.truth.idle_watts) for r in self.running.values()
+            r.speed * r.job.units * (r.figures.power_watts - self.truth.idle_watts)
+            for r in self.running.values()
         )
 
 
@@ -102,7 +103,9 @@ class ClusterSim:
     def _reshare(self, st: NodeState) -> None:
         totals: dict[str, float] = {}
         for r in st.running.values():
-            totals[r.figures.resource] = totals.get(r.figures.resource, 0.0) + r.figures.demand
+            totals[r.figures.resource] = (
+                totals.get(r.figures.resource, 0.0) + r.figures.demand * r.job.units
+            )
         for r in st.running.values():
             r.speed = 1.0 / max(1.0, totals[r.figures.resource])
         w = st.watts()

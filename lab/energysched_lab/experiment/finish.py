@@ -45,7 +45,7 @@ def finish(
     )
     if not args.no_plots and report.plots_available():
         first = report.power_run(all_rows) or (all_rows[0] if all_rows else None)
-        if first:
+        if first and any(args.out.glob(f"metrics_{first['run_id']}_*.txt")):
             traces = {
                 f.name.removeprefix(f"metrics_{first['run_id']}_").removesuffix(".txt"): read_trace(
                     f

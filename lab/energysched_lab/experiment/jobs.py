@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from energysched.contract import WorkloadType
 from energysched_lab.experiment.scenario import Scenario
+from energysched_lab.experiment.tracelist import GPU_MILLI
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,12 @@ class Job:
     #: Realised run-to-run variation: the job runs at performance x this (truth.runNoise).
     speed_noise: float = 1.0
     workflow: int | None = None
+    #: Extended resources requested besides cpu, memory, nvidia.com/gpu (name, quantity).
+    extra_requests: tuple[tuple[str, str], ...] = ()
+    #: Required GPU models (a trace's gpu_spec; node affinity), empty: any node.
+    gpu_models: tuple[str, ...] = ()
+    #: Units (GPUs, cores) of the truth's per-unit figures the job occupies (trace jobs).
+    units: float = 1.0
 
 
 def instantiate(scenario: Scenario, seed: int) -> list[Job]:
@@ -51,6 +58,9 @@ def instantiate(scenario: Scenario, seed: int) -> list[Job]:
                     memory=f"{tj.memory_mib}Mi",
                     gpu=tj.num_gpu,
                     speed_noise=speed(),
+                    extra_requests=((GPU_MILLI, str(tj.gpu_milli)),) if tj.gpu_milli else (),
+                    gpu_models=tj.gpu_models,
+                    units=tj.units,
                 )
             )
         return jobs

@@ -33,6 +33,7 @@ from energysched_lab.cluster.nodes import NodeClass
 from energysched_lab.experiment.engine import Finished, simulate
 from energysched_lab.experiment.jobs import Job
 from energysched_lab.experiment.scenario import Truth
+from energysched_lab.experiment.tracelist import MODEL_LABEL
 
 ENUMERATION_LIMIT = 20_000
 Objective = Literal["energy", "makespan"]
@@ -72,7 +73,8 @@ def outcome(truth: Truth, node_classes: dict[str, str], finished: Sequence[Finis
 
 
 def dynamic_joules(job: Job, performance: float, power: float, truth: Truth, cls: str) -> float:
-    return job.work / (performance * job.speed_noise) * (power - truth.nodes[cls].idle_watts)
+    dynamic = (power - truth.nodes[cls].idle_watts) * job.units
+    return job.work / (performance * job.speed_noise) * dynamic
 
 
 def _fits(job: Job, cls: NodeClass) -> bool:
@@ -80,10 +82,13 @@ def _fits(job: Job, cls: NodeClass) -> bool:
         raw = cls.allocatable.get(name)
         return float(parse_quantity(raw)) if raw is not None else 0.0
 
+    models = set(job.gpu_models)
     return (
         parse_quantity(job.cpu) <= alloc("cpu")
         and parse_quantity(job.memory) <= alloc("memory")
         and job.gpu <= alloc("nvidia.com/gpu")
+        and all(parse_quantity(q) <= alloc(name) for name, q in job.extra_requests)
+        and (not models or cls.labels.get(MODEL_LABEL) in models)
     )
 
 
@@ -92,13 +97,16 @@ def candidates(
 ) -> dict[str, list[str]]:
     """Per job the nodes it can run on: the truth has figures and its requests fit."""
     by_name = {c.name: c for c in classes}
+    nodes = sorted(node_classes.items())
     out: dict[str, list[str]] = {}
     for j in jobs:
-        out[j.id] = [
-            n
-            for n, c in sorted(node_classes.items())
+        # Per class once (a class may have thousands of nodes).
+        ok = {
+            c
+            for c in set(node_classes.values())
             if j.workload_type in truth.nodes[c].workloads and _fits(j, by_name[c])
-        ]
+        }
+        out[j.id] = [n for n, c in nodes if c in ok]
     return out
 
 
@@ -210,7 +218,7 @@ def _milp(
     for k, (j, n) in enumerate(pairs):
         fig = truth.nodes[node_classes[n]].workloads[j.workload_type]
         groups.setdefault((n, fig.resource), []).append(k)
-        demand[k] = fig.demand
+        demand[k] = fig.demand * j.units
     for ks in groups.values():
         r = np.zeros(nx + 1)
         r[t_col] = 1.0

@@ -133,11 +133,17 @@ def record(
     outcome: RunOutcome,
     opt_energy: Optimum | None,
     opt_makespan: Optimum | None,
+    *,
+    node_traces: bool = True,
 ) -> dict[str, Any]:
-    """Write the run's traces and CSV rows; return its run row."""
+    """Write the run's traces and CSV rows; return its run row.
+
+    ``node_traces=False`` (clusters of hundreds of nodes): no per-node trace files (a
+    line per second per node); the cluster's power is written by :mod:`.scale`.
+    """
     out.mkdir(parents=True, exist_ok=True)
     tr = traces(outcome)
-    for node, trace in tr.items():
+    for node, trace in tr.items() if node_traces else ():
         write_trace(
             out / f"metrics_{meta.run_id}_{node}.txt",
             trace,

@@ -24,7 +24,7 @@ import yaml
 from energysched import contract
 from energysched.kube.client import ApiError, KubeClient, api_path
 from energysched.kube.config import load_kubeconfig
-from energysched_lab.experiment import results
+from energysched_lab.experiment import baselines, results
 from energysched_lab.experiment.jobs import Job, instantiate
 from energysched_lab.experiment.optimum import Optimum, candidates, solve
 from energysched_lab.experiment.scenario import (
@@ -32,9 +32,9 @@ from energysched_lab.experiment.scenario import (
     ScenarioError,
 )
 from energysched_lab.experiment.simulator import (
-    KUBE_SCHEDULER,
     LiveRun,
     PowerPublisher,
+    RunOutcome,
 )
 from energysched_lab.scheduler_process import SchedulerProcess
 
@@ -54,18 +54,26 @@ class RunSpec:
 
     def run_id(self, batch: str) -> str:
         if self.scheduler == KUBE:
-            return f"{batch}-ks-s{self.seed}"
+            variant = "" if self.mode in ("", baselines.DEFAULT) else f"-{self.mode}"
+            return f"{batch}-ks{variant}-s{self.seed}"
         w = f"{self.weight:g}".replace(".", "")
         return f"{batch}-es-{self.mode}-w{w}-s{self.seed}"
 
 
 def plan(
-    schedulers: Sequence[str], modes: Sequence[str], weights: Sequence[float], seeds: Sequence[int]
+    schedulers: Sequence[str],
+    modes: Sequence[str],
+    weights: Sequence[float],
+    seeds: Sequence[int],
+    variants: Sequence[str] = (baselines.DEFAULT,),
 ) -> list[RunSpec]:
+    """The runs; kube-scheduler once per baseline variant ("" in the rows: the default)."""
     specs: list[RunSpec] = []
     for seed in seeds:
         if KUBE in schedulers:
-            specs.append(RunSpec(KUBE, "", None, seed))
+            specs.extend(
+                RunSpec(KUBE, "" if v == baselines.DEFAULT else v, None, seed) for v in variants
+            )
         if ENERGY in schedulers:
             specs.extend(RunSpec(ENERGY, m, w, seed) for m in modes for w in weights)
     return specs
@@ -188,11 +196,27 @@ class _Quiet:
         pass
 
 
-def _scheduler_config(mode: str) -> dict[str, Any]:
+#: Above this many nodes, the simulated readings are re-published every LARGE_HEARTBEAT_S
+#: (not 10 s: 1,500 nodes would be 150 Node patches a second on a 2-core machine) and
+#: energysched's stalenessSeconds is raised to LARGE_STALENESS_S to match.
+LARGE_CLUSTER = 200
+LARGE_HEARTBEAT_S = 240.0
+LARGE_STALENESS_S = 600.0
+#: Above this many (job, node) pairs the offline optimum is not computed (the MILP would not
+#: finish on the development machine); the report says so.
+OPTIMUM_PAIRS = 20_000
+
+
+def _scheduler_config(mode: str, large: bool = False) -> dict[str, Any]:
+    profile: dict[str, Any] = {
+        "schedulerName": contract.SCHEDULER_NAME,
+        "mode": mode,
+        "defaultWeight": 0.5,
+    }
+    if large:
+        profile["hybrid"] = {"stalenessSeconds": LARGE_STALENESS_S}
     return {
-        "profiles": [
-            {"schedulerName": contract.SCHEDULER_NAME, "mode": mode, "defaultWeight": 0.5}
-        ],
+        "profiles": [profile],
         "leaderElection": {"enabled": False},
         "metricsAddress": "",
         # The same client limits as the local kube-scheduler (fairness).
@@ -218,6 +242,8 @@ async def run_batch(
     progress: Progress | None = None,
     workdir: Path | None = None,
     on_run: Callable[[dict[str, Any]], None] | None = None,
+    on_outcome: Callable[[results.RunMeta, RunOutcome], None] | None = None,
+    baseline_scheduler: baselines.BaselineScheduler | None = None,
 ) -> list[dict[str, Any]]:
     factor = time_factor or scenario.time_factor
     prog = progress or Progress(len(specs), _Quiet())
@@ -229,10 +255,25 @@ async def run_batch(
     async with KubeClient(load_kubeconfig(kubeconfig), qps=0) as kube:
         await install_profiles(kube, scenario)
         classes = await node_classes(kube, scenario)
-        publisher = PowerPublisher(kube)
+        large = len(classes) > LARGE_CLUSTER
+        publisher = PowerPublisher(kube, LARGE_HEARTBEAT_S if large else 10.0)
+        packing = any(s.scheduler == KUBE and s.mode for s in specs)
+        if packing and baseline_scheduler is None:
+            raise ScenarioError(
+                "the packing baselines need the local cluster (their kube-scheduler is started "
+                "beside its default one)"
+            )
         try:
+            if packing and baseline_scheduler is not None:
+                await asyncio.to_thread(baseline_scheduler.start)
             for i, spec in enumerate(specs, start=1):
                 jobs = instantiate(scenario, spec.seed)
+                if spec.seed not in optima and len(jobs) * len(classes) > OPTIMUM_PAIRS:
+                    print(
+                        f"offline optimum not computed: {len(jobs)} jobs x {len(classes)} nodes",
+                        file=sys.stderr,
+                    )
+                    optima[spec.seed] = (None, None)
                 if spec.seed not in optima:
                     try:
                         optima[spec.seed] = (
@@ -243,7 +284,7 @@ async def run_batch(
                         print(f"offline optimum not computed: {exc}", file=sys.stderr)
                         optima[spec.seed] = (None, None)
                 label = (
-                    f"{KUBE} seed {spec.seed}"
+                    f"{baselines.label(spec.mode)} seed {spec.seed}"
                     if spec.scheduler == KUBE
                     else f"{ENERGY} {spec.mode} w={spec.weight:g} seed {spec.seed}"
                 )
@@ -252,7 +293,10 @@ async def run_batch(
                     if sched is not None:
                         sched.stop()
                     sched = SchedulerProcess(
-                        kubeconfig, _scheduler_config(spec.mode), logs, f"{batch}-{spec.mode}"
+                        kubeconfig,
+                        _scheduler_config(spec.mode, large),
+                        logs,
+                        f"{batch}-{spec.mode}",
                     )
                     sched_mode = spec.mode
                     await asyncio.to_thread(sched.wait_synced, 120)
@@ -266,7 +310,7 @@ async def run_batch(
                     jobs=jobs,
                     namespace=ns,
                     run_id=run_id,
-                    scheduler_name=KUBE_SCHEDULER
+                    scheduler_name=baselines.SCHEDULER_NAMES[spec.mode or baselines.DEFAULT]
                     if spec.scheduler == KUBE
                     else contract.SCHEDULER_NAME,
                     weight=spec.weight,
@@ -290,13 +334,19 @@ async def run_batch(
                 except BaseException:
                     partial = getattr(live, "outcome", None)
                     if partial is not None:
-                        results.record(out, meta, partial, *optima[spec.seed])
+                        results.record(
+                            out, meta, partial, *optima[spec.seed], node_traces=not large
+                        )
+                        if on_outcome:
+                            on_outcome(meta, partial)
                     prog.end("interrupted: partial rows written")
                     raise
                 finally:
                     await asyncio.shield(_cleanup(kube, ns))
-                row = results.record(out, meta, outcome, *optima[spec.seed])
+                row = results.record(out, meta, outcome, *optima[spec.seed], node_traces=not large)
                 rows.append(row)
+                if on_outcome:
+                    on_outcome(meta, outcome)
                 if on_run:
                     on_run(row)
                 ratio = row.get("energy_ratio")
@@ -308,6 +358,8 @@ async def run_batch(
         finally:
             if sched is not None:
                 sched.stop()
+            if baseline_scheduler is not None:
+                baseline_scheduler.stop()
             await asyncio.shield(_clear_power(kube, list(classes)))
     return rows
 

@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -28,6 +28,9 @@ from energysched.contract import WORKLOAD_TYPES, WorkloadType
 from energysched.kb.io import load_profiles
 from energysched.kb.profiles import KnowledgeBase
 from energysched_lab.cluster.nodes import NodeClass, NodeClassError, load_node_classes
+
+if TYPE_CHECKING:
+    from energysched_lab.experiment.tracescenario import TraceNodes
 
 #: The repository's kb/scenarios (editable install, as kb/nodes).
 SCENARIOS_DIR = Path(__file__).resolve().parents[3] / "kb" / "scenarios"
@@ -91,6 +94,11 @@ class TraceJob:
     cpu_milli: int
     memory_mib: int
     num_gpu: int
+    #: Trace + node list scenarios (see tracelist): the GPU share, required GPU models,
+    #: and how many units (GPUs or cores) of the truth's per-unit figures the pod occupies.
+    gpu_milli: int = 0
+    gpu_models: tuple[str, ...] = ()
+    units: float = 1.0
 
 
 Process = Literal["fixed", "poisson"]
@@ -105,6 +113,8 @@ class Workload:
     interval_s: float = 0.0  # fixed: between arrivals; poisson: mean
     work_jitter: float = 0.0  # per workflow: work x exp(N(0, jitter))
     jobs: tuple[TraceJob, ...] = ()
+    #: What was left out of a trace (window, sample, skipped rows), for the report.
+    cuts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -330,9 +340,13 @@ def j_res(job: TraceJob) -> tuple[int, int, int]:
     return job.cpu_milli, job.memory_mib, job.num_gpu
 
 
-def parse_workload(doc: Any, file: Path, truth: Truth) -> Workload:
+def parse_workload(doc: Any, file: Path, truth: Truth, trace: TraceNodes | None = None) -> Workload:
     top = _mapping(doc, file, "the document")
     kind = top.get("kind")
+    if kind == "jobs" and trace is not None:
+        from energysched_lab.experiment.tracescenario import trace_workload
+
+        return trace_workload(top, file, trace)
     if kind == "jobs":
         allowed = {"kind", "jobsFile", "referenceNode", "timeScale", "description"}
         _check_keys(top, allowed, file, "")
@@ -380,7 +394,17 @@ def load_scenario(path: Path) -> Scenario:
     meta: Mapping[str, Any] = {}
     if meta_file.exists():
         meta = _mapping(_yaml(meta_file) or {}, meta_file, "the document")
-        _check_keys(meta, {"name", "description", "nodes", "profiles", "timeFactor"}, meta_file, "")
+        _check_keys(
+            meta,
+            {"name", "description", "nodes", "profiles", "timeFactor", "nodeList", "gpuModels"},
+            meta_file,
+            "",
+        )
+    trace: TraceNodes | None = None
+    if "nodeList" in meta:
+        from energysched_lab.experiment.tracescenario import trace_nodes
+
+        trace = trace_nodes(path, meta, meta_file)
     time_factor = _num(meta, "timeFactor", meta_file, "", 0.01, high=10.0, strict_low=True)
 
     def sub(key: str) -> Path:
@@ -392,7 +416,9 @@ def load_scenario(path: Path) -> Scenario:
             raise ScenarioError(f"{meta_file if key in meta else path}: {key}: no directory {d}")
         return d
 
-    nodes_dir, profiles_dir = sub("nodes"), sub("profiles")
+    nodes_dir, profiles_dir = (
+        (trace.nodes_dir, trace.profiles_dir) if trace else (sub("nodes"), sub("profiles"))
+    )
     try:
         classes = tuple(load_node_classes(nodes_dir))
     except NodeClassError as exc:
@@ -400,10 +426,10 @@ def load_scenario(path: Path) -> Scenario:
     loaded = load_profiles(profiles_dir)
     if loaded.failures:
         raise ScenarioError("; ".join(str(f) for f in loaded.failures))
-    truth_file = path / "truth.yaml"
+    truth_file = trace.truth_file if trace else path / "truth.yaml"
     truth = parse_truth(_yaml(truth_file), truth_file, {c.name for c in classes})
     workload_file = path / "workload.yaml"
-    workload = parse_workload(_yaml(workload_file), workload_file, truth)
+    workload = parse_workload(_yaml(workload_file), workload_file, truth, trace)
     name = meta.get("name", path.name)
     return Scenario(
         name=str(name),
