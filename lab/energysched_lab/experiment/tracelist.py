@@ -480,7 +480,7 @@ def _pod(
     except ValueError:
         cuts.add("a number column is not a number")
         return None
-    if not scheduled or not deleted:
+    if scheduled is None or deleted is None:
         cuts.add("never ran (no scheduled_time or deletion_time)")
         return None
     if min(cpu, mem, num_gpu, gpu_milli) < 0 or scheduled < 0 or deleted < 0:
