@@ -8,6 +8,7 @@ resource, enforced by the real schedulers.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -80,10 +81,8 @@ async def trace_scenario(tmp_path: Path, kube: KubeClient) -> AsyncIterator[Scen
         await kube.create(api_path("v1", "nodes"), m)
     yield sc
     for m in manifests:
-        try:
+        with contextlib.suppress(ApiError):
             await kube.delete(api_path("v1", "nodes", name=m["metadata"]["name"]))
-        except ApiError:
-            pass
 
 
 async def test_every_scheduler_replays_the_trace_and_the_baselines_differ(
