@@ -62,41 +62,54 @@ NO_WORK: Final = WorkArrays(
 
 
 class WorkColumns:
-    """The placed work by pod key, as columns (see module doc)."""
+    """The placed work by pod key, as columns (see module doc).
+
+    The columns are numpy buffers with spare capacity (doubled when full), changed
+    in place; a snapshot copies their used part (a memcpy, not a conversion of
+    Python lists), so a snapshot taken earlier never sees a later change.
+    """
+
+    _INITIAL = 64
 
     def __init__(self) -> None:
         self._pos: dict[str, int] = {}
         self._keys: list[str] = []
         self._node: list[str] = []
-        self._wt: list[int] = []
-        self._work: list[float] = []
-        self._since: list[float] = []
+        cap = self._INITIAL
+        self._wt = np.zeros(cap, dtype=np.int8)
+        self._work = np.zeros(cap)
+        self._since = np.zeros(cap)
         #: ``_node`` as table indices, valid for the index mapping ``_index`` (None: stale).
-        self._idx: list[int] = []
+        self._idx = np.full(cap, -1, dtype=np.intp)
         self._index: Mapping[str, int] | None = None
         self._arrays: WorkArrays | None = None
 
     def __len__(self) -> int:
         return len(self._keys)
 
+    def _grow(self) -> None:
+        cap = 2 * self._wt.size
+        for name in ("_wt", "_work", "_since", "_idx"):
+            old = getattr(self, name)
+            new = np.full(cap, -1, dtype=old.dtype) if name == "_idx" else np.zeros(cap, old.dtype)
+            new[: old.size] = old
+            setattr(self, name, new)
+
     def set(self, key: str, item: WorkItem) -> None:
         """Insert or replace the work of the pod ``key``."""
         at = self._pos.get(key)
-        wt = WT_CODE[item.workload_type]
         if at is None:
-            self._pos[key] = len(self._keys)
+            at = len(self._keys)
+            if at == self._wt.size:
+                self._grow()
+            self._pos[key] = at
             self._keys.append(key)
             self._node.append(item.node)
-            self._wt.append(wt)
-            self._work.append(item.work)
-            self._since.append(item.since)
-            self._idx.append(-1)
-            at = len(self._keys) - 1
         else:
-            self._node[at], self._wt[at] = item.node, wt
-            self._work[at], self._since[at] = item.work, item.since
-        if self._index is not None:
-            self._idx[at] = self._index.get(item.node, -1)
+            self._node[at] = item.node
+        self._wt[at] = WT_CODE[item.workload_type]
+        self._work[at], self._since[at] = item.work, item.since
+        self._idx[at] = self._index.get(item.node, -1) if self._index is not None else -1
         self._arrays = None
 
     def remove(self, key: str) -> bool:
@@ -108,32 +121,29 @@ class WorkColumns:
         if at != last:  # the last entry takes the freed place
             self._pos[self._keys[last]] = at
             self._keys[at], self._node[at] = self._keys[last], self._node[last]
-            self._wt[at], self._idx[at] = self._wt[last], self._idx[last]
-            self._work[at], self._since[at] = self._work[last], self._since[last]
-        for column in (self._keys, self._node):
-            column.pop()
-        for ints in (self._wt, self._idx):
-            ints.pop()
-        for floats in (self._work, self._since):
-            floats.pop()
+            for column in (self._wt, self._idx, self._work, self._since):
+                column[at] = column[last]
+        self._keys.pop()
+        self._node.pop()
         self._arrays = None
         return True
 
     def arrays(self, table: NodeTable) -> WorkArrays:
         """The columns as arrays against ``table`` (cached until the work or the index changes)."""
+        n = len(self._keys)
         if table.index is not self._index:
-            self._idx = [table.index.get(node, -1) for node in self._node]
+            self._idx[:n] = [table.index.get(node, -1) for node in self._node]
             self._index = table.index
             self._arrays = None
         if self._arrays is None:
             self._arrays = (
                 WorkArrays(
-                    _frozen(np.array(self._idx, dtype=np.intp)),
-                    _frozen(np.array(self._wt, dtype=np.int8)),
-                    _frozen(np.array(self._work, dtype=np.float64)),
-                    _frozen(np.array(self._since, dtype=np.float64)),
+                    _frozen(self._idx[:n].copy()),
+                    _frozen(self._wt[:n].copy()),
+                    _frozen(self._work[:n].copy()),
+                    _frozen(self._since[:n].copy()),
                 )
-                if self._keys
+                if n
                 else NO_WORK
             )
         return self._arrays
