@@ -8,7 +8,7 @@ import pytest
 
 from energysched_lab.experiment import scale
 from energysched_lab.experiment.engine import ClusterSim
-from energysched_lab.experiment.results import RunMeta
+from energysched_lab.experiment.results import RunMeta, append_csv
 from energysched_lab.experiment.simulator import JobRecord, RunOutcome
 from tests.unit.lab.experiment_helpers import job, truth
 
@@ -88,7 +88,7 @@ def test_the_table_compares_per_seed_and_says_who_loses(tmp_path: Path) -> None:
         ("m", "kube-scheduler", "most-allocated", 9.0),
         ("e", "energysched", "cluster-energy", 9.5),
     ):
-        scale.append_csv(
+        append_csv(
             tmp_path / "scale_runs.csv",
             scale.COLUMNS,
             [
