@@ -21,8 +21,10 @@ from energysched_lab.cluster.build import ensure_binaries
 from energysched_lab.cluster.local import LocalCluster
 from energysched_lab.cluster.nodes import node_manifests
 from energysched_lab.experiment import baselines, scale
+from energysched_lab.experiment.results import RunMeta
 from energysched_lab.experiment.runner import ENERGY, KUBE, plan, run_batch
 from energysched_lab.experiment.scenario import SCENARIOS_DIR, Scenario, load_scenario
+from energysched_lab.experiment.simulator import RunOutcome
 
 FACTOR = 0.002
 
@@ -99,10 +101,10 @@ async def test_every_scheduler_replays_the_trace_and_the_baselines_differ(
     packing = baselines.BaselineScheduler(
         ensure_binaries() / "kube-scheduler", local_cluster.dir, tmp_path / "logs"
     )
-    outcomes = {}
+    outcomes: dict[str, RunOutcome] = {}
 
-    def keep(meta: object, outcome: object) -> None:
-        row = scale.record(out, meta, outcome)  # type: ignore[arg-type]
+    def keep(meta: RunMeta, outcome: RunOutcome) -> None:
+        row = scale.record(out, meta, outcome)
         outcomes[row["label"]] = outcome
 
     rows = await run_batch(

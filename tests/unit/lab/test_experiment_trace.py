@@ -6,6 +6,7 @@ Every file here is small and synthetic, written by the test.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ NODES = [
 ]
 
 
-def _csv(path: Path, header: tuple[str, ...], rows: list[tuple[object, ...]]) -> Path:
+def _csv(path: Path, header: tuple[str, ...], rows: Sequence[tuple[object, ...]]) -> Path:
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(header)
@@ -82,7 +83,7 @@ def _pod(
 def _scenario(
     tmp: Path,
     pods: list[tuple[object, ...]],
-    nodes: list[tuple[object, ...]] | None = None,
+    nodes: Sequence[tuple[object, ...]] | None = None,
     workload: dict[str, object] | None = None,
 ) -> Path:
     d = tmp / "trace"
