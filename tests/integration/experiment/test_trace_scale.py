@@ -119,7 +119,7 @@ async def test_every_scheduler_replays_the_trace_and_the_baselines_differ(
     )
     assert packing.proc is None  # stopped with the batch
     assert [r["status"] for r in rows] == ["complete"] * 4
-    placed = {label: {r.job.id: r.node for r in o.records} for label, o in outcomes.items()}
+    placed = {label: {r.job.id: r.node or "" for r in o.records} for label, o in outcomes.items()}
     for label, nodes in placed.items():
         # gpu_spec held by every scheduler: a V100 pod on a V100 node, the T4 share on the T4.
         assert nodes["j0000"].startswith("v100m16-"), label
