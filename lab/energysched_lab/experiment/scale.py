@@ -44,6 +44,7 @@ COLUMNS = (
     "succeeded",
     "not_completed",
     "cluster_kwh",
+    "above_idle_kwh",
     "gpu_hours",
     "makespan_s",
     "wait_p50_s",
@@ -145,6 +146,8 @@ def record(out: Path, meta: RunMeta, outcome: RunOutcome) -> dict[str, Any]:
         "succeeded": len(done),
         "not_completed": len(outcome.records) - len(done),
         "cluster_kwh": nodes_j / 3.6e6,
+        # What the pods added: the cluster's energy less every node idling the whole run.
+        "above_idle_kwh": (nodes_j - sum(t.idle_watts for t in tr.values()) * outcome.end) / 3.6e6,
         "gpu_hours": gpu_s / 3600.0,
         "makespan_s": outcome.end,
         "wait_p50_s": percentile(waits, 50),
@@ -196,15 +199,16 @@ def table(rows: Sequence[Mapping[str, str]]) -> list[str]:
     )
     by = {lab: [r for r in rows if r["label"] == lab] for lab in labels}
     lines = [
-        "| scheduler | runs (valid) | cluster energy kWh | GPU-hours | makespan h "
-        "| wait p50 / p99 s | JCT p50 / p99 h | not completed |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| scheduler | runs (valid) | cluster energy kWh | above idle kWh | GPU-hours "
+        "| makespan h | wait p50 / p99 s | JCT p50 / p99 h | not completed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for lab, rs in by.items():
         valid = [r for r in rs if r["valid"] == "yes"]
         lines.append(
             f"| {lab} | {len(rs)} ({len(valid)}) "
             f"| {_ms([_num(r, 'cluster_kwh') for r in rs], 2)} "
+            f"| {_ms([_num(r, 'above_idle_kwh') for r in rs], 2)} "
             f"| {_ms([_num(r, 'gpu_hours') for r in rs], 1)} "
             f"| {_ms([_num(r, 'makespan_s') / 3600 for r in rs], 2)} "
             f"| {_ms([_num(r, 'wait_p50_s') for r in rs], 0)} / "
@@ -228,12 +232,23 @@ def table(rows: Sequence[Mapping[str, str]]) -> list[str]:
             ]
             if not changes:
                 continue
+            base_dyn = {r["seed"]: _num(r, "above_idle_kwh") for r in by[ref]}
+            dyn = [
+                (r["seed"], 100 * (_num(r, "above_idle_kwh") / base_dyn[r["seed"]] - 1))
+                for r in rs
+                if base_dyn.get(r["seed"], 0) > 0
+            ]
             wins = sum(c < 0 for _, c in changes)
             per_seed = ", ".join(f"seed {s}: {c:+.2f} %" for s, c in changes)
             verdict = "**wins**" if wins == len(changes) else "**loses**" if wins == 0 else "mixed"
             lines.append(
                 f"- {lab} vs {ref}: {verdict} on cluster energy in {wins} of {len(changes)} "
-                f"seeds ({per_seed})."
+                f"seeds ({per_seed})"
+                + (
+                    "; above idle: " + ", ".join(f"seed {s}: {c:+.2f} %" for s, c in dyn) + "."
+                    if dyn
+                    else "."
+                )
             )
     bad = [r for r in rows if r["valid"] != "yes"]
     lines.append("")

@@ -58,6 +58,7 @@ def test_a_complete_run_its_energy_gpu_hours_and_times(tmp_path: Path) -> None:
     row = scale.record(tmp_path, _meta("r1"), _outcome())
     # j1 on a: 100 s at 110 W; j2 on b from 10 s: 50 s at 220 W; both idle until 100 s.
     assert row["cluster_kwh"] * 3.6e6 == pytest.approx(110 * 100 + 20 * 10 + 220 * 50 + 20 * 40)
+    assert row["above_idle_kwh"] * 3.6e6 == pytest.approx(100 * 100 + 200 * 50)
     assert row["gpu_hours"] == pytest.approx(150 / 3600)
     assert (row["jct_p50_s"], row["jct_p99_s"]) == (50.0, 100.0)
     assert row["valid"] == "yes" and row["label"] == "kube-scheduler default (LeastAllocated)"
