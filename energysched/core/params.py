@@ -37,7 +37,7 @@ DEFAULT_CLOCK_SKEW: Final = timedelta(seconds=30)
 class ScheduleParams:
     """Everything a decision depends on besides the pod and the snapshot."""
 
-    mode: ScoringMode = "normalized"
+    mode: ScoringMode = "cluster-energy"  # = contract.DEFAULT_SCORING_MODE (tested)
     #: Weight for pods without the performance-weight annotation.
     default_weight: float = 0.5
     #: Hybrid: a node whose fresh reading (plus predicted load) exceeds its

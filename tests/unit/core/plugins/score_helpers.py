@@ -17,6 +17,9 @@ from tests.unit.core.core_helpers import NOW, node, pod, thesis_kb, thesis_nodes
 
 
 def decide(p: PodInfo, snap: ClusterSnapshot, explain: bool = False, **params: Any) -> Decision:
+    """One decision; ``normalized`` (v1.1) unless a mode is given (the tests' reference mode,
+    not the shipped default)."""
+    params.setdefault("mode", "normalized")
     d = schedule_one(p, snap, ScheduleParams(**params), explain=explain)
     assert d.error is None, d.error
     return d
