@@ -329,7 +329,7 @@ async def test_a_watch_cut_mid_event_with_garbage(
             await kube.create(api_path("v1", "pods", namespace), energy_pod("cut"))
             await wait_for(lambda: _true(proxy.cuts == 1), 30, "the cut")
             # The pod watch is refused for a while: not ready, no decisions.
-            assert await wait_for(lambda: _is(readyz(port), 500), 5, "not ready while down")
+            assert await wait_for(lambda: _is(readyz(port), 503), 5, "not ready while down")
             await kube.create(api_path("v1", "pods", namespace), energy_pod("after"))
             await all_bound_once(kube, namespace, ["before", "cut", "after"], sup)
             assert await wait_for(lambda: _is(readyz(port), 200), 30, "ready again")

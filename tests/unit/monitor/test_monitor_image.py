@@ -64,8 +64,9 @@ def monitor_closure() -> dict[str, Path]:
 
 
 def test_monitor_imports_only_its_allowed_layers() -> None:
-    """The monitor may use the kube client, the contract, the strict reader, the knowledge
-    base and the power-reading core; never the scheduler, the operator, the core or the lab."""
+    """The monitor may use the kube client, the contract, the strict reader, the probe server,
+    the knowledge base and the power-reading core; never the scheduler, the operator, the core
+    or the lab."""
     allowed = (
         "monitor/energysched_monitor/",
         "bench/energysched_bench/__init__.py",
@@ -73,6 +74,7 @@ def test_monitor_imports_only_its_allowed_layers() -> None:
         "energysched/__init__.py",
         "energysched/contract.py",
         "energysched/strict.py",
+        "energysched/probes.py",
         "energysched/kube/",
         "energysched/kb/",
     )
