@@ -185,7 +185,7 @@ async def test_api_server_down_for_20_s_while_pods_arrive(
             assert 1 in sup.exit_codes, sup.log()[-3000:]
         else:
             # Not ready while the watches were down, and the same process recovered.
-            assert 500 in statuses, statuses
+            assert 503 in statuses, statuses
             assert sup.exit_codes == [], sup.log()[-3000:]
             assert "watches up: deciding again" in sup.log()
 
