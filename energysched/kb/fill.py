@@ -179,6 +179,8 @@ class JobOptions:
     gpu_nodes: tuple[str, ...] = ()
     gpu_runtime_class: str | None = None
     keep_jobs: bool = False
+    #: (Secret, key): the plug's password, mounted into each Job (never an argument).
+    password_secret: tuple[str, str] | None = None
 
 
 def _ready(node: Mapping[str, Any]) -> bool:
@@ -267,6 +269,7 @@ async def run_jobs(
             gpu=node in options.gpu_nodes,
             runtime_class=options.gpu_runtime_class if node in options.gpu_nodes else None,
             active_deadline_seconds=max(60, int(options.timeout)),
+            password_secret=options.password_secret,
         )
         name = manifest["metadata"]["name"]
         try:
