@@ -31,10 +31,10 @@ import structlog
 from energysched import probes
 from energysched.kube import KubeClient, KubeConfigError, load_access
 from energysched_monitor.config import ConfigStore
+from energysched_monitor.interfaces import NodeAnnotator, NodeReader
 from energysched_monitor.kubeio import KubeNodeAnnotator, KubeNodeReader, ReflectorClusterView
 from energysched_monitor.metrics import Metrics
 from energysched_monitor.node_monitor import NodeMonitor
-from energysched_monitor.ports import NodeAnnotator, NodeReader
 from energysched_monitor.power_model_monitor import ModelMonitor
 from energysched_monitor.tracker import Reporter
 

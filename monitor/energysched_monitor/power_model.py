@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from energysched.contract import WORKLOAD_TYPES
 from energysched.kb.profiles import ProfileSpec
-from energysched_monitor.ports import ClusterView, NodeInfo, PodInfo
+from energysched_monitor.interfaces import ClusterView, NodeInfo, PodInfo
 from energysched_monitor.readings import ReadError, Reading, SourceKind
 
 

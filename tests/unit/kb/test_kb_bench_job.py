@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from energysched.kb.bench_job import (
+from energysched.kbtools.bench_job import (
     BENCH_NODE_LABEL,
     COMMAND,
     PASSWORD_FILE,

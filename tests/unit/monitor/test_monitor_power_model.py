@@ -18,8 +18,8 @@ from energysched.contract import (
 )
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched_monitor.config import ConfigStore, parse_config_text
+from energysched_monitor.interfaces import NodeInfo, PodInfo, node_info, parse_cpu, pod_info
 from energysched_monitor.metrics import Metrics
-from energysched_monitor.ports import NodeInfo, PodInfo, node_info, parse_cpu, pod_info
 from energysched_monitor.power_model import ModelSource, model_power
 from energysched_monitor.power_model_monitor import ModelMonitor
 from energysched_monitor.readings import ReadError

@@ -1,4 +1,4 @@
-"""``energysched kb show``, ``energysched bench run`` and ``energysched operator``.
+"""``energysched kb show`` and ``energysched bench run``.
 
 Heavy modules (kopf, aiohttp sessions, the bench package) are imported inside
 the handlers, so building the parser stays cheap.
@@ -25,11 +25,8 @@ DEFAULT_PROFILES_DIR = REPO_KB_DIR / "profiles"
 
 
 def add_parsers(sub: Any) -> None:
-    from energysched.operator.commands import add_parser as add_operator_parser
-
     _add_kb(sub)
     _add_bench(sub)
-    add_operator_parser(sub)
 
 
 # -- kb show ---------------------------------------------------------------------------------
@@ -301,14 +298,14 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def _bench_run(args: argparse.Namespace) -> int:
-    from energysched.kb.fill import (
+    from energysched.kb.io import load_profiles
+    from energysched.kbtools.fill import (
         ConvertOptions,
         JobOptions,
         collect_local,
         convert_collected,
         write_manifests,
     )
-    from energysched.kb.io import load_profiles
     from energysched.kube.client import ApiError
     from energysched.kube.config import KubeConfigError
 
@@ -431,7 +428,7 @@ def _report(
 
 
 async def _apply_only(kubeconfig: str | None, converted: list[Any]) -> list[str]:
-    from energysched.kb.fill import apply_manifests
+    from energysched.kbtools.fill import apply_manifests
     from energysched.kube.client import KubeClient
     from energysched.kube.config import load_access
 
@@ -442,7 +439,7 @@ async def _apply_only(kubeconfig: str | None, converted: list[Any]) -> list[str]
 async def _cluster_run(
     kubeconfig: str | None, options: Any, convert: Any, apply: bool
 ) -> tuple[list[Any], list[str], list[str], int]:
-    from energysched.kb.fill import (
+    from energysched.kbtools.fill import (
         apply_manifests,
         convert_collected,
         is_simulated,
