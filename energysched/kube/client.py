@@ -340,7 +340,7 @@ class KubeClient:
                 raise ApiError(
                     0, "WatchNoAnswer", f"the server did not answer within {answer_seconds:g} s"
                 ) from exc
-            raise ApiError(0, "TimeoutError", str(exc) or "watch transport timeout") from exc
+            raise ApiError(0, type(exc).__name__, str(exc) or "watch transport timeout") from exc
         except aiohttp.ClientError as exc:
             raise ApiError(0, type(exc).__name__, str(exc) or "watch transport failure") from exc
 
