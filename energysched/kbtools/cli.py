@@ -1,6 +1,6 @@
 """``energysched kb show`` and ``energysched bench run``.
 
-Heavy modules (kopf, aiohttp sessions, the bench package) are imported inside
+Heavy modules (aiohttp sessions, the bench package) are imported inside
 the handlers, so building the parser stays cheap.
 """
 
