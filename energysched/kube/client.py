@@ -33,9 +33,9 @@ JSON = dict[str, Any]
 #: once a minute, which costs one request.
 WATCH_IDLE_SECONDS: Final = 62.0
 #: How long a watch request may wait for the server's answer (the response headers, sent at
-#: once by a healthy server). Silence plus this bounds how long a dead server goes unnoticed:
-#: 82 s.
-WATCH_ANSWER_SECONDS: Final = 20.0
+#: once by a healthy server, from its watch cache). Silence plus this bounds how long a dead
+#: server goes unnoticed: 77 s.
+WATCH_ANSWER_SECONDS: Final = 15.0
 PatchType = Literal["merge", "strategic", "json", "apply"]
 _PATCH_CONTENT_TYPES: Mapping[PatchType, str] = {
     "merge": "application/merge-patch+json",

@@ -229,7 +229,7 @@ async def test_silence_then_no_answer_takes_the_reflector_down_until_a_watch_is_
         lists=[[obj("a", "1")]],
         watches=[
             [WatchEvent("MODIFIED", obj("a", "7")), WatchSilent(62)],
-            ApiError(0, "WatchNoAnswer", "the server did not answer within 20 s"),
+            ApiError(0, "WatchNoAnswer", "the server did not answer within 15 s"),
             [WatchEvent("ADDED", obj("b", "9"))],
         ],
     )
