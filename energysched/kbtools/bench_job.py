@@ -24,6 +24,8 @@ COMMAND = ("python", "-m", "energysched_bench", "--json")
 #: file, so it is in neither the Job's spec nor the process list.
 PASSWORD_DIR = "/var/run/secrets/energysched/plug"
 PASSWORD_FILE = f"{PASSWORD_DIR}/password"
+#: The pod's fsGroup when the password is mounted: the group of the project's images' user.
+SECRET_GROUP = 10001
 
 
 def _dns_label(text: str, max_len: int = 63) -> str:
@@ -110,6 +112,10 @@ def build_bench_job(
                 },
             }
         ]
+        # The file is owner and group readable only; the image's user (any non-root uid)
+        # reads it through the pod's fsGroup, which the kubelet gives the file and adds to
+        # the container's groups (as the monitor's DaemonSet does).
+        pod_spec["securityContext"] = {"fsGroup": SECRET_GROUP}
     if tolerate_all_taints:
         pod_spec["tolerations"] = [{"operator": "Exists"}]
     if runtime_class:

@@ -10,6 +10,7 @@ from energysched.kbtools.bench_job import (
     BENCH_NODE_LABEL,
     COMMAND,
     PASSWORD_FILE,
+    SECRET_GROUP,
     build_bench_job,
     job_name,
 )
@@ -138,6 +139,8 @@ def test_the_plug_password_is_a_mounted_secret_not_an_argument() -> None:
     assert volume["secret"]["secretName"] == "plug-auth"
     assert volume["secret"]["items"] == [{"key": "tvpc-password", "path": "password"}]
     assert volume["secret"]["defaultMode"] == 0o440
+    # Not world-readable: the container's user reads it through the pod's fsGroup.
+    assert pod["securityContext"]["fsGroup"] == SECRET_GROUP
     (mount,) = container["volumeMounts"]
     assert (mount["name"], mount["readOnly"]) == (volume["name"], True)
     assert f"{mount['mountPath']}/password" == PASSWORD_FILE
@@ -147,4 +150,5 @@ def test_the_plug_password_is_a_mounted_secret_not_an_argument() -> None:
 def test_without_a_secret_no_volume_and_no_password_argument() -> None:
     pod = build_bench_job("tvpc", "bench:1", run_id="r1")["spec"]["template"]["spec"]
     assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
+    assert "securityContext" not in pod
     assert not any("password" in a for a in pod["containers"][0]["command"])
