@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final, Literal
 
 from energysched.contract import PowerState
@@ -126,16 +127,38 @@ class PolicyConfig:
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """CPU in millicores, memory in bytes."""
+    """CPU in millicores, memory in bytes, extended resources (``nvidia.com/gpu``) in units."""
 
     cpu_milli: float = 0.0
     memory_bytes: float = 0.0
+    extended: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     def fits(self, need: Resources) -> bool:
-        return need.cpu_milli <= self.cpu_milli and need.memory_bytes <= self.memory_bytes
+        return (
+            need.cpu_milli <= self.cpu_milli
+            and need.memory_bytes <= self.memory_bytes
+            and all(v <= self.extended.get(k, 0.0) for k, v in need.extended.items() if v > 0)
+        )
 
     def minus(self, other: Resources) -> Resources:
-        return Resources(self.cpu_milli - other.cpu_milli, self.memory_bytes - other.memory_bytes)
+        keys = set(self.extended) | set(other.extended)
+        return Resources(
+            self.cpu_milli - other.cpu_milli,
+            self.memory_bytes - other.memory_bytes,
+            MappingProxyType(
+                {k: self.extended.get(k, 0.0) - other.extended.get(k, 0.0) for k in keys}
+            ),
+        )
+
+    def plus(self, other: Resources) -> Resources:
+        keys = set(self.extended) | set(other.extended)
+        return Resources(
+            self.cpu_milli + other.cpu_milli,
+            self.memory_bytes + other.memory_bytes,
+            MappingProxyType(
+                {k: self.extended.get(k, 0.0) + other.extended.get(k, 0.0) for k in keys}
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)

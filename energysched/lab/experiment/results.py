@@ -70,6 +70,16 @@ RUN_COLUMNS = (
     "source",
     "status",
     "placement",
+    "power",
+    "sleeps",
+    "wakes",
+    "wake_failures",
+    "cycles_per_node_day",
+    "wait_p50_s",
+    "wait_p99_s",
+    "wake_wait_p50_s",
+    "wake_wait_p99_s",
+    "wake_wait_max_s",
 )
 
 
@@ -84,6 +94,8 @@ class RunMeta:
     weight: float | None
     time_factor: float
     source: str
+    #: Run with the power manager (idle nodes sleep, pods wake them).
+    power: bool = False
 
 
 def append_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -118,6 +130,17 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return "" if math.isnan(v) else f"{v:.6f}".rstrip("0").rstrip(".")
     return str(v)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100), linear between closest ranks; None when empty."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def traces(outcome: RunOutcome) -> dict[str, PowerTrace]:
@@ -204,7 +227,27 @@ def record(
         if complete
         else ("interrupted" if outcome.interrupted else "incomplete: " + "; ".join(outcome.notes)),
         "placement": " ".join(f"{r.job.id}={r.node or '-'}" for r in outcome.records),
+        "power": "on" if meta.power else "off",
     }
+    # Waiting: from a job's release (arrival or predecessor's end) to its bind.
+    waits = [
+        r.start - r.released
+        for r in outcome.records
+        if r.start is not None and r.released is not None and r.node
+    ]
+    run.update(wait_p50_s=percentile(waits, 50), wait_p99_s=percentile(waits, 99))
+    ps = outcome.power_summary
+    if ps is not None:
+        wake_waits = list(ps.get("waits", []))
+        run.update(
+            sleeps=ps.get("sleeps"),
+            wakes=ps.get("wakes"),
+            wake_failures=ps.get("wake_failures"),
+            cycles_per_node_day=ps.get("cycles_per_node_day"),
+            wake_wait_p50_s=percentile(wake_waits, 50),
+            wake_wait_p99_s=percentile(wake_waits, 99),
+            wake_wait_max_s=max(wake_waits) if wake_waits else None,
+        )
     if opt_energy is not None:
         run.update(
             opt_energy_joules=opt_energy.energy_j,

@@ -162,6 +162,17 @@ def test_wake_picks_the_cheapest_node_that_fits() -> None:
     assert choose_wake(Resources(500, 64 * GI), asleep, 0.0, CONFIG) is None
 
 
+def test_extended_resources_must_fit() -> None:
+    gpu = Resources(4000, 8 * GI, {"nvidia.com/gpu": 1.0})
+    asleep = [node("cpu-only", state="asleep"), node("gpu", state="asleep", allocatable=gpu)]
+    choice = choose_wake(Resources(100, GI, {"nvidia.com/gpu": 1.0}), asleep, 0.0, CONFIG)
+    assert choice is not None and choice.node == "gpu"
+    assert not fits_awake(Resources(100, GI, {"nvidia.com/gpu": 1.0}), [node("a")])
+    assert gpu.minus(Resources(0, 0, {"nvidia.com/gpu": 1.0})).plus(Resources()).extended == {
+        "nvidia.com/gpu": 0.0
+    }
+
+
 def test_wake_counts_the_pods_expected_energy() -> None:
     asleep = [node("a", state="asleep"), node("b", state="asleep")]
     choice = choose_wake(Resources(100, GI), asleep, 0.0, CONFIG, {"a": 5000.0})
