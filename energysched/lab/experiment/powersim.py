@@ -467,10 +467,12 @@ class PowerManagerSim:
         live.clock.hold(t)
         held = False
         try:
+            # Ready first, the controller's taints gone, then ours: the waiting pods are
+            # retried once, on a clean node (each failed retry doubles their backoff).
             await self._annotate(node, "awake")
             await self._wait_ready(node)
+            await self._wait_untainted(node, LIFECYCLE_TAINTS)
             await self._taint(node, add=False)
-            await self._wait_untainted(node)
             jobs = set(st.waiting)
             if jobs:
                 self._hold[node] = (jobs, time.monotonic() + self.ready_timeout_s)
@@ -577,7 +579,9 @@ class PowerManagerSim:
 
         await wait_for(ready, self.ready_timeout_s, f"node {node} to be Ready", 0.02)
 
-    async def _wait_untainted(self, node: str) -> None:
+    async def _wait_untainted(
+        self, node: str, keys: tuple[str, ...] = (*LIFECYCLE_TAINTS, contract.ASLEEP_TAINT_KEY)
+    ) -> None:
         from energysched.kube.waiting import wait_for
 
         async def clean() -> bool:
@@ -585,8 +589,7 @@ class PowerManagerSim:
             return not [
                 t
                 for t in (obj.get("spec") or {}).get("taints") or []
-                if t.get("key") in (*LIFECYCLE_TAINTS, contract.ASLEEP_TAINT_KEY)
-                and t.get("effect") == "NoSchedule"
+                if t.get("key") in keys and t.get("effect") == "NoSchedule"
             ]
 
         await wait_for(
