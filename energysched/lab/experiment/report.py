@@ -201,7 +201,7 @@ def power_lines(rows: Sequence[Row]) -> list[str]:
         "With power management (simulated; per seed in brackets, seeds in order):",
         "",
         "| scheduler | energy vs kube-scheduler, every node on | vs itself without power "
-        "management | vs kube-scheduler + power manager | makespan vs itself without "
+        "management | vs kube-scheduler + power manager | workflow time mean s (without) "
         "| wake wait p50 / p99 / max s | waiting p99 s (without) | wakes (failed) per run "
         "| sleep cycles per node and day |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
@@ -216,12 +216,14 @@ def power_lines(rows: Sequence[Row]) -> list[str]:
         p99_off = off.values("wait_p99_s") if off else []
         wakes = g.values("wakes")
         failed = g.values("wake_failures")
-        dt = paired(g, off, "makespan_s") if off else []
+        flow = g.values("flow_mean_s")
+        flow_off = off.values("flow_mean_s") if off else []
         cycles = "; ".join(r.get("cycles_per_node_day", "") for r in g.complete())
         lines.append(
             f"| {g.label} | {per_seed(g, kube_off)} | {per_seed(g, off)} "
             f"| {per_seed(g, kube_on)} "
-            f"| {f'{statistics.fmean(dt):+.1f} %' if dt else '-'} "
+            f"| {f'{statistics.fmean(flow):.0f}' if flow else '-'}"
+            f" ({f'{statistics.fmean(flow_off):.0f}' if flow_off else '-'}) "
             f"| {' / '.join(waits)} "
             f"| {f'{statistics.fmean(p99):.1f}' if p99 else '-'}"
             f" ({f'{statistics.fmean(p99_off):.1f}' if p99_off else '-'}) "

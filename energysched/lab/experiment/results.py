@@ -18,7 +18,7 @@ from typing import Any
 
 from energysched.lab.experiment.accounting import PowerTrace, write_trace
 from energysched.lab.experiment.optimum import Optimum
-from energysched.lab.experiment.simulator import RunOutcome
+from energysched.lab.experiment.simulator import JobRecord, RunOutcome
 
 STAGE_COLUMNS = (
     "run_id",
@@ -80,6 +80,8 @@ RUN_COLUMNS = (
     "wake_wait_p50_s",
     "wake_wait_p99_s",
     "wake_wait_max_s",
+    "flow_mean_s",
+    "flow_p99_s",
 )
 
 
@@ -236,6 +238,18 @@ def record(
         if r.start is not None and r.released is not None and r.node
     ]
     run.update(wait_p50_s=percentile(waits, 50), wait_p99_s=percentile(waits, 99))
+    # Workflow time: from a workflow's arrival to its last stage's end (completed ones).
+    flows: dict[int, list[JobRecord]] = {}
+    for r in outcome.records:
+        if r.job.workflow is not None:
+            flows.setdefault(r.job.workflow, []).append(r)
+    times = [
+        max(r.end for r in recs if r.end is not None) - min(r.job.arrival_s for r in recs)
+        for recs in flows.values()
+        if all(r.status == "succeeded" and r.end is not None for r in recs)
+    ]
+    if times:
+        run.update(flow_mean_s=sum(times) / len(times), flow_p99_s=percentile(times, 99))
     ps = outcome.power_summary
     if ps is not None:
         wake_waits = list(ps.get("waits", []))
