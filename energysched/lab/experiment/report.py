@@ -202,7 +202,7 @@ def power_lines(rows: Sequence[Row]) -> list[str]:
         "",
         "| scheduler | energy vs kube-scheduler, every node on | vs itself without power "
         "management | vs kube-scheduler + power manager | workflow time mean s (without) "
-        "| wake wait p50 / p99 / max s | waiting p99 s (without) | wakes (failed) per run "
+        "| wake wait p50 / p99 / max s | waiting p99 s (without) | sleeps / wakes (failed) per run "
         "| sleep cycles per node and day |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
@@ -214,6 +214,7 @@ def power_lines(rows: Sequence[Row]) -> list[str]:
         ]
         p99 = g.values("wait_p99_s")
         p99_off = off.values("wait_p99_s") if off else []
+        sleeps = g.values("sleeps")
         wakes = g.values("wakes")
         failed = g.values("wake_failures")
         flow = g.values("flow_mean_s")
@@ -227,7 +228,8 @@ def power_lines(rows: Sequence[Row]) -> list[str]:
             f"| {' / '.join(waits)} "
             f"| {f'{statistics.fmean(p99):.1f}' if p99 else '-'}"
             f" ({f'{statistics.fmean(p99_off):.1f}' if p99_off else '-'}) "
-            f"| {f'{statistics.fmean(wakes):.1f}' if wakes else '-'}"
+            f"| {f'{statistics.fmean(sleeps):.1f}' if sleeps else '-'} / "
+            f"{f'{statistics.fmean(wakes):.1f}' if wakes else '-'}"
             f" ({f'{statistics.fmean(failed):.1f}' if failed else '-'}) "
             f"| {cycles} |"
         )
@@ -615,7 +617,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.print:
         lines, verdicts = table(rows)
-        print("\n".join([*lines, "", *(f"- {v}" for v in verdicts), *mode_differences(rows)]))
+        print(
+            "\n".join(
+                [
+                    *lines,
+                    "",
+                    *(f"- {v}" for v in verdicts),
+                    *mode_differences(rows),
+                    *power_lines(rows),
+                ]
+            )
+        )
     print("\n".join(str(p) for p in made if p))
     return 0
 
