@@ -196,9 +196,18 @@ def power_lines(rows: Sequence[Row]) -> list[str]:
             return "-"
         return f"{statistics.fmean(d):+.1f} % ({', '.join(f'{x:+.1f}' for x in d)})"
 
+    by_seed: dict[str, Row] = {}
+    for r in (r for g in on for r in g.rows):
+        by_seed.setdefault(r["seed"], r)
+    bound = mean_sd([x for r in by_seed.values() if (x := _f(r, "opt_energy_joules")) is not None])
+    kind = next(iter(by_seed.values())).get("opt_energy_kind", "") if by_seed else ""
     lines = [
         "",
-        "With power management (simulated; per seed in brackets, seeds in order):",
+        "With power management (simulated; per seed in brackets, seeds in order). The "
+        "optimum's ratios for these rows are to a bound where every node that can sleep "
+        f"sleeps whenever idle, free and at once: {_pm(bound, 1000)} kJ ({kind}); no "
+        "manager reaches it (a wake costs energy and time, a node must stay empty past "
+        "break-even before it sleeps).",
         "",
         "| scheduler | energy vs kube-scheduler, every node on | vs itself without power "
         "management | vs kube-scheduler + power manager | workflow time mean s (without) "

@@ -78,6 +78,8 @@ class NodeWatcher:
                 taints = {t["key"] for t in node["spec"].get("taints") or []}
                 if state == "asleep" and ready != "True" and contract.ASLEEP_TAINT_KEY in taints:
                     self.seen[name].add("asleep-notready-tainted")
+                if state == "asleep" and contract.ASLEEP_TAINT_KEY not in taints:
+                    self.seen[name].add("asleep-untainted")
                 if state == "asleep" and ready == "True":
                     # KWOK's stage follows the annotation within moments
                     start = self.lag_since.setdefault(name, time.monotonic())
@@ -127,9 +129,11 @@ async def test_idle_nodes_sleep_and_pods_wake_them(
         assert 3.0 < on["wake_wait_p99_s"] < 11.22 * 3 + 10, on
         # the bound never exceeds what happened
         assert on["opt_energy_joules"] <= on["cluster_joules"]
-    # The sleeping nodes were NotReady and tainted; KWOK followed the annotation at once.
+    # The sleeping nodes were NotReady and tainted. The taint comes first (it keeps pods off);
+    # KWOK follows the annotation within moments (seconds on a loaded 2-core machine).
     assert "asleep-notready-tainted" in watcher.seen["tvpc"]
-    assert watcher.max_lag < 2.0, watcher.max_lag
+    assert all("asleep-untainted" not in s for s in watcher.seen.values()), watcher.seen
+    assert watcher.max_lag < 30.0, watcher.max_lag
     await _all_clean(kube)
 
 
