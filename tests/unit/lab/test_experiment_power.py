@@ -158,3 +158,23 @@ def test_percentile() -> None:
     assert percentile([3.0], 99) == 3.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
     assert percentile(list(map(float, range(101))), 99) == pytest.approx(99.0)
+
+
+def test_plan_runs_every_scheduler_with_and_without_power() -> None:
+    from energysched.lab.experiment.runner import ENERGY, KUBE, plan
+
+    specs = plan([KUBE, ENERGY], ["normalized"], [0.5], [1, 2], [False, True])
+    assert [(s.seed, s.scheduler, s.power) for s in specs] == [
+        (1, KUBE, False),
+        (1, ENERGY, False),
+        (1, KUBE, True),
+        (1, ENERGY, True),
+        (2, KUBE, False),
+        (2, ENERGY, False),
+        (2, KUBE, True),
+        (2, ENERGY, True),
+    ]
+    ids = {s.run_id("b") for s in specs}
+    assert len(ids) == len(specs) and "b-ks-pm-s1" in ids and "b-es-normalized-w05-pm-s2" in ids
+    # the default: without power management, as before
+    assert all(not s.power for s in plan([KUBE], [], [], [1]))
