@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from energysched.kube.waiting import wait_for as wait_for  # re-exported for the tests
-from energysched.lab.cluster.build import bin_dir
-from energysched.scheduler.process import SchedulerProcess as SchedulerProcess
+from energysched_lab.cluster.build import bin_dir
+from energysched_lab.scheduler_process import SchedulerProcess as SchedulerProcess
+from energysched_lab.waiting import wait_for as wait_for  # re-exported for the tests
 
 ROOT = Path(__file__).resolve().parents[1]
 

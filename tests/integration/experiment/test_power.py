@@ -14,8 +14,8 @@ import yaml
 
 from energysched import contract
 from energysched.kube.client import KubeClient, api_path
-from energysched.lab.experiment.runner import ENERGY, KUBE, plan, run_batch
-from energysched.lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+from energysched_lab.experiment.runner import ENERGY, KUBE, plan, run_batch
+from energysched_lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
 
 FACTOR = 0.002
 NODES = ("rpi", "tvpc", "wyse")

@@ -1,5 +1,6 @@
-"""A non-editable install (``pip install .``) works: built as a wheel, installed into a
-fresh virtual environment, its CLI run from outside the repository.
+"""A non-editable install (``pip install . ./lab``) works: the product and the lab built as
+wheels, installed into fresh virtual environments, their CLI run from outside the repository.
+The product alone says plainly that the lab's commands need the lab.
 
 Needs no cluster. pip builds the wheel and collects the dependencies as wheels
 (from its cache or PyPI), then installs into the fresh venv with ``--no-index``.
@@ -31,24 +32,43 @@ def run(
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("wheel")
-    wheels = tmp / "wheels"
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", wheels, ROOT)
-    venv = tmp / "venv"
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheels")
+    # The lab's wheel needs the product's (its dependency) in the same folder.
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", out, ROOT, ROOT / "lab")
+    return out
+
+
+def _venv(wheels: Path, where: Path, *dists: str) -> Path:
+    venv = where / "venv"
     run(sys.executable, "-m", "venv", venv)
-    run(
-        venv / "bin/python",
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-index",
-        "--find-links",
-        wheels,
-        "energysched",
-    )
+    run(venv / "bin/python", "-m", "pip", "install", "--quiet", "--no-index",
+        "--find-links", wheels, *dists)  # fmt: skip
     return venv
+
+
+@pytest.fixture(scope="module")
+def installed(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The product and the lab, as a researcher installs them from a checkout."""
+    return _venv(wheels, tmp_path_factory.mktemp("with-lab"), "energysched", "energysched-lab")
+
+
+@pytest.fixture(scope="module")
+def product_only(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The product alone, as in the image."""
+    return _venv(wheels, tmp_path_factory.mktemp("product"), "energysched")
+
+
+def test_the_product_alone_has_no_lab_and_says_so(product_only: Path, tmp_path: Path) -> None:
+    exe = product_only / "bin/energysched"
+    assert "scheduler" in run(exe, "--help", cwd=tmp_path).stdout
+    proc = run(exe, "cluster", "status", cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "the lab is not installed" in proc.stderr and "./lab" in proc.stderr, proc.stderr
+    probe = "import importlib.util as u; print(u.find_spec('energysched_lab'))"
+    assert run(product_only / "bin/python", "-P", "-c", probe, cwd=tmp_path).stdout.strip() == (
+        "None"
+    )
 
 
 def test_the_wheel_installs_a_copy_not_a_link_to_the_checkout(
@@ -76,8 +96,8 @@ def test_the_cli_runs_from_the_wheel(installed: Path, tmp_path: Path) -> None:
 
 def test_packaged_data_is_in_the_wheel(installed: Path, tmp_path: Path) -> None:
     code = (
-        "from energysched.lab.cluster.local import KWOK_CONFIG\n"
-        "from energysched.lab.cluster.build import GOMOD_DIR\n"
+        "from energysched_lab.cluster.local import KWOK_CONFIG\n"
+        "from energysched_lab.cluster.build import GOMOD_DIR\n"
         "assert KWOK_CONFIG.is_file(), KWOK_CONFIG\n"
         "assert (GOMOD_DIR / 'go.mod').is_file(), GOMOD_DIR\n"
     )
@@ -98,5 +118,5 @@ def test_node_classes_come_from_the_working_directory_with_a_clear_error(
     )
     assert proc.returncode != 0
     assert "kb/nodes" in proc.stderr and "does not exist" in proc.stderr, proc.stderr
-    count = "from energysched.lab.cluster.nodes import load_node_classes as l; print(len(l()))"
+    count = "from energysched_lab.cluster.nodes import load_node_classes as l; print(len(l()))"
     assert run(installed / "bin/python", "-P", "-c", count, cwd=ROOT).stdout.strip() == "3"

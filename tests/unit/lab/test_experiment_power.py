@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from energysched.lab.experiment.engine import ClusterSim, NodeAsleep, simulate
-from energysched.lab.experiment.jobs import diurnal_arrivals, instantiate
-from energysched.lab.experiment.optimum import outcome, solve
-from energysched.lab.experiment.results import percentile
-from energysched.lab.experiment.scenario import (
+from energysched_lab.experiment.engine import ClusterSim, NodeAsleep, simulate
+from energysched_lab.experiment.jobs import diurnal_arrivals, instantiate
+from energysched_lab.experiment.optimum import outcome, solve
+from energysched_lab.experiment.results import percentile
+from energysched_lab.experiment.scenario import (
     SCENARIOS_DIR,
     NodeTruth,
     PowerTruth,
@@ -161,7 +161,7 @@ def test_percentile() -> None:
 
 
 def test_plan_runs_every_scheduler_with_and_without_power() -> None:
-    from energysched.lab.experiment.runner import ENERGY, KUBE, plan
+    from energysched_lab.experiment.runner import ENERGY, KUBE, plan
 
     specs = plan([KUBE, ENERGY], ["normalized"], [0.5], [1, 2], [False, True])
     assert [(s.seed, s.scheduler, s.power) for s in specs] == [

@@ -9,12 +9,12 @@ import pytest
 
 from energysched import contract
 from energysched.kb.profiles import KnowledgeBase, PowerStates, ProfileSpec, WorkloadFigures
-from energysched.lab.experiment.engine import ClusterSim
-from energysched.lab.experiment.jobs import Job
-from energysched.lab.experiment.powersim import PowerManagerSim
-from energysched.lab.experiment.scenario import NodeTruth, PowerTruth, Truth, WorkTruth
-from energysched.lab.experiment.simulator import SimClock
 from energysched.power.policy import PolicyConfig
+from energysched_lab.experiment.engine import ClusterSim
+from energysched_lab.experiment.jobs import Job
+from energysched_lab.experiment.powersim import PowerManagerSim
+from energysched_lab.experiment.scenario import NodeTruth, PowerTruth, Truth, WorkTruth
+from energysched_lab.experiment.simulator import SimClock
 
 from .experiment_helpers import node_class
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from energysched.lab.perf.cli import _limit, parse_args
-from energysched.lab.perf.report import compare, limit_key, render_section
+from energysched_lab.perf.cli import _limit, parse_args
+from energysched_lab.perf.report import compare, limit_key, render_section
 
 pytestmark = pytest.mark.unit
 
