@@ -1,4 +1,4 @@
-"""The operator's I/O shell around :mod:`energysched.operator.state`.
+"""The operator's I/O shell around :mod:`energysched.operator.status`.
 
 kopf delivers Node and EnergyProfile events to :meth:`OperatorRuntime.on_node`
 and :meth:`OperatorRuntime.on_profile`; they only update the in-memory state and
@@ -30,7 +30,7 @@ from energysched.contract import API_VERSION, PROFILE_KIND, PROFILE_PLURAL
 from energysched.kube.client import ApiError, KubeClient, api_path
 from energysched.kube.config import load_access
 from energysched.kube.events import EventWriter, ObjectRef
-from energysched.operator.state import OperatorState, Plan, WarningMemory, plan
+from energysched.operator.status import OperatorState, Plan, WarningMemory, plan
 
 log = structlog.get_logger(__name__)
 
