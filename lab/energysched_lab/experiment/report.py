@@ -96,9 +96,7 @@ def table(rows: Sequence[Row]) -> tuple[list[str], list[str]]:
     """Markdown table lines and verdict sentences for one scenario's runs."""
     gs = groups(rows)
     # The baseline: the default kube-scheduler with every node on.
-    kube = next(
-        (g for g in gs if g.scheduler == KUBE and not g.mode and g.power != "on"), None
-    )
+    kube = next((g for g in gs if g.scheduler == KUBE and not g.mode and g.power != "on"), None)
     kube_e = mean_sd(kube.values("cluster_joules")) if kube else None
     kube_t = mean_sd(kube.values("makespan_s")) if kube else None
     lines = [
