@@ -174,7 +174,7 @@ def _main(args: argparse.Namespace) -> int:
     weights = args.weights or args.weight or [0.5]
     seeds = list(range(args.seed, args.seed + args.repeats))
     powers = {"off": [False], "on": [True], "both": [False, True]}[args.power]
-    specs = plan(args.schedulers, args.mode, weights, seeds, powers, args.baselines)
+    specs = plan(args.schedulers, args.mode, weights, seeds, powers, variants=args.baselines)
     if any(powers) and (args.kubeconfig is not None or args.cluster == "current"):
         return fail("--power on|both runs on the local cluster only (a simulation)")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,7 @@ def plan(
     weights: Sequence[float],
     seeds: Sequence[int],
     powers: Sequence[bool] = (False,),
+    *,
     variants: Sequence[str] = (baselines.DEFAULT,),
 ) -> list[RunSpec]:
     """The runs; kube-scheduler once per baseline variant ("" in the rows: the default)."""

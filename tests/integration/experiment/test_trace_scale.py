@@ -96,7 +96,7 @@ async def test_every_scheduler_replays_the_trace_and_the_baselines_differ(
     sc = trace_scenario
     assert "skipped 1: never ran (no scheduled_time or deletion_time)" in sc.workload.cuts
     assert "skipped 1: bigger than every node (with its gpu_spec)" in sc.workload.cuts
-    specs = plan([KUBE, ENERGY], ["cluster-energy"], [0.5], [1], baselines.BASELINES)
+    specs = plan([KUBE, ENERGY], ["cluster-energy"], [0.5], [1], variants=baselines.BASELINES)
     out = tmp_path / "out"
     packing = baselines.BaselineScheduler(
         ensure_binaries() / "kube-scheduler", local_cluster.dir, tmp_path / "logs"
