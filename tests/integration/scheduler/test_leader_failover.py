@@ -14,7 +14,7 @@ import pytest
 from energysched import contract
 from energysched.kube.client import KubeClient, api_path
 from energysched.lab.cluster.nodes import load_node_classes
-from tests.support import SchedulerProcess, pod_manifest, wait_for
+from tests.support import SchedulerProcess, eventually, pod_manifest, wait_for
 
 EXTRA_NODES = [f"failover-{i}" for i in range(3)]
 BURST = 500
@@ -62,7 +62,14 @@ async def test_standby_takes_over_and_every_pod_is_bound_once(
     burst_cleanup: None,
 ) -> None:
     a = start_scheduler("replica-a")
-    await asyncio.sleep(2)  # a holds the lease before b starts
+
+    async def a_leads() -> str:
+        return a.log()
+
+    # a holds the lease before b starts.
+    await eventually(
+        a_leads, until=lambda log: "became leader" in log, timeout=30, what="replica-a to lead"
+    )
     b = start_scheduler("replica-b")
     leader, standby = (a, b) if "became leader" in a.log() else (b, a)
     assert "became leader" in leader.log() and "became leader" not in standby.log()
