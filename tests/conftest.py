@@ -10,6 +10,7 @@ KUBECONFIG at the local cluster's kubeconfig before any test runs.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,14 +22,35 @@ from energysched.kube.config import load_kubeconfig
 from energysched.lab.cluster.local import LocalCluster
 from tests.support import Kubectl
 
+TESTS = Path(__file__).resolve().parent
+GO_FALLBACKS = ("/usr/local/go/bin/go",)  # where .ci/run finds it too
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers come from here only: by path (tests/unit, tests/integration, and
+    tests/integration/images, which is not part of ``-m integration``), plus ``go`` for
+    every test that uses the ``go_toolchain`` fixture (it builds Go code)."""
     for item in items:
-        path = Path(str(item.fspath))
-        if "integration" in path.parts:
+        parts = Path(str(item.fspath)).relative_to(TESTS).parts
+        if parts[:2] == ("integration", "images"):
+            item.add_marker(pytest.mark.images)
+        elif parts[0] == "integration":
             item.add_marker(pytest.mark.integration)
-        elif "unit" in path.parts:
+        elif parts[0] == "unit":
             item.add_marker(pytest.mark.unit)
+        if "go_toolchain" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.go)
+
+
+@pytest.fixture(scope="session")
+def go_toolchain() -> Path:
+    """The Go toolchain (CI installs it; the control plane is built with it). Missing, a
+    test that needs it fails, naming what is missing: ``make check`` leaves such tests
+    out (``-m 'not go'``), ``make test`` needs Go anyway."""
+    found = shutil.which("go") or next((p for p in GO_FALLBACKS if Path(p).is_file()), None)
+    if found is None:
+        pytest.fail(f"the Go toolchain is not installed: no `go` on PATH nor in {GO_FALLBACKS}")
+    return Path(found)
 
 
 @pytest.fixture(scope="session")

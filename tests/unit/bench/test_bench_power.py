@@ -34,8 +34,6 @@ from energysched_bench.power import (
     rapl_zones,
 )
 
-pytestmark = pytest.mark.unit
-
 MAX = 262_143_328_850  # a typical max_energy_range_uj
 
 

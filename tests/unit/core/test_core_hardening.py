@@ -28,9 +28,6 @@ from energysched.core.quantity import INT64_MAX
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from tests.unit.core.core_helpers import NOW, node, ok, pod, profile, thesis_kb, thesis_nodes
 
-pytestmark = pytest.mark.unit
-
-
 # -- int64 overflow of summed requests -------------------------------------------------
 
 

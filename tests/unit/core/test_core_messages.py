@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from energysched.core import ClusterSnapshot, ScheduleParams, fit_error_message, schedule_one
 from tests.unit.core.core_helpers import NOW, node, pod
-
-pytestmark = pytest.mark.unit
 
 
 def test_upstream_example() -> None:

@@ -18,8 +18,6 @@ import pytest
 
 from energysched_mlworkflow.stages import infer, parse_result
 
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[3]
 DEBIAN_PYTHON = "/usr/bin/python3"
 

@@ -26,8 +26,6 @@ from tests.unit.core.plugins.filter_helpers import (
     untolerated,
 )
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("p", "n", "on_node", "expected"),
