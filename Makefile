@@ -27,9 +27,9 @@ typecheck: install
 	$(BIN)/mypy
 
 # The contributor's loop (every few minutes): static checks and the unit tests that need
-# neither Go nor a cluster. Under 60 s on a warm machine (README, "Contributing").
+# nothing outside the venv (no Go, no Debian PyTorch, no cluster). README, "Contributing".
 check: lint typecheck
-	$(BIN)/pytest tests/unit -m "unit and not go" -q
+	$(BIN)/pytest tests/unit -m "unit and not go and not torch" -q
 
 test-unit: install
 	$(BIN)/pytest -m unit -q
@@ -39,7 +39,7 @@ test-integration: install cluster-build
 	$(BIN)/pytest -m integration -q
 
 # Builds the images (cached, as make images) and runs them: docker, mmdebstrap, qemu-user.
-test-images: install
+test-images: install cluster-build
 	$(BIN)/pytest -m images -q
 
 # The README's test command: static checks, then unit and integration tests

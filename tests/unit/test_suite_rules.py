@@ -20,7 +20,7 @@ import pytest
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 INTEGRATION = TESTS / "integration"
-PATH_MARKERS = {"unit", "integration", "images", "go"}
+PATH_MARKERS = {"unit", "integration", "images", "go", "torch"}
 #: The one function allowed to call pytest.skip under tests/integration (see its docstring).
 SKIP_GATEKEEPER = "unavailable"
 
