@@ -1,8 +1,7 @@
 # The product image: scheduler, operator and monitor, entry `energysched`.
-# Built by `make images` (energysched/lab/images): the build context is staged
+# Built by `make images` (lab/energysched_lab/images): the build context is staged
 # on the host (runtime dependencies as PyPI wheels for the target platform, the
-# energysched wheel without energysched/lab and tests, byte-compiled, the entry
-# script), so this file only copies and builds the same way for amd64, arm64
+# energysched wheel, which holds no lab code, byte-compiled, the entry script), so this file only copies and builds the same way for amd64, arm64
 # and arm/v7. BASE: Debian bookworm minbase with Python 3.11, numpy and PyYAML
 # from Debian, made by mmdebstrap; it has the user energysched (10001) and /data.
 # Few instructions on purpose: with the vfs storage driver each one copies the

@@ -10,10 +10,10 @@ PERF_ARGS ?=
 
 .PHONY: install lint typecheck check test test-unit test-integration test-images cluster-up cluster-down cluster-build clean experiment perf images deploy undeploy
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
-	$(PY) -m pip install --quiet -e '.[test,lab]'
+	$(PY) -m pip install --quiet -e '.[test]' -e ./lab
 	touch $@
 
 install: $(VENV)/.installed
@@ -62,7 +62,7 @@ cluster-down: install
 # results/perf.json and BENCHMARKS.md. Run it on a quiet machine.
 # E.g. make perf PERF_ARGS='--nodes 5000 --pods 5000'
 perf: install cluster-build
-	$(PY) -m energysched.lab.perf $(PERF_ARGS)
+	$(PY) -m energysched_lab.perf $(PERF_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache results
@@ -92,7 +92,7 @@ REGISTRY ?=
 PUSH ?=
 IMAGES ?= energysched,energysched-mlworkflow
 images: install
-	$(PY) -m energysched.lab.images --arch $(ARCHES) --image $(IMAGES) --tag $(TAG) \
+	$(PY) -m energysched_lab.images --arch $(ARCHES) --image $(IMAGES) --tag $(TAG) \
 		$(if $(REGISTRY),--registry $(REGISTRY)) $(if $(filter 1,$(PUSH)),--push)
 
 # Install energysched on the CURRENT kube context (named before anything is applied) and

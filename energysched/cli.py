@@ -30,7 +30,7 @@ class Command(NamedTuple):
 COMMANDS: dict[str, Command] = {
     "cluster": Command(
         "the local control plane (etcd, apiserver, KWOK, ...)",
-        "energysched.lab.cluster.commands",
+        "energysched_lab.cluster.commands",
         "add_cluster_parser",
         lab=True,
     ),
@@ -44,7 +44,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "experiment": Command(
         "kube-scheduler vs energysched on a scenario, judged by its ground truth",
-        "energysched.lab.experiment",
+        "energysched_lab.experiment",
         "add_parser",
         lab=True,
     ),
@@ -62,7 +62,7 @@ COMMANDS: dict[str, Command] = {
 }
 MONITOR_HELP = "the energy monitor (DaemonSet process, or --model for simulated nodes)"
 #: Import roots that only the lab (a checkout's ``make install``) brings.
-LAB_PACKAGES = ("energysched.lab", "energysched_mlworkflow", "energysched_bench")
+LAB_PACKAGES = ("energysched_lab", "energysched_mlworkflow", "energysched_bench")
 
 
 class LabMissing(Exception):
@@ -88,7 +88,7 @@ def summary_parser() -> argparse.ArgumentParser:
 
 def _lab_installed() -> bool:
     try:
-        return importlib.util.find_spec("energysched.lab") is not None
+        return importlib.util.find_spec("energysched_lab") is not None
     except (ImportError, ValueError, AttributeError):  # e.g. sys.modules entry set to None
         return False
 

@@ -20,7 +20,7 @@ import pytest
 
 from energysched.kube.client import KubeClient, api_path
 from energysched.kube.config import load_kubeconfig
-from energysched.lab.cluster.local import LocalCluster
+from energysched_lab.cluster.local import LocalCluster
 from tests.support import Kubectl
 
 TESTS = Path(__file__).resolve().parent

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from energysched.lab.cluster.build import bin_dir
-from energysched.scheduler.process import SchedulerProcess as SchedulerProcess
+from energysched_lab.cluster.build import bin_dir
+from energysched_lab.scheduler_process import SchedulerProcess as SchedulerProcess
 from tests.eventually import eventually as eventually  # re-exported for the tests
 from tests.eventually import eventually_sync as eventually_sync
 from tests.eventually import wait_for as wait_for

@@ -2,49 +2,103 @@
 
 Public surface::
 
-    schedule_one(pod, snapshot, params, *, explain=False) -> Decision
+    schedule_one(pod, snapshot, params, *, explain=False, registry=None) -> Decision
     parse_pod(obj) / parse_node(obj) -> PodInfo | NodeInfo | InputError
     ClusterState  (the controller's incremental builder) -> ClusterSnapshot
 
-Modules: values (the immutable inputs), quantity and parse (API JSON to
-values), nodetable / snapshot / state (kube-scheduler's cache split: the node
-table, the immutable snapshot a decision reads, the mutable state the controller
-keeps), plugin (the filter/score protocol and registry), filters and scores (one
-plugin per file), scoring (what the modes share), framework (schedule_one).
+Layers, each importing only those below it (an import-linter contract and a
+test keep it so; ``a | b``: side by side, independent)::
+
+    framework                      schedule_one, Decision
+    runtime                        run_filters, compute_scores, rank, breakdown
+    registry                       the plugins a decision uses (built when asked)
+    filters | scores               the plugins, one file each
+    readings                       live power as hybrid and cluster-energy see it
+    interface                      plugin protocols, Rejection, ScoreInput/ModeScores
+    state                          the controller's mutable cluster
+    snapshot | work | nodetable    what one decision reads (numpy from here up)
+    parse                          API JSON to values (pod requests, quantities)
+    params | values | quantity | errors | messages
+
+Importing this package loads nothing: the names below are imported when first
+used, so a light reader (the monitor) can import ``energysched.core.quantity``
+or ``energysched.core.parse`` without numpy or the plugins.
 """
 
-from energysched.core.errors import InputError
-from energysched.core.filters import FILTER_NAMES, FilterOutcome, reference_filter, run_filters
-from energysched.core.framework import Decision, NodeResult, schedule_one
-from energysched.core.messages import fit_error_message
-from energysched.core.nodetable import NodeTable
-from energysched.core.params import STALE_POLICIES, ScheduleParams, StalePolicy
-from energysched.core.parse import (
-    parse_node,
-    parse_pod,
-    parse_power_reading,
-    parse_weight,
-    parse_workload_type,
-    pod_requests,
-)
-from energysched.core.quantity import QuantityError, parse_quantity
-from energysched.core.scoring import ScoreBreakdown
-from energysched.core.snapshot import ClusterSnapshot, NodeUsage
-from energysched.core.state import ClusterState
-from energysched.core.values import (
-    HostPort,
-    NodeInfo,
-    NodeSelectorRequirement,
-    NodeSelectorTerm,
-    PodInfo,
-    PowerReading,
-    RecentBind,
-    Taint,
-    Toleration,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from energysched.core.errors import InputError
+    from energysched.core.framework import Decision, NodeResult, schedule_one
+    from energysched.core.interface import ScoreBreakdown
+    from energysched.core.messages import fit_error_message
+    from energysched.core.nodetable import NodeTable
+    from energysched.core.params import STALE_POLICIES, ScheduleParams, StalePolicy
+    from energysched.core.parse import (
+        parse_node,
+        parse_pod,
+        parse_power_reading,
+        parse_weight,
+        parse_workload_type,
+        pod_requests,
+    )
+    from energysched.core.quantity import QuantityError, parse_quantity
+    from energysched.core.runtime import FilterOutcome, reference_filter, run_filters
+    from energysched.core.snapshot import ClusterSnapshot, NodeUsage
+    from energysched.core.state import ClusterState, build_snapshot
+    from energysched.core.values import (
+        HostPort,
+        NodeInfo,
+        NodeSelectorRequirement,
+        NodeSelectorTerm,
+        PodInfo,
+        PowerReading,
+        RecentBind,
+        Taint,
+        Toleration,
+    )
+
+_WHERE = {
+    "InputError": "errors",
+    "Decision": "framework",
+    "NodeResult": "framework",
+    "schedule_one": "framework",
+    "ScoreBreakdown": "interface",
+    "fit_error_message": "messages",
+    "NodeTable": "nodetable",
+    "STALE_POLICIES": "params",
+    "ScheduleParams": "params",
+    "StalePolicy": "params",
+    "parse_node": "parse",
+    "parse_pod": "parse",
+    "parse_power_reading": "parse",
+    "parse_weight": "parse",
+    "parse_workload_type": "parse",
+    "pod_requests": "parse",
+    "QuantityError": "quantity",
+    "parse_quantity": "quantity",
+    "FilterOutcome": "runtime",
+    "reference_filter": "runtime",
+    "run_filters": "runtime",
+    "ClusterSnapshot": "snapshot",
+    "NodeUsage": "snapshot",
+    "ClusterState": "state",
+    "build_snapshot": "state",
+    "HostPort": "values",
+    "NodeInfo": "values",
+    "NodeSelectorRequirement": "values",
+    "NodeSelectorTerm": "values",
+    "PodInfo": "values",
+    "PowerReading": "values",
+    "RecentBind": "values",
+    "Taint": "values",
+    "Toleration": "values",
+}
 
 __all__ = [
-    "FILTER_NAMES",
     "STALE_POLICIES",
     "ClusterSnapshot",
     "ClusterState",
@@ -67,6 +121,7 @@ __all__ = [
     "StalePolicy",
     "Taint",
     "Toleration",
+    "build_snapshot",
     "fit_error_message",
     "parse_node",
     "parse_pod",
@@ -79,3 +134,13 @@ __all__ = [
     "run_filters",
     "schedule_one",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first use (PEP 562)."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -20,12 +20,18 @@ import numpy as np
 
 from energysched.contract import ScoringMode, WorkloadType
 from energysched.core.errors import InputError
-from energysched.core.filters import reference_outcome, run_filters
+from energysched.core.interface import ScoreBreakdown
 from energysched.core.messages import fit_error_message
 from energysched.core.params import ScheduleParams
-from energysched.core.parse import parse_weight, parse_work, parse_workload_type
-from energysched.core.plugin import default_registry
-from energysched.core.scoring import ScoreBreakdown, breakdown, compute_scores, rank
+from energysched.core.parse import parse_weight, parse_workload_type
+from energysched.core.registry import Registry, default_registry
+from energysched.core.runtime import (
+    breakdown,
+    compute_scores,
+    rank,
+    reference_outcome,
+    run_filters,
+)
 from energysched.core.snapshot import ClusterSnapshot
 from energysched.core.values import PodInfo
 
@@ -66,13 +72,9 @@ class Decision:
     failed_message: str | None = None
     #: Normal Scheduled event text when a node was chosen.
     scheduled_message: str | None = None
-    #: Hybrid: feasible nodes with figures whose reading was stale / missing.
-    stale_readings: int = 0
-    missing_readings: int = 0
-    #: Hybrid: feasible nodes with figures whose reading lies further in the
-    #: future than ``params.clock_skew_allowance`` (invalid, treated as missing).
-    #: The controller can count these in a metric (reason "future").
-    future_readings: int = 0
+    #: The score plugin's own figures for the decision (its ``decision_part``;
+    #: hybrid: :class:`~energysched.core.scores.hybrid.ReadingCounts`), None without.
+    part: object = None
     #: The neutral policy placed the pod (and why, for the event).
     fallback: bool = False
     fallback_reason: str = ""
@@ -101,9 +103,20 @@ def _scheduled_message(pod: PodInfo, top: tuple[ScoreBreakdown, ...], d: Decisio
 
 
 def schedule_one(
-    pod: PodInfo, snapshot: ClusterSnapshot, params: ScheduleParams, *, explain: bool = False
+    pod: PodInfo,
+    snapshot: ClusterSnapshot,
+    params: ScheduleParams,
+    *,
+    explain: bool = False,
+    registry: Registry | None = None,
 ) -> Decision:
-    """Decide where ``pod`` goes in ``snapshot`` under ``params``. Never raises on bad input."""
+    """Decide where ``pod`` goes in ``snapshot`` under ``params``. Never raises on bad input.
+
+    ``registry``: the plugins (None: the in-tree ones). A mode it has no score
+    plugin for is a configuration error (``ValueError``).
+    """
+    registry = registry or default_registry()
+    scorer = registry.scorer(params.mode)
     weight = parse_weight(pod, params.default_weight)
     if isinstance(weight, InputError):
         return Decision(pod=pod.key, mode=params.mode, error=weight)
@@ -111,12 +124,11 @@ def schedule_one(
     if isinstance(parsed_type, InputError):
         return Decision(pod=pod.key, mode=params.mode, weight=weight, error=parsed_type)
     workload_type = parsed_type if parsed_type is not None else params.default_workload_type
-    # The work annotation feeds cluster-energy only; other modes ignore it.
-    if params.mode == "cluster-energy" and isinstance(work := parse_work(pod), InputError):
-        return Decision(pod=pod.key, mode=params.mode, weight=weight, error=work)
+    # What only the mode reads (cluster-energy: the work annotation); others ignore it.
+    if scorer.validate is not None and (bad := scorer.validate(pod)) is not None:
+        return Decision(pod=pod.key, mode=params.mode, weight=weight, error=bad)
 
     table = snapshot.table
-    registry = params.registry or default_registry()
     names = registry.filter_names
     if explain:
         verdicts = reference_outcome(pod, snapshot, registry)
@@ -153,10 +165,10 @@ def schedule_one(
             base, node_results=results, failed_message=fit_error_message(table.size, hist)
         )
 
-    scores = compute_scores(pod, snapshot, feasible, workload_type, weight, params)
+    scores = compute_scores(pod, snapshot, feasible, workload_type, weight, params, scorer)
     order = rank(scores, feasible, None if explain else params.detail_top_k)
     top = tuple(
-        breakdown(scores, snapshot, pod, params, i, r) for r, i in enumerate(order, start=1)
+        breakdown(scores, snapshot, params, scorer, i, r) for r, i in enumerate(order, start=1)
     )
     if explain:
         by_node = {b.node: b for b in top}
@@ -176,9 +188,11 @@ def schedule_one(
         runner_up=top[1].node if len(top) > 1 else None,
         ranking=top,
         node_results=results,
-        stale_readings=scores.stale_count,
-        missing_readings=scores.missing_count,
-        future_readings=scores.future_count,
+        part=(
+            scorer.decision_part(scores)
+            if scorer.decision_part is not None and not scores.fallback
+            else None
+        ),
         fallback=scores.fallback,
         fallback_reason=scores.fallback_reason,
     )

@@ -8,14 +8,11 @@ nothing needs a restart, unlike kube-scheduler.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
-from energysched.contract import SCORING_MODES, WORKLOAD_TYPES, ScoringMode, WorkloadType
-
-if TYPE_CHECKING:
-    from energysched.core.plugin import Registry
+from energysched.contract import WORKLOAD_TYPES, ScoringMode, WorkloadType
 
 #: What hybrid mode does with a node whose reading is stale or missing:
 #:
@@ -37,6 +34,9 @@ DEFAULT_CLOCK_SKEW: Final = timedelta(seconds=30)
 class ScheduleParams:
     """Everything a decision depends on besides the pod and the snapshot."""
 
+    #: The score plugin's mode. Whether a plugin serves it is the registry's to say:
+    #: ``schedule_one`` raises ``ValueError`` for a mode its registry lacks (the
+    #: scheduler's config file admits only the in-tree ``contract.SCORING_MODES``).
     mode: ScoringMode = "normalized"
     #: Weight for pods without the performance-weight annotation.
     default_weight: float = 0.5
@@ -47,7 +47,7 @@ class ScheduleParams:
     staleness_window: timedelta = timedelta(seconds=60)
     #: Hybrid: a reading up to this far in the future counts as fresh (clock
     #: skew); beyond, it is invalid ("future"): treated as missing and counted
-    #: in :attr:`~energysched.core.framework.Decision.future_readings`.
+    #: in hybrid's :class:`~energysched.core.scores.hybrid.ReadingCounts`.
     clock_skew_allowance: timedelta = DEFAULT_CLOCK_SKEW
     stale_policy: StalePolicy = "ignore"
     stale_penalty_factor: float = 0.5
@@ -67,15 +67,11 @@ class ScheduleParams:
     #: it (every term is proportional to the work); it matters only against the
     #: work already placed.
     default_work_seconds: float = 60.0
-    #: The filter and score plugins (None: the in-tree ones,
-    #: :func:`~energysched.core.plugin.default_registry`).
-    registry: Registry | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         problems = []
-        modes = SCORING_MODES if self.registry is None else tuple(self.registry.scorers)
-        if self.mode not in modes:
-            problems.append(f"mode {self.mode!r} is not one of {', '.join(modes)}")
+        if not (isinstance(self.mode, str) and self.mode):
+            problems.append(f"mode {self.mode!r} must be a non-empty string")
         if not 0.0 <= self.default_weight <= 1.0:
             problems.append(f"default_weight {self.default_weight} is not within [0, 1]")
         if not (math.isfinite(self.hybrid_buffer_watts) and self.hybrid_buffer_watts >= 0):

@@ -387,9 +387,21 @@ def parse_pod(pod: JSON) -> PodInfo | InputError:
             tolerations=_tolerations(ctx, spec),
             host_ports=_host_ports(ctx, spec),
             started_at=_start_time(status),
+            owner_kinds=_owner_kinds(meta),
         )
     except InputErrorSignal as e:
         return e.error
+
+
+def _owner_kinds(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    # Set by controllers, not users, and read by no filter or score: what is not a
+    # list of objects with a string kind is skipped, not an error.
+    owners = meta.get("ownerReferences")
+    if not isinstance(owners, list):
+        return ()
+    return tuple(
+        o["kind"] for o in owners if isinstance(o, Mapping) and isinstance(o.get("kind"), str)
+    )
 
 
 def _start_time(status: Mapping[str, Any]) -> datetime | None:

@@ -225,7 +225,9 @@ def parse_quantity(text: str) -> Fraction:
         if scale >= -9:
             v = int(num + denom) * mantissa
             if v <= INT64_MAX:
-                if v and len(str(v)) - 1 + scale + 9 >= _HUGE_DIGITS:
+                if v == 0:  # not 0 * 10^(scale+9): "0e999999999" would build 10^(10^9)
+                    nanos = 0
+                elif len(str(v)) - 1 + scale + 9 >= _HUGE_DIGITS:
                     nanos = HUGE_NANOS
                 else:
                     nanos = v * 10 ** (scale + 9)

@@ -3,7 +3,8 @@
 A :class:`~energysched.core.nodetable.NodeTable` (the structural part) plus the
 *dynamic* arrays (requested resources per node, used host ports, power
 readings, recent binds) and ``now``. Arrays are read-only. The controller's
-mutable builder is :class:`~energysched.core.state.ClusterState`; a snapshot per
+mutable builder is :class:`~energysched.core.state.ClusterState` (and
+:func:`~energysched.core.state.build_snapshot` makes one from plain lists); a snapshot per
 decision costs microseconds at 5,000 nodes because the state shares its
 arrays copy-on-write.
 """
@@ -11,7 +12,7 @@ arrays copy-on-write.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -19,13 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from energysched.core.nodetable import BoolArray, FloatArray, IndexArray, IntArray, NodeTable
-from energysched.core.values import (
-    HostPort,
-    NodeInfo,
-    PodInfo,
-    PowerReading,
-    RecentBind,
-)
+from energysched.core.values import HostPort, NodeInfo, PowerReading, RecentBind
 from energysched.core.work import NO_WORK, WorkArrays
 from energysched.kb.profiles import KnowledgeBase
 
@@ -85,35 +80,6 @@ class ClusterSnapshot:
     def at(self, now: datetime) -> ClusterSnapshot:
         """The same cluster at another instant (simulator, explain)."""
         return replace(self, now=now)
-
-    @classmethod
-    def build(
-        cls,
-        nodes: Iterable[NodeInfo],
-        pods: Iterable[PodInfo] = (),
-        *,
-        now: datetime,
-        kb: KnowledgeBase | None = None,
-        readings: Mapping[str, PowerReading] | None = None,
-        recent_binds: Iterable[RecentBind] = (),
-    ) -> ClusterSnapshot:
-        """A snapshot from plain lists (tests, explain, the simulator's first step).
-
-        ``pods`` are counted on their ``node_name`` when not terminal; pods without
-        a node are ignored.
-        """
-        from energysched.core.state import ClusterState  # the builder imports this module
-
-        state = ClusterState(kb or KnowledgeBase())
-        for node in nodes:
-            state.upsert_node(node)
-        for pod in pods:
-            state.add_pod(pod)
-        for name, reading in (readings or {}).items():
-            state.set_reading(name, reading)
-        for bind in recent_binds:
-            state.record_bind(bind)
-        return state.snapshot(now)
 
 
 __all__ = ["BoolArray", "ClusterSnapshot", "FloatArray", "IndexArray", "IntArray", "NodeUsage"]

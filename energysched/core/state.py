@@ -24,7 +24,7 @@ and ``snapshot()`` without intervening changes reuses everything.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -387,3 +387,29 @@ class ClusterState:
         )
         self._last = snap
         return snap
+
+
+def build_snapshot(
+    nodes: Iterable[NodeInfo],
+    pods: Iterable[PodInfo] = (),
+    *,
+    now: datetime,
+    kb: KnowledgeBase | None = None,
+    readings: Mapping[str, PowerReading] | None = None,
+    recent_binds: Iterable[RecentBind] = (),
+) -> ClusterSnapshot:
+    """A snapshot from plain lists (tests, explain, the simulator's first step).
+
+    ``pods`` are counted on their ``node_name`` when not terminal; pods without
+    a node are ignored.
+    """
+    state = ClusterState(kb or KnowledgeBase())
+    for node in nodes:
+        state.upsert_node(node)
+    for pod in pods:
+        state.add_pod(pod)
+    for name, reading in (readings or {}).items():
+        state.set_reading(name, reading)
+    for bind in recent_binds:
+        state.record_bind(bind)
+    return state.snapshot(now)

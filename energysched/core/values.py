@@ -170,6 +170,9 @@ class PodInfo:
     host_ports: tuple[HostPort, ...] = ()
     #: ``status.startTime`` (the kubelet's): when the pod began to run, if it has.
     started_at: datetime | None = None
+    #: The kinds of ``metadata.ownerReferences`` (e.g. ``DaemonSet``: the monitor's
+    #: power model counts such pods in a node's idle baseline).
+    owner_kinds: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:

@@ -39,8 +39,8 @@ def add_parser(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from energysched import logs
     from energysched.kube.config import KubeConfigError
-    from energysched.operator.embed import run_operator
     from energysched.operator.login import connection_info
+    from energysched.operator.main import run_operator
     from energysched.operator.runtime import OperatorOptions
 
     logs.configure(args.log_level)

@@ -33,6 +33,7 @@ import structlog
 from energysched import contract
 from energysched.core.errors import InputError
 from energysched.core.framework import Decision, schedule_one
+from energysched.core.scores import hybrid
 from energysched.core.values import PodInfo
 from energysched.kube.background import BackgroundWriter
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
@@ -425,12 +426,13 @@ class EnergyScheduler:
         task.add_done_callback(self._bind_tasks.discard)
 
     def _count_readings(self, d: Decision) -> None:
-        if d.stale_readings:
-            self.metrics.stale_readings.labels("stale").inc(d.stale_readings)
-        if d.missing_readings:
-            self.metrics.stale_readings.labels("missing").inc(d.missing_readings)
-        if d.future_readings:  # the monitor's clock ahead of ours beyond the allowance
-            self.metrics.stale_readings.labels("future").inc(d.future_readings)
+        counts = hybrid.counts_of(d.part)  # hybrid's own part of the decision
+        if counts.stale:
+            self.metrics.stale_readings.labels("stale").inc(counts.stale)
+        if counts.missing:
+            self.metrics.stale_readings.labels("missing").inc(counts.missing)
+        if counts.future:  # the monitor's clock ahead of ours beyond the allowance
+            self.metrics.stale_readings.labels("future").inc(counts.future)
 
     def _reject(self, obj: JSON, key: str, message: str, reason: str, result: str) -> None:
         self._bind_slots.release()

@@ -15,6 +15,7 @@ from energysched import contract
 from energysched.core.errors import InputError
 from energysched.core.framework import Decision, schedule_one
 from energysched.core.parse import parse_pod
+from energysched.core.snapshot import ClusterSnapshot
 from energysched.core.state import ClusterState
 from energysched.kb.book import ProfileBook
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
@@ -40,7 +41,10 @@ async def load_state(kube: KubeClient) -> tuple[ClusterState, ProfileBook]:
     return mirror.state, mirror.book
 
 
-def render(decision: Decision) -> str:
+def render(decision: Decision, snapshot: ClusterSnapshot) -> str:
+    """The table: one row per node, its verdict and numbers; ``liveW`` is the node's
+    latest reading as the snapshot holds it (whatever the mode makes of it)."""
+    table = snapshot.table
     lines = [
         f"pod {decision.pod}: mode {decision.mode}, workload {decision.workload_type or '-'}, "
         f"weight {decision.weight if decision.weight is not None else '-'}",
@@ -59,9 +63,11 @@ def render(decision: Decision) -> str:
         def num(v: float | None) -> str:
             return "-" if v is None else f"{v:.1f}"
 
+        reading = snapshot.readings[table.index[r.node]]
+        live = None if reading is None else reading.watts
         lines.append(
             f"{r.node:<16} {'yes':<9} {(b.profile or 'none'):<12} {num(b.norm_p):>7} "
-            f"{num(b.norm_e):>7} {num(b.live_watts):>7} {b.score:>7.2f}  {b.why}"
+            f"{num(b.norm_e):>7} {num(live):>7} {b.score:>7.2f}  {b.why}"
         )
     lines.append("")
     lines.append(f"decision: {decision.message}")
@@ -79,5 +85,5 @@ async def explain(kube: KubeClient, pod_obj: JSON, cfg: SchedulerConfig, mode: A
     params = profile.params()
     if mode:
         params = replace(params, mode=mode)
-    decision = schedule_one(pod, state.snapshot(dt.datetime.now(dt.UTC)), params, explain=True)
-    return render(decision)
+    snapshot = state.snapshot(dt.datetime.now(dt.UTC))
+    return render(schedule_one(pod, snapshot, params, explain=True), snapshot)

@@ -104,9 +104,9 @@ class ReflectorClusterView:
         pod = pod_info(obj)
         key = object_key(obj)
         if event == "DELETED":
-            self._pods.get(pod.node, {}).pop(key, None)
-        elif pod.node:
-            self._pods[pod.node][key] = pod
+            self._pods.get(pod.node_name, {}).pop(key, None)
+        elif pod.node_name:
+            self._pods[pod.node_name][key] = pod
 
     def _on_profile(
         self, event: str, obj: Mapping[str, Any], old: Mapping[str, Any] | None

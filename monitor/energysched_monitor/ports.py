@@ -1,5 +1,10 @@
 """What the monitor needs from Kubernetes, as Protocols, plus pure object converters.
 
+Nodes and pods are the core's :class:`~energysched.core.values.NodeInfo` and
+:class:`~energysched.core.values.PodInfo`, read by the core's parser (exact
+quantities, kube-scheduler's effective pod requests): one reader for the
+scheduler and the monitor.
+
 The monitor never talks to the API server itself; the process wiring plugs in
 implementations of these (energysched's aiohttp client and reflector caches).
 :mod:`energysched_monitor.kubeio` has simple ones over ``energysched.kube``.
@@ -7,45 +12,41 @@ implementations of these (energysched's aiohttp client and reflector caches).
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from energysched.contract import KWOK_NODE_ANNOTATION, WORKLOAD_TYPE_LABEL
+from energysched.contract import KWOK_NODE_ANNOTATION
+
+# The core's light layers only (no numpy, no plugins): the one reader of Kubernetes
+# values the scheduler uses too.
+from energysched.core.parse import parse_node, parse_pod
+from energysched.core.values import NodeInfo, PodInfo
 from energysched.kb.profiles import KnowledgeBase
+
+__all__ = [
+    "ClusterView",
+    "NodeAnnotator",
+    "NodeInfo",
+    "NodeReader",
+    "PodInfo",
+    "is_daemon",
+    "node_info",
+    "pod_info",
+    "simulated",
+]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class NodeInfo:
-    name: str
-    labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    annotations: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    allocatable_cpu: float | None = None  # cores
-
-    @property
-    def simulated(self) -> bool:
-        """A KWOK node (``kwok.x-k8s.io/node`` annotation): served by the model mode."""
-        return KWOK_NODE_ANNOTATION in self.annotations
+def simulated(node: NodeInfo) -> bool:
+    """A KWOK node (``kwok.x-k8s.io/node`` annotation): served by the model mode."""
+    return KWOK_NODE_ANNOTATION in node.annotations
 
 
-@dataclass(frozen=True, slots=True)
-class PodInfo:
-    namespace: str
-    name: str
-    node: str
-    phase: str
-    workload_type: str | None = None
-    cpu_request: float | None = None  # cores, summed over the regular containers
-    daemon: bool = False  # owned by a DaemonSet: part of the node's idle baseline
-
-    @property
-    def running(self) -> bool:
-        return self.phase == "Running"
+def is_daemon(pod: PodInfo) -> bool:
+    """Owned by a DaemonSet: part of the node's idle baseline."""
+    return "DaemonSet" in pod.owner_kinds
 
 
 class NodeAnnotator(Protocol):
@@ -83,25 +84,7 @@ class ClusterView(Protocol):
     def knowledge_base(self) -> KnowledgeBase: ...
 
 
-# -- converters from API objects (JSON dicts) ---------------------------------------------
-
-_CPU = re.compile(r"^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(m|k|M|G)?$")
-_SCALE = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
-
-
-def parse_cpu(quantity: object) -> float | None:
-    """A CPU quantity (``"500m"``, ``"2"``, ``1.5``) in cores; None if unparseable."""
-    if isinstance(quantity, bool):
-        return None
-    if isinstance(quantity, int | float):
-        return float(quantity) if math.isfinite(quantity) and quantity >= 0 else None
-    if not isinstance(quantity, str):
-        return None
-    match = _CPU.match(quantity.strip())
-    if match is None:
-        return None
-    cores = float(match.group(1)) * _SCALE[match.group(2)]  # 400 digits: inf, not an error
-    return cores if math.isfinite(cores) else None
+# -- converters from API objects (JSON dicts): the core's one reader ------------------
 
 
 def _str_map(value: Any) -> Mapping[str, str]:
@@ -110,37 +93,54 @@ def _str_map(value: Any) -> Mapping[str, str]:
     return MappingProxyType({str(k): str(v) for k, v in value.items()})
 
 
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    return meta if isinstance(meta, Mapping) else {}
+
+
 def node_info(obj: Mapping[str, Any]) -> NodeInfo:
-    meta = obj.get("metadata") or {}
-    status = obj.get("status") or {}
+    """The node as the scheduler reads it (quantities exact, allocatable cpu in millicores).
+
+    The API server validates nodes, so the core's reader takes every real one; a
+    malformed object (a hand-made one) keeps its name, labels and annotations and
+    has no allocatable (the power model then gives each pod the whole node).
+    """
+    parsed = parse_node(obj)
+    if isinstance(parsed, NodeInfo):
+        return parsed
+    meta = _meta(obj)
     return NodeInfo(
         name=str(meta.get("name", "")),
         labels=_str_map(meta.get("labels")),
         annotations=_str_map(meta.get("annotations")),
-        allocatable_cpu=parse_cpu((status.get("allocatable") or {}).get("cpu")),
     )
 
 
 def pod_info(obj: Mapping[str, Any]) -> PodInfo:
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    total = 0.0
-    seen = False
-    for container in spec.get("containers") or []:
-        cpu = parse_cpu(((container.get("resources") or {}).get("requests") or {}).get("cpu"))
-        if cpu is not None:
-            total += cpu
-            seen = True
-    labels = meta.get("labels") or {}
-    workload = labels.get(WORKLOAD_TYPE_LABEL)
-    owners = meta.get("ownerReferences") or []
-    daemon = any(isinstance(o, Mapping) and o.get("kind") == "DaemonSet" for o in owners)
+    """The pod as the scheduler reads it: effective requests with kube-scheduler's rules
+    (init containers, sidecars, overhead, pod-level resources), cpu in millicores.
+
+    A pod the core cannot read (the API server would not have admitted it) keeps its
+    identity, node, phase and labels, and requests nothing.
+    """
+    parsed = parse_pod(obj)
+    if isinstance(parsed, PodInfo):
+        return parsed
+    meta = _meta(obj)
+    spec = obj.get("spec") if isinstance(obj, Mapping) else None
+    spec = spec if isinstance(spec, Mapping) else {}
+    status = obj.get("status") if isinstance(obj, Mapping) else None
+    status = status if isinstance(status, Mapping) else {}
+    owners = meta.get("ownerReferences")
     return PodInfo(
-        namespace=str(meta.get("namespace", "")),
         name=str(meta.get("name", "")),
-        node=str(spec.get("nodeName") or ""),
-        phase=str((obj.get("status") or {}).get("phase") or ""),
-        workload_type=str(workload) if workload else None,
-        cpu_request=total if seen else None,
-        daemon=daemon,
+        namespace=str(meta.get("namespace", "")),
+        labels=_str_map(meta.get("labels")),
+        node_name=str(spec.get("nodeName") or ""),
+        phase=str(status.get("phase") or ""),
+        owner_kinds=tuple(
+            str(o.get("kind")) for o in owners or () if isinstance(o, Mapping) and o.get("kind")
+        )
+        if isinstance(owners, list)
+        else (),
     )

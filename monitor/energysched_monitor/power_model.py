@@ -24,8 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from energysched.contract import WORKLOAD_TYPES
+from energysched.core.values import CPU
 from energysched.kb.profiles import ProfileSpec
-from energysched_monitor.ports import ClusterView, NodeInfo, PodInfo
+from energysched_monitor.ports import ClusterView, NodeInfo, PodInfo, is_daemon
 from energysched_monitor.readings import ReadError, Reading, SourceKind
 
 
@@ -51,16 +52,20 @@ def _dynamic(profile: ProfileSpec, workload_type: str | None) -> float:
 
 
 def model_power(
-    profile: ProfileSpec, pods: Iterable[PodInfo], allocatable_cpu: float | None
+    profile: ProfileSpec, pods: Iterable[PodInfo], allocatable_millicpu: int | None
 ) -> ModelPower:
+    """``allocatable_millicpu`` and the pods' cpu requests in millicores (the core's
+    canonical unit); a pod without a cpu request, or a node without allocatable
+    cpu, gives the pod the whole node."""
     parts: list[tuple[float, float]] = []  # (dynamic watts, share)
     for pod in pods:
-        if not pod.running or pod.daemon:
+        if pod.phase != "Running" or is_daemon(pod):
             continue
         share = 1.0
-        if pod.cpu_request and allocatable_cpu and allocatable_cpu > 0:
-            share = min(1.0, pod.cpu_request / allocatable_cpu)
-        parts.append((_dynamic(profile, pod.workload_type), share))
+        cpu = pod.requests.get(CPU, 0)
+        if cpu and allocatable_millicpu and allocatable_millicpu > 0:
+            share = min(1.0, cpu / allocatable_millicpu)
+        parts.append((_dynamic(profile, pod.workload_type_raw), share))
     total_share = sum(share for _, share in parts)
     scale = 1.0 / total_share if total_share > 1.0 else 1.0
     watts = profile.idle_power_watts + sum(dyn * share * scale for dyn, share in parts)
@@ -104,7 +109,7 @@ class ModelSource:
                 "config", f"no EnergyProfile matches node {self.node} (labels {dict(info.labels)})"
             )
         power = model_power(
-            resolution.profile, self.view.pods_on_node(self.node), info.allocatable_cpu
+            resolution.profile, self.view.pods_on_node(self.node), info.allocatable.get(CPU)
         )
         return Reading(
             power.watts,

@@ -21,7 +21,7 @@ from typing import Any
 from energysched.contract import POWER_SOURCE_CONFIG_ANNOTATION
 from energysched_monitor.config import ConfigError, ConfigStore, MonitorConfig, parse_override
 from energysched_monitor.node_monitor import tracker_for
-from energysched_monitor.ports import ClusterView, NodeAnnotator, NodeInfo
+from energysched_monitor.ports import ClusterView, NodeAnnotator, NodeInfo, simulated
 from energysched_monitor.power_model import ModelSource
 from energysched_monitor.publish import WriteBudget
 from energysched_monitor.readings import ReadError, Reading, excerpt
@@ -32,7 +32,7 @@ def served_by_model(node: NodeInfo, config: MonitorConfig) -> bool:
     """KWOK nodes, and nodes whose config or annotation says ``kind: model``.
 
     Raises ConfigError for an annotation that does not parse (the caller logs it)."""
-    if node.simulated:
+    if simulated(node):
         return True
     text = node.annotations.get(POWER_SOURCE_CONFIG_ANNOTATION)
     if text:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from energysched.lab.cluster.local import LocalCluster
+from energysched_lab.cluster.local import LocalCluster
 from tests.support import ROOT, Kubectl, SchedulerProcess
 
 

@@ -23,8 +23,8 @@ from typing import Final
 
 import numpy as np
 
+from energysched.core.interface import Filter, Rejection, SameReason
 from energysched.core.nodetable import BoolArray, NodeTable, parse_int64
-from energysched.core.plugin import Filter, Rejection, SameReason
 from energysched.core.snapshot import ClusterSnapshot, NodeUsage
 from energysched.core.values import NodeInfo, NodeSelectorRequirement, NodeSelectorTerm, PodInfo
 

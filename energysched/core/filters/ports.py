@@ -15,7 +15,7 @@ from typing import Final
 
 import numpy as np
 
-from energysched.core.plugin import Filter, Rejection, SameReason
+from energysched.core.interface import Filter, Rejection, SameReason
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, NodeUsage
 from energysched.core.values import HostPort, NodeInfo, PodInfo
 

@@ -20,7 +20,7 @@ from typing import Final
 
 import numpy as np
 
-from energysched.core.plugin import Filter, ManyReasons, Rejection
+from energysched.core.interface import Filter, ManyReasons, Rejection
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, NodeUsage
 from energysched.core.values import BASE_RESOURCES, PODS, NodeInfo, PodInfo
 

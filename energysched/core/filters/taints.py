@@ -17,7 +17,7 @@ from typing import Final
 
 import numpy as np
 
-from energysched.core.plugin import Filter, PerClassReason, Rejection
+from energysched.core.interface import Filter, PerClassReason, Rejection
 from energysched.core.snapshot import ClusterSnapshot, NodeUsage
 from energysched.core.values import NodeInfo, PodInfo, Taint, Toleration
 

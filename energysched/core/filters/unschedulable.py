@@ -10,7 +10,7 @@ from typing import Final
 
 import numpy as np
 
-from energysched.core.plugin import Filter, Rejection, SameReason
+from energysched.core.interface import Filter, Rejection, SameReason
 from energysched.core.snapshot import ClusterSnapshot, NodeUsage
 from energysched.core.values import UNSCHEDULABLE_TAINT_KEY, NodeInfo, PodInfo, Taint
 

@@ -56,19 +56,43 @@ time is not charged (it may host other work or be switched off).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 
 from energysched.contract import WORKLOAD_TYPES
+from energysched.core.errors import InputError
+from energysched.core.interface import ModeScores, ScoreInput, Scorer, Scores
 from energysched.core.params import ScheduleParams
 from energysched.core.parse import parse_work
-from energysched.core.plugin import Scorer
-from energysched.core.scores.hybrid import classify_readings, predicted
-from energysched.core.scoring import ModeScores, ScoreInput, Scores
+from energysched.core.readings import classify_readings, predicted
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray
+from energysched.core.values import PodInfo
 
 MODE: Final = "cluster-energy"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ClusterEnergyFigures:
+    """The mode's terms over every node (``Scores.part``), by name (see module doc):
+    ``duration_s``, ``backlog_s``, ``end_s``, ``dynamic_j``, ``idle_j``, ``energy_j``,
+    ``extension_s``, ``horizon_s``, ``cluster_idle_w``, ``work``, ``unseen_occupancy``."""
+
+    terms: Mapping[str, FloatArray]
+
+
+def terms(scores: Scores) -> Mapping[str, FloatArray]:
+    part = scores.part
+    assert isinstance(part, ClusterEnergyFigures), part
+    return part.terms
+
+
+def validate(pod: PodInfo) -> InputError | None:
+    """The work annotation, the one input only this mode reads (invalid: the pod waits)."""
+    work = parse_work(pod)
+    return work if isinstance(work, InputError) else None
 
 
 def backlog_seconds(snap: ClusterSnapshot, params: ScheduleParams) -> FloatArray:
@@ -153,26 +177,26 @@ def score(inp: ScoreInput) -> ModeScores:
         score=base.copy(),
         norm_p=norm_t,
         norm_e=norm_e,
-        predicted=load,
-        state=readings.state,
-        extra={
-            "duration_s": duration,
-            "backlog_s": backlog,
-            "end_s": end,
-            "dynamic_j": dynamic,
-            "idle_j": idle_charged,
-            "energy_j": energy,
-            "extension_s": extension,
-            "horizon_s": full * horizon,
-            "cluster_idle_w": full * cluster_idle,
-            "work": full * work,
-            "unseen_occupancy": unseen,
-        },
+        part=ClusterEnergyFigures(
+            {
+                "duration_s": duration,
+                "backlog_s": backlog,
+                "end_s": end,
+                "dynamic_j": dynamic,
+                "idle_j": idle_charged,
+                "energy_j": energy,
+                "extension_s": extension,
+                "horizon_s": full * horizon,
+                "cluster_idle_w": full * cluster_idle,
+                "work": full * work,
+                "unseen_occupancy": unseen,
+            }
+        ),
     )
 
 
 def why(scores: Scores, snap: ClusterSnapshot, params: ScheduleParams, i: int) -> str:
-    x = {k: float(v[i]) for k, v in scores.extra.items()}
+    x = {k: float(v[i]) for k, v in terms(scores).items()}
     w = scores.weight
     idle = float(np.nan_to_num(snap.table.idle[i], nan=0.0))
     head = (
@@ -192,4 +216,4 @@ def why(scores: Scores, snap: ClusterSnapshot, params: ScheduleParams, i: int) -
     return head
 
 
-PLUGIN: Final = Scorer(MODE, score, why)
+PLUGIN: Final = Scorer(MODE, score, why, validate=validate)

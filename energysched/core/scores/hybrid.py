@@ -10,6 +10,11 @@ type; for a pod without a type, or a type the profile lacks, the largest such
 headroom of the profile (conservative). Stale, missing or future readings follow
 ``stale_policy`` (see :mod:`energysched.core.params`); the decision counts them
 over the feasible nodes with figures.
+
+Its own figures travel in its part of the result: :class:`HybridFigures` (all
+nodes) in ``Scores.part``, :class:`HybridNode` in a breakdown's ``part``,
+:class:`ReadingCounts` in the decision's ``part`` (the scheduler's metric of
+stale, missing and future readings counts them).
 """
 
 from __future__ import annotations
@@ -19,71 +24,67 @@ from typing import Final
 
 import numpy as np
 
-from energysched.contract import WORKLOAD_TYPES
+from energysched.core.interface import ModeScores, ScoreInput, Scorer, Scores
 from energysched.core.params import ScheduleParams
-from energysched.core.plugin import Scorer
-from energysched.core.scores import normalized
-from energysched.core.scoring import (
+from energysched.core.readings import (
     FRESH,
     FUTURE,
-    MISSING,
     STALE,
-    ModeScores,
-    ScoreInput,
-    Scores,
+    STATE_NAMES,
+    ReadingState,
+    classify_readings,
+    predicted,
 )
+from energysched.core.scores import normalized
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray, IntArray
 
 MODE: Final = "hybrid"
 
 
-def predicted(snap: ClusterSnapshot) -> FloatArray:
-    """Watts of pods bound after each node's reading (see module doc)."""
-    n = snap.table.size
-    if not len(snap.bind_node):
-        return np.zeros(n)
-    t = snap.table
-    bn, bts, btype = snap.bind_node, snap.bind_ts, snap.bind_type
-    extra = t.default_extra_watts[bn].copy()
-    for code, wt in enumerate(WORKLOAD_TYPES):
-        sel = btype == code
-        if sel.any():
-            h = t.headroom[wt][bn[sel]]
-            extra[sel] = np.where(np.isnan(h), extra[sel], h)
-    with np.errstate(invalid="ignore"):
-        after = bts > snap.reading_ts[bn]  # NaN (no reading) compares False
-    return np.bincount(bn[after], weights=extra[after], minlength=n).astype(np.float64)
+@dataclass(frozen=True, slots=True)
+class ReadingCounts:
+    """Feasible nodes with figures whose reading was stale / missing / from the future
+    (further ahead than ``params.clock_skew_allowance``: invalid, treated as missing)."""
+
+    stale: int = 0
+    missing: int = 0
+    future: int = 0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class Readings:
-    """Each node's live reading classified (the modes that read live power share it)."""
+class HybridFigures:
+    """The mode's figures over every node (``Scores.part``)."""
 
-    fresh: BoolArray
-    #: A valid reading, fresh or stale (one from the future is none).
-    has_reading: BoolArray
-    #: Further in the future than the clock-skew allowance; None when no reading is.
-    future: BoolArray | None
-    state: IntArray  # FRESH, STALE, MISSING or FUTURE per node
+    #: Watts of pods bound after the node's reading.
+    predicted: FloatArray
+    #: ``readings`` state codes (FRESH, STALE, MISSING, FUTURE).
+    state: IntArray
+    busy: BoolArray
+    counts: ReadingCounts
 
 
-def classify_readings(snap: ClusterSnapshot, params: ScheduleParams) -> Readings:
-    ts = snap.reading_ts
-    now = snap.now.timestamp()
-    skew = params.clock_skew_allowance.total_seconds()
-    with np.errstate(invalid="ignore"):  # NaN timestamps: no reading
-        age = now - ts
-        has_reading = ~np.isnan(ts)
-        future: BoolArray | None = None
-        if snap.latest_reading_ts - now > skew:  # some reading is from the future
-            ahead: BoolArray = age < -skew
-            has_reading &= ~ahead  # ... and is no reading
-            future = ahead
-        fresh = has_reading & (age <= params.staleness_window.total_seconds())
-    missing = np.where(has_reading, STALE, MISSING)
-    if future is not None:
-        missing[future] = FUTURE
-    return Readings(fresh, has_reading, future, np.where(fresh, FRESH, missing))
+@dataclass(frozen=True, slots=True)
+class HybridNode:
+    """One node's live-power figures (a breakdown's ``part``)."""
+
+    live_watts: float | None
+    predicted_watts: float
+    reading_state: ReadingState
+    reading_age_s: float | None
+    reading_source: str | None
+    busy: bool
+
+
+def counts_of(part: object) -> ReadingCounts:
+    """The counts in a decision's ``part``: zero when hybrid did not score (another
+    mode, the neutral fallback, no feasible node)."""
+    return part if isinstance(part, ReadingCounts) else ReadingCounts()
+
+
+def figures(scores: Scores) -> HybridFigures:
+    part = scores.part
+    assert isinstance(part, HybridFigures), part
+    return part
 
 
 def score(inp: ScoreInput) -> ModeScores:
@@ -111,6 +112,7 @@ def score(inp: ScoreInput) -> ModeScores:
     unknown_count = int(np.count_nonzero(unknown))
     if future is not None:
         future_count = int(np.count_nonzero(unknown & future))
+    counts = ReadingCounts(stale_count, unknown_count - stale_count - future_count, future_count)
     return ModeScores(
         base=norm.base,
         score=score,
@@ -118,12 +120,7 @@ def score(inp: ScoreInput) -> ModeScores:
         norm_e=norm.norm_e,
         max_p=norm.max_p,
         max_e=norm.max_e,
-        predicted=load,
-        state=state,
-        busy=busy,
-        stale_count=stale_count,
-        missing_count=unknown_count - stale_count - future_count,
-        future_count=future_count,
+        part=HybridFigures(load, state, busy, counts),
     )
 
 
@@ -132,12 +129,13 @@ def why(scores: Scores, snap: ClusterSnapshot, params: ScheduleParams, i: int) -
     age = None if reading is None else snap.now.timestamp() - reading.timestamp.timestamp()
     idle_raw = float(snap.table.idle[i])
     idle = None if np.isnan(idle_raw) else idle_raw
-    load = float(scores.predicted[i])
+    own = figures(scores)
+    load = float(own.predicted[i])
     base = float(scores.base[i])
     src = f", {reading.source}" if reading is not None else ""
     buffer = params.hybrid_buffer_watts
-    state = int(scores.state[i])
-    if scores.busy[i]:
+    state = int(own.state[i])
+    if own.busy[i]:
         assert reading is not None and age is not None
         return (
             f"score 0: busy, live {reading.watts:.1f} W + predicted {load:.1f} W > "
@@ -171,4 +169,23 @@ def why(scores: Scores, snap: ClusterSnapshot, params: ScheduleParams, i: int) -
     return f"{why}; {what}: {effect}"
 
 
-PLUGIN: Final = Scorer(MODE, score, why)
+def node_part(scores: Scores, snap: ClusterSnapshot, i: int) -> HybridNode:
+    own = figures(scores)
+    reading = snap.readings[i]
+    return HybridNode(
+        live_watts=None if reading is None else reading.watts,
+        predicted_watts=float(own.predicted[i]),
+        reading_state=STATE_NAMES[int(own.state[i])],
+        reading_age_s=None
+        if reading is None
+        else snap.now.timestamp() - reading.timestamp.timestamp(),
+        reading_source=None if reading is None else reading.source,
+        busy=bool(own.busy[i]),
+    )
+
+
+def decision_part(scores: Scores) -> ReadingCounts:
+    return figures(scores).counts
+
+
+PLUGIN: Final = Scorer(MODE, score, why, node_part=node_part, decision_part=decision_part)

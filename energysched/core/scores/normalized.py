@@ -11,9 +11,8 @@ from typing import Final
 
 import numpy as np
 
+from energysched.core.interface import ModeScores, ScoreInput, Scorer, Scores
 from energysched.core.params import ScheduleParams
-from energysched.core.plugin import Scorer
-from energysched.core.scoring import ModeScores, ScoreInput, Scores
 from energysched.core.snapshot import ClusterSnapshot
 
 MODE: Final = "normalized"

@@ -9,7 +9,7 @@ from typing import Any
 
 from energysched import contract
 from energysched.kube.client import KubeClient, api_path
-from energysched.lab.cluster.local import ClusterError, LocalCluster
+from energysched_lab.cluster.local import ClusterError, LocalCluster
 from tests.support import Kubectl, pod_manifest, wait_for
 
 

@@ -21,9 +21,9 @@ from typing import NoReturn
 
 import pytest
 
-from energysched.lab.cluster import realnode
-from energysched.lab.cluster.build import bin_dir
-from energysched.lab.cluster.local import LocalCluster
+from energysched_lab.cluster import realnode
+from energysched_lab.cluster.build import bin_dir
+from energysched_lab.cluster.local import LocalCluster
 from tests.support import ROOT, Kubectl
 
 LOCAL_OVERLAY = ROOT / "manifests" / "overlays" / "local"

@@ -26,10 +26,10 @@ import yaml
 
 from energysched import contract
 from energysched.kb.validate import ValidationFailure, parse_profile
-from energysched.lab.cluster import realnode
-from energysched.lab.experiment.realcluster import Workload, run_real
-from energysched.lab.experiment.runner import ENERGY, KUBE, plan
-from energysched.lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+from energysched_lab.cluster import realnode
+from energysched_lab.experiment.realcluster import Workload, run_real
+from energysched_lab.experiment.runner import ENERGY, KUBE, plan
+from energysched_lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
 from energysched_mlworkflow.pipeline import data_volume
 from tests.integration.deploy.conftest import NAMESPACE
 from tests.support import ROOT, Kubectl, eventually_sync
@@ -367,7 +367,7 @@ def plug_for_pods(node_net: realnode.NodeNet, gen: int) -> Iterator[str]:
     """A fake Shelly plug (42.5 W) on loopback, reachable from the pods at the host's
     address on the node's network; yields its URL as a pod sees it."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "energysched.lab.fake_shelly", "--gen", str(gen), "--power", "42.5"],
+        [sys.executable, "-m", "energysched_lab.fake_shelly", "--gen", str(gen), "--power", "42.5"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from energysched.lab.cluster import realnode
-from energysched.lab.cluster.local import LocalCluster
+from energysched_lab.cluster import realnode
+from energysched_lab.cluster.local import LocalCluster
 from tests.integration.deploy.conftest import machine_sysctls
 from tests.support import Kubectl, eventually_sync
 

@@ -13,10 +13,10 @@ import yaml
 
 from energysched import contract
 from energysched.kube.client import KubeClient, api_path
-from energysched.lab.experiment import report, results
-from energysched.lab.experiment.accounting import integrate_rows, read_trace
-from energysched.lab.experiment.runner import ENERGY, KUBE, install_profiles, plan, run_batch
-from energysched.lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+from energysched_lab.experiment import report, results
+from energysched_lab.experiment.accounting import integrate_rows, read_trace
+from energysched_lab.experiment.runner import ENERGY, KUBE, install_profiles, plan, run_batch
+from energysched_lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
 from tests.support import wait_for
 
 FACTOR = 0.002  # a 1,000 s simulated workflow in 2 s

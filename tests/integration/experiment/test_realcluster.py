@@ -16,10 +16,10 @@ import pytest
 
 from energysched import contract
 from energysched.kube.client import KubeClient
-from energysched.lab.experiment.realcluster import Workload, run_real
-from energysched.lab.experiment.runner import ENERGY, plan
-from energysched.lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
-from energysched.lab.experiment.simulator import PowerPublisher
+from energysched_lab.experiment.realcluster import Workload, run_real
+from energysched_lab.experiment.runner import ENERGY, plan
+from energysched_lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+from energysched_lab.experiment.simulator import PowerPublisher
 from tests.support import SchedulerProcess
 
 

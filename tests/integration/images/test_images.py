@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from energysched.lab.cluster.local import LocalCluster
-from energysched.lab.images import build, qemu
-from energysched.lab.images.engine import Engine, docker_run_args
+from energysched_lab.cluster.local import LocalCluster
+from energysched_lab.images import build, qemu
+from energysched_lab.images.engine import Engine, docker_run_args
 from energysched_mlworkflow.stages import parse_result
 from tests.support import pod_manifest
 
@@ -93,20 +93,20 @@ def test_product_image_has_no_lab_or_test_code(
         "import pathlib, importlib.util\n"
         "root = pathlib.Path('/usr/local/lib/python3.11/dist-packages')\n"
         "print('\\n'.join(str(p.relative_to(root)) for p in root.rglob('*.py')))\n"
-        "print('LAB', importlib.util.find_spec('energysched.lab'))\n"
+        "print('LAB', importlib.util.find_spec('energysched_lab'))\n"
     )
     proc = _run(engine, b, "-c", script, extra=["--entrypoint", "python3"])
     assert proc.returncode == 0, proc.stderr
     files = proc.stdout.splitlines()
     assert "energysched/scheduler/controller.py" in files  # the listing is real
     assert "energysched_monitor/cli.py" in files
-    assert not [f for f in files if f.startswith(("energysched/lab/", "tests/"))]
+    assert not [f for f in files if f.startswith(("energysched_lab/", "tests/"))]
     assert "LAB None" in files
     # The wheel itself, as built for the image.
     wheel = build.product_wheel(build.cache_root())
     names = zipfile.ZipFile(wheel).namelist()
     assert "energysched/cli.py" in names
-    assert not [n for n in names if n.startswith(("energysched/lab/", "tests/"))]
+    assert not [n for n in names if n.startswith(("energysched_lab/", "tests/"))]
 
 
 def test_product_image_explains_a_pod_on_the_local_cluster(

@@ -17,8 +17,8 @@ from energysched import contract
 from energysched.kb.io import dump_profile, load_profiles
 from energysched.kb.validate import ValidationFailure, parse_profile
 from energysched.kube.client import ApiError, KubeClient, api_path
-from energysched.lab.cluster.local import LocalCluster
 from energysched_bench.result import extract_result
+from energysched_lab.cluster.local import LocalCluster
 from tests.support import ROOT
 
 TINY = ["--size", "tiny", "--repeats", "2", "--seconds", "0.05", "--warmup", "0.01"]

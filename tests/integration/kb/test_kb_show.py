@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from energysched.lab.cluster.local import LocalCluster
+from energysched_lab.cluster.local import LocalCluster
 
 THESIS_NODES = ("tvpc", "wyse", "rpi")
 

@@ -20,7 +20,7 @@ import aiohttp
 
 from energysched.kube.client import KubeClient, api_path
 from energysched.kube.reflector import Reflector
-from energysched.lab.cluster.local import LocalCluster
+from energysched_lab.cluster.local import LocalCluster
 from tests.support import pod_manifest, wait_for
 
 

@@ -40,7 +40,7 @@ from energysched.contract import (
 from energysched.kb.profiles import KnowledgeBase
 from energysched.kube.client import ApiError, KubeClient, api_path
 from energysched.kube.config import load_kubeconfig
-from energysched.lab.fake_shelly import FakeShelly
+from energysched_lab.fake_shelly import FakeShelly
 from energysched_monitor.config import ConfigStore, parse_config_text
 from energysched_monitor.kubeio import KubeNodeAnnotator, KubeNodeReader, ReflectorClusterView
 from energysched_monitor.metrics import Metrics

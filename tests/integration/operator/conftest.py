@@ -12,10 +12,10 @@ from kopf.testing import KopfRunner
 
 from energysched import contract
 from energysched.kube.client import ApiError, KubeClient, api_path
-from energysched.lab.cluster.local import LocalCluster
-from energysched.lab.cluster.nodes import load_node_classes
 from energysched.operator.handlers import build_registry, build_settings
 from energysched.operator.runtime import OperatorOptions, OperatorRuntime
+from energysched_lab.cluster.local import LocalCluster
+from energysched_lab.cluster.nodes import load_node_classes
 
 PROFILES = api_path(contract.API_VERSION, contract.PROFILE_PLURAL)
 #: Label and taint put on every node a test creates (no pod of other tests lands there).

@@ -11,9 +11,9 @@ import yaml
 
 from energysched import contract
 from energysched.kube.client import KubeClient, api_path
-from energysched.lab.cluster.local import LocalCluster
-from energysched.operator.embed import OperatorThread
 from energysched.operator.runtime import OperatorOptions
+from energysched_lab.cluster.local import LocalCluster
+from energysched_lab.operator_thread import OperatorThread
 from tests.integration.operator.conftest import ClusterObjects
 from tests.support import ROOT, Kubectl, wait_for
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from energysched import contract
 from energysched.kube.client import KubeClient, api_path
-from energysched.lab.cluster.local import LocalCluster
-from energysched.operator.embed import OperatorThread
 from energysched.operator.runtime import OperatorOptions
+from energysched_lab.cluster.local import LocalCluster
+from energysched_lab.operator_thread import OperatorThread
 from tests.integration.operator.conftest import ClusterObjects
 from tests.support import wait_for
 

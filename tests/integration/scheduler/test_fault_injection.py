@@ -22,8 +22,8 @@ from aiohttp import web
 from energysched import contract
 from energysched.kube.client import ApiError, KubeClient, api_path
 from energysched.kube.config import load_kubeconfig
-from energysched.lab.cluster.local import LocalCluster
-from energysched.lab.cluster.processes import free_port
+from energysched_lab.cluster.local import LocalCluster
+from energysched_lab.cluster.processes import free_port
 from tests.integration.conftest import scheduler_config
 from tests.support import SchedulerProcess, eventually, pod_manifest, wait_for
 

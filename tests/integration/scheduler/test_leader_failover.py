@@ -15,7 +15,7 @@ import pytest
 
 from energysched import contract
 from energysched.kube.client import KubeClient, api_path
-from energysched.lab.cluster.nodes import load_node_classes
+from energysched_lab.cluster.nodes import load_node_classes
 from tests.support import SchedulerProcess, eventually, pod_manifest, wait_for
 
 EXTRA_NODES = [f"failover-{i}" for i in range(3)]

@@ -12,7 +12,7 @@ from typing import Any
 
 from energysched import contract
 from energysched.kube.client import KubeClient, api_path
-from energysched.lab.cluster.processes import free_port
+from energysched_lab.cluster.processes import free_port
 from tests.support import SchedulerProcess, pod_manifest, scrape, wait_for
 
 

@@ -76,8 +76,8 @@ def test_the_cli_runs_from_the_wheel(installed: Path, tmp_path: Path) -> None:
 
 def test_packaged_data_is_in_the_wheel(installed: Path, tmp_path: Path) -> None:
     code = (
-        "from energysched.lab.cluster.local import KWOK_CONFIG\n"
-        "from energysched.lab.cluster.build import GOMOD_DIR\n"
+        "from energysched_lab.cluster.local import KWOK_CONFIG\n"
+        "from energysched_lab.cluster.build import GOMOD_DIR\n"
         "assert KWOK_CONFIG.is_file(), KWOK_CONFIG\n"
         "assert (GOMOD_DIR / 'go.mod').is_file(), GOMOD_DIR\n"
     )
@@ -98,5 +98,5 @@ def test_node_classes_come_from_the_working_directory_with_a_clear_error(
     )
     assert proc.returncode != 0
     assert "kb/nodes" in proc.stderr and "does not exist" in proc.stderr, proc.stderr
-    count = "from energysched.lab.cluster.nodes import load_node_classes as l; print(len(l()))"
+    count = "from energysched_lab.cluster.nodes import load_node_classes as l; print(len(l()))"
     assert run(installed / "bin/python", "-P", "-c", count, cwd=ROOT).stdout.strip() == "3"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import itertools
 import sys
 import threading
 import time
@@ -12,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from energysched.lab.fake_shelly import FakeShelly
 from energysched_bench import power
 from energysched_bench.power import (
     DeviceInfo,
@@ -33,6 +33,7 @@ from energysched_bench.power import (
     parse_shelly_status,
     rapl_zones,
 )
+from energysched_lab.fake_shelly import FakeShelly
 
 MAX = 262_143_328_850  # a typical max_energy_range_uj
 
@@ -198,7 +199,10 @@ def test_sampled_source_averages() -> None:
         reads.append(5.0 if len(reads) % 2 == 0 else 15.0)
         return reads[-1]
 
-    source = SampledSource("monitor", read, interval=0.002)
+    # The source's own clock advances one millisecond a call: how late a busy machine
+    # runs the polling thread cannot open gaps (> 4 intervals) that void the reading.
+    ticks = itertools.count()
+    source = SampledSource("monitor", read, interval=0.002, clock=lambda: next(ticks) * 0.001)
     source.start()
     # Wait for samples, not for a fixed time: a busy machine may delay the thread.
     deadline = time.monotonic() + 10

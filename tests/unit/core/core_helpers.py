@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 
 from energysched.contract import PERFORMANCE_WEIGHT_ANNOTATION, WORKLOAD_TYPE_LABEL
 from energysched.core import (
-    ClusterSnapshot,
     InputError,
     NodeInfo,
     PodInfo,
@@ -18,6 +17,7 @@ from energysched.core import (
     reference_filter,
     run_filters,
 )
+from energysched.core.state import build_snapshot
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -119,7 +119,7 @@ def pod(
 
 def verdict(p: PodInfo, n: NodeInfo, placed: Iterable[PodInfo] = ()) -> tuple[str, ...]:
     """The reasons node ``n`` rejects ``p`` for; fast and reference paths must agree."""
-    snap = ClusterSnapshot.build([n], placed, now=NOW)
+    snap = build_snapshot([n], placed, now=NOW)
     outcome = run_filters(p, snap)
     code, reasons = reference_filter(p, n, snap.usage(0))
     assert int(outcome.failed_by[0]) == code

@@ -10,7 +10,6 @@ import pytest
 
 from energysched.contract import CURRENT_WATTS_ANNOTATION, CURRENT_WATTS_TIMESTAMP_ANNOTATION
 from energysched.core import (
-    ClusterSnapshot,
     ClusterState,
     InputError,
     NodeInfo,
@@ -25,8 +24,11 @@ from energysched.core import (
 from energysched.core.nodetable import parse_int64
 from energysched.core.parse import parse_rfc3339
 from energysched.core.quantity import INT64_MAX
+from energysched.core.scores.hybrid import counts_of
+from energysched.core.state import build_snapshot
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from tests.unit.core.core_helpers import NOW, node, ok, pod, profile, thesis_kb, thesis_nodes
+from tests.unit.core.plugins.score_helpers import hybrid_node
 
 # -- int64 overflow of summed requests -------------------------------------------------
 
@@ -43,7 +45,7 @@ def test_summed_requests_saturate_and_the_node_is_full() -> None:
     n = node("n", memory="8E", cpu="64")
     small = pod("small", cpu="1", memory="4E", workload="training")
 
-    full = ClusterSnapshot.build([n], _big_pods(), now=NOW)  # rebuild path
+    full = build_snapshot([n], _big_pods(), now=NOW)  # rebuild path
     state = ClusterState()
     state.upsert_node(n)
     state.snapshot(NOW)  # a table exists: the pods below go the incremental way
@@ -70,7 +72,7 @@ def test_saturated_sum_comes_back_down_when_a_pod_leaves() -> None:
     assert state.snapshot(NOW).usage(0).requested["memory"] == INT64_MAX
     state.remove_pod("big1")
     assert state.snapshot(NOW).usage(0).requested["memory"] == 5 * 10**18
-    fresh = ClusterSnapshot.build([node("n", memory="8E")], _big_pods()[:1], now=NOW)
+    fresh = build_snapshot([node("n", memory="8E")], _big_pods()[:1], now=NOW)
     assert (fresh.requested == state.snapshot(NOW).requested).all()
 
 
@@ -105,7 +107,7 @@ def _extreme_kb() -> KnowledgeBase:
 @pytest.mark.parametrize("mode", ["static-raw", "normalized", "hybrid"])
 def test_figures_that_derive_nan_or_inf_never_win(mode: str) -> None:
     nodes = [node(n) for n in ("a-huge", "b-tiny", "c-sane")]
-    snap = ClusterSnapshot.build(nodes, now=NOW, kb=_extreme_kb())
+    snap = build_snapshot(nodes, now=NOW, kb=_extreme_kb())
     p = pod("t", workload="training", weight="0.5")
     fast = schedule_one(p, snap, ScheduleParams(mode=mode))  # type: ignore[arg-type]
     full = schedule_one(p, snap, ScheduleParams(mode=mode), explain=True)  # type: ignore[arg-type]
@@ -122,7 +124,8 @@ def test_ranking_is_total_when_a_score_is_nan() -> None:
     in both paths: np.argmax alone picks the first NaN."""
     import numpy as np
 
-    from energysched.core.scoring import Scores, rank
+    from energysched.core.interface import Scores
+    from energysched.core.runtime import rank
 
     final = np.array([1.0, np.nan, 3.0, np.nan, -np.inf, 3.0])
     scores = Scores.__new__(Scores)
@@ -193,15 +196,15 @@ def test_future_timestamp_beyond_the_allowance_is_invalid_and_counted() -> None:
     future = PowerReading(100.0, NOW.replace(year=2099), "shelly")  # would say busy
     skewed = PowerReading(100.0, NOW + timedelta(seconds=20), "shelly")
     for reading, state, counted in ((future, "future", 1), (skewed, "fresh", 0)):
-        snap = ClusterSnapshot.build(
+        snap = build_snapshot(
             nodes, now=NOW, kb=thesis_kb(), readings={"rpi": reading, "wyse": reading}
         )
         fast = schedule_one(p, snap, params)
         full = schedule_one(p, snap, params, explain=True)
-        assert (fast.node, fast.future_readings) == (full.node, full.future_readings)
+        assert (fast.node, counts_of(fast.part).future) == (full.node, counts_of(full.part).future)
         by_node = {b.node: b for b in full.ranking}
-        assert by_node["rpi"].reading_state == state
-        assert fast.future_readings == 2 * counted
+        assert hybrid_node(by_node["rpi"]).reading_state == state
+        assert counts_of(fast.part).future == 2 * counted
         if state == "future":
             assert "in the future > 30s clock-skew allowance" in by_node["rpi"].why
             assert by_node["rpi"].score == 0.0  # stale policy "busy" applies, as if missing
@@ -218,7 +221,7 @@ def test_parse_power_reading_with_now_rejects_the_future() -> None:
 
 def test_future_reading_does_not_hide_predicted_load() -> None:
     params = ScheduleParams(mode="hybrid")
-    snap = ClusterSnapshot.build(
+    snap = build_snapshot(
         [node("wyse")],
         now=NOW,
         kb=KnowledgeBase.of([profile("wyse")]),
@@ -226,8 +229,8 @@ def test_future_reading_does_not_hide_predicted_load() -> None:
         recent_binds=[RecentBind("wyse", "b1", NOW - timedelta(seconds=1), "training")],
     )
     d = schedule_one(pod("t", workload="training"), snap, params, explain=True)
-    assert d.ranking[0].reading_state == "future"
-    assert d.future_readings == 1
+    assert hybrid_node(d.ranking[0]).reading_state == "future"
+    assert counts_of(d.part).future == 1
 
 
 # -- numbers and shapes the parsers must survive ---------------------------------------

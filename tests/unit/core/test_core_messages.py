@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from energysched.core import ClusterSnapshot, ScheduleParams, fit_error_message, schedule_one
+from energysched.core import ScheduleParams, fit_error_message, schedule_one
+from energysched.core.state import build_snapshot
 from tests.unit.core.core_helpers import NOW, node, pod
 
 
@@ -38,7 +39,7 @@ def test_decision_message_counts_every_reason_of_every_node() -> None:
         node("e", taints=[{"key": "j", "effect": "NoSchedule"}]),
         node("f", unschedulable=True),
     ]
-    snap = ClusterSnapshot.build(nodes, now=NOW)
+    snap = build_snapshot(nodes, now=NOW)
     for explain in (False, True):
         d = schedule_one(pod(cpu="2", memory="2Gi"), snap, ScheduleParams(), explain=explain)
         assert d.node is None
@@ -51,6 +52,6 @@ def test_decision_message_counts_every_reason_of_every_node() -> None:
 
 
 def test_empty_cluster() -> None:
-    snap = ClusterSnapshot.build([], now=NOW)
+    snap = build_snapshot([], now=NOW)
     d = schedule_one(pod(), snap, ScheduleParams())
     assert d.node is None and d.failed_message == "no nodes available to schedule pods"

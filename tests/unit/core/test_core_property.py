@@ -35,6 +35,8 @@ from energysched.core import (
     run_filters,
     schedule_one,
 )
+from energysched.core.scores.hybrid import counts_of
+from energysched.core.state import build_snapshot
 from energysched.kb.profiles import KnowledgeBase
 from tests.unit.core.core_helpers import NOW, profile
 
@@ -187,7 +189,7 @@ def random_cluster(rng: random.Random) -> ClusterSnapshot:
         )
         for j in range(rng.randrange(0, 5))
     ]
-    return ClusterSnapshot.build(nodes, pods, now=NOW, kb=KB, readings=readings, recent_binds=binds)
+    return build_snapshot(nodes, pods, now=NOW, kb=KB, readings=readings, recent_binds=binds)
 
 
 def oracle(pod: PodInfo, snap: ClusterSnapshot, mode: str) -> str | None:
@@ -296,10 +298,10 @@ def assert_same(fast: Decision, full: Decision, case: int) -> None:
     assert fast.feasible_count == full.feasible_count, case
     assert fast.failed_message == full.failed_message, case
     assert fast.reasons == full.reasons, case
-    assert (fast.fallback, fast.stale_readings, fast.missing_readings) == (
+    assert (fast.fallback, counts_of(fast.part).stale, counts_of(fast.part).missing) == (
         full.fallback,
-        full.stale_readings,
-        full.missing_readings,
+        counts_of(full.part).stale,
+        counts_of(full.part).missing,
     ), case
     assert fast.ranking == full.ranking[: len(fast.ranking)], case
     assert fast.scheduled_message == full.scheduled_message, case

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from fractions import Fraction
 
 import pytest
@@ -125,3 +127,39 @@ def test_canonical_saturates_and_picks_unit() -> None:
     assert canonical("cpu", parse_quantity("250m")) == 250
     assert canonical("memory", parse_quantity("1Gi")) == 2**30
     assert canonical("cpu", parse_quantity("1e30")) == INT64_MAX
+
+
+#: Zero, or no digit at all, with an exponent far beyond any magnitude: the value is 0.
+ZERO_WITH_HUGE_EXPONENT = (
+    "0e999999999",
+    ".e9999999",
+    "-0e999999999",
+    "0.0e999999999",
+    "+.e2147483647",
+    "000e999999999",
+    "0.000e999999",
+)
+
+
+def test_zero_with_a_huge_exponent_returns_zero_at_once() -> None:
+    """``0e999999999`` once built 10^(10^9) before multiplying by 0 (minutes of CPU).
+
+    Run in a child process that is killed at the timeout: a regression fails the
+    test instead of hanging the suite."""
+    code = (
+        "import sys\n"
+        "from energysched.core.quantity import parse_quantity\n"
+        "for text in sys.argv[1:]:\n"
+        "    print(text, parse_quantity(text))\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *ZERO_WITH_HUGE_EXPONENT],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"parse_quantity did not return within {exc.timeout}s: {exc.stdout!r}")
+    assert done.stdout.split("\n")[:-1] == [f"{t} 0" for t in ZERO_WITH_HUGE_EXPONENT]

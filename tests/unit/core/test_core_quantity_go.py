@@ -1,6 +1,6 @@
 """Differential test: our quantity parser against apimachinery's real ParseQuantity.
 
-A tiny Go main (energysched/lab/cluster/gomod/cmd/quantity) is built from the
+A tiny Go main (lab/energysched_lab/cluster/gomod/cmd/quantity) is built from the
 control plane's pinned module (so the apimachinery version is the one the local
 cluster runs) with a temporary copy of go.mod/go.sum (``go build -mod=mod``
 would otherwise rewrite them, and they key the control plane's cache). The
@@ -33,7 +33,7 @@ from energysched.core.quantity import (
     parse_quantity,
     value,
 )
-from energysched.lab.cluster.build import GOMOD_DIR, cache_root
+from energysched_lab.cluster.build import GOMOD_DIR, cache_root
 
 GO_ERRORS = {
     "unable to parse numeric part of quantity": "numeric",
@@ -148,6 +148,8 @@ CORPUS = [
     *("Pi", "Ei", "-Ei", "+Ei", "Ki", "Mi", "Gi", "Ti", "k", "M", "E", "m", "n", "u"),
     *("e-10", "e-9", "e-5", "e5", "e18", "e19", "E3", ".", "+", "-", "+.", "-.", ".e3"),
     *(".Ki", ".Pi", "0Pi", "00Ei", "+0", "-0", "0.0", "00", "0e0", "0e-1000"),
+    # zero or no digit with a huge exponent (the value is 0; once a billion-digit product)
+    *("0e999999999", ".e9999999", "-0e999999999", "0.0e999999999", "000e99999999"),
     # ordinary values and their suffixes
     *("1", "1.5", ".5", "1.", "100m", "250m", "1Ki", "1.5Ki", "0.5Gi", "2Gi", "1e3", "1E3"),
     *("1e+3", "1e-3", "1.5e2", "12e0", "1n", "1u", "1k", "1M", "1G", "1T", "1P", "1E"),

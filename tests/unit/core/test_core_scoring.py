@@ -11,6 +11,7 @@ from energysched.core import (
     ScheduleParams,
     schedule_one,
 )
+from energysched.core.state import build_snapshot
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from tests.unit.core.core_helpers import (
     NOW,
@@ -30,7 +31,7 @@ from tests.unit.core.plugins.score_helpers import decide, thesis, training
 def test_node_without_profile_never_outscores_one_with_profile() -> None:
     nodes = [*thesis_nodes(), node("aaa-big", cpu="64", memory="256Gi")]
     readings = {n: reading(500.0, 1) for n in THESIS}  # every profiled node busy: score 0
-    snap = ClusterSnapshot.build(nodes, now=NOW, kb=thesis_kb(), readings=readings)
+    snap = build_snapshot(nodes, now=NOW, kb=thesis_kb(), readings=readings)
     for mode in ("static-raw", "normalized", "hybrid"):
         for w in ("0", "1"):
             d = decide(training(w), snap, mode=mode, explain=True)
@@ -47,7 +48,7 @@ def test_profile_without_figures_for_the_type_is_no_data() -> None:
         workloads={"inference": WorkloadFigures(300.0, 3.2)},
     )
     kb = KnowledgeBase.of([profile("tvpc"), profile("wyse"), rpi_no_training])
-    snap = ClusterSnapshot.build(thesis_nodes(), now=NOW, kb=kb)
+    snap = build_snapshot(thesis_nodes(), now=NOW, kb=kb)
     d = decide(training("0"), snap)
     assert d.node == "tvpc"  # not rpi, whose training figures are unknown
     assert d.ranking[-1].node == "rpi" and d.ranking[-1].kind == "no-profile"
@@ -61,13 +62,13 @@ def test_broken_figures_are_no_data() -> None:
         workloads={"training": WorkloadFigures(1e9, 0.0)},
     )
     kb = KnowledgeBase.of([profile("tvpc"), profile("wyse"), zero_power])
-    d = decide(training("0"), ClusterSnapshot.build(thesis_nodes(), now=NOW, kb=kb))
+    d = decide(training("0"), build_snapshot(thesis_nodes(), now=NOW, kb=kb))
     assert d.node == "tvpc"
 
 
 def test_neutral_fallback_without_workload_type() -> None:
     used = [pod("u1", cpu="2", node_name="wyse"), pod("u2", cpu="3", node_name="rpi")]
-    snap = ClusterSnapshot.build(thesis_nodes(), used, now=NOW, kb=thesis_kb())
+    snap = build_snapshot(thesis_nodes(), used, now=NOW, kb=thesis_kb())
     d = decide(pod(cpu="500m"), snap)
     assert d.fallback and d.node == "tvpc"  # least allocated
     assert "workload-type" in d.fallback_reason and "neutral" in d.fallback_reason
@@ -84,7 +85,7 @@ def test_neutral_fallback_when_no_feasible_node_has_a_profile() -> None:
         node("x2", labels={"pool": "big"}),
     ]
     used = [pod("u", cpu="1", node_name="x1")]
-    snap = ClusterSnapshot.build(nodes, used, now=NOW, kb=thesis_kb())
+    snap = build_snapshot(nodes, used, now=NOW, kb=thesis_kb())
     d = decide(training("1", nodeSelector={"pool": "big"}), snap)
     assert d.fallback and d.node == "x2"
     assert "training" in d.fallback_reason
@@ -103,7 +104,7 @@ def twins(
         node("a", labels={"class": "wyse"}, taints=a_taints),
         node("b", labels={"class": "wyse"}, taints=b_taints),
     ]
-    return ClusterSnapshot.build(nodes, now=NOW, kb=kb)
+    return build_snapshot(nodes, now=NOW, kb=kb)
 
 
 def test_ties_go_to_the_first_name() -> None:
@@ -167,7 +168,7 @@ def test_scheduled_message_explains_winner_and_runner_up() -> None:
 
 def test_explain_lists_every_node() -> None:
     nodes = [*thesis_nodes(), node("small", cpu="100m")]
-    snap = ClusterSnapshot.build(nodes, now=NOW, kb=thesis_kb())
+    snap = build_snapshot(nodes, now=NOW, kb=thesis_kb())
     d = decide(training("0.5"), snap, explain=True)
     assert [r.node for r in d.node_results] == ["rpi", "small", "tvpc", "wyse"]
     small = d.node_results[1]
@@ -180,7 +181,9 @@ def test_explain_lists_every_node() -> None:
 
 
 def test_params_are_validated() -> None:
+    with pytest.raises(ValueError, match="no score plugin for mode 'fancy'"):
+        decide(training("0.5"), thesis(), mode="fancy")
     with pytest.raises(ValueError, match="mode"):
-        ScheduleParams(mode="fancy")  # type: ignore[arg-type]
+        ScheduleParams(mode="")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="default_weight"):
         ScheduleParams(default_weight=2.0)

@@ -8,7 +8,8 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from energysched.core import ClusterSnapshot, ClusterState, RecentBind, ScheduleParams, schedule_one
+from energysched.core import ClusterState, RecentBind, ScheduleParams, schedule_one
+from energysched.core.state import build_snapshot
 from energysched.kb.profiles import KnowledgeBase
 from tests.unit.core.core_helpers import (
     NOW,
@@ -56,7 +57,7 @@ def test_incremental_equals_rebuild() -> None:
         if k % 50 == 0:
             s.snapshot(NOW)  # interleave snapshots: exercises copy-on-write
     got = s.snapshot(NOW)
-    want = ClusterSnapshot.build(
+    want = build_snapshot(
         thesis_nodes(),
         live.values(),
         now=NOW,  # type: ignore[arg-type]
@@ -207,7 +208,7 @@ def test_new_extended_resource_column_keeps_existing_requests() -> None:
 
 
 def test_at_moves_the_clock_only() -> None:
-    snap = ClusterSnapshot.build(thesis_nodes(), now=NOW)
+    snap = build_snapshot(thesis_nodes(), now=NOW)
     later = snap.at(NOW + timedelta(seconds=5))
     assert later.now > snap.now and later.requested is snap.requested
 
@@ -265,9 +266,7 @@ def test_patched_node_table_equals_a_rebuild() -> None:
         )
         s.upsert_node(nodes[name])
         patched = s.snapshot(NOW)
-        fresh = ClusterSnapshot.build(
-            nodes.values(), [pod("u", cpu="1", node_name="x1")], now=NOW, kb=kb
-        )
+        fresh = build_snapshot(nodes.values(), [pod("u", cpu="1", node_name="x1")], now=NOW, kb=kb)
         for p in probes:
             for explain in (False, True):
                 a = schedule_one(p, patched, ScheduleParams(), explain=explain)
@@ -282,7 +281,7 @@ def test_patched_node_table_equals_a_rebuild() -> None:
 
 def test_binds_appended_in_a_burst_equal_a_full_rebuild() -> None:
     """record_bind appends to the snapshot's bind arrays; they must equal a rebuild."""
-    from energysched.lab import microbench as core_bench
+    from energysched_lab import microbench as core_bench
 
     rng = random.Random(3)
     now = core_bench.datetime.now(core_bench.UTC)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from energysched.kube.config import KubeConfigError, load_access, load_kubeconfig
-from energysched.lab.cluster.pki import LocalPKI, Pair
+from energysched_lab.cluster.pki import LocalPKI, Pair
 
 SERVER = "https://127.0.0.1:6443"
 

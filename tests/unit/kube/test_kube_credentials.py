@@ -98,7 +98,7 @@ async def test_a_rotated_token_file_is_reread_on_401_and_the_request_retried_onc
 def test_in_cluster_access_rereads_its_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from energysched.lab.cluster.pki import LocalPKI
+    from energysched_lab.cluster.pki import LocalPKI
 
     pki = LocalPKI(tmp_path / "pki")
     (tmp_path / "ca.crt").write_bytes(pki.ca.cert.read_bytes())

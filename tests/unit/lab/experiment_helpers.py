@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from energysched.contract import WorkloadType
-from energysched.lab.cluster.nodes import NodeClass
-from energysched.lab.experiment.jobs import Job
-from energysched.lab.experiment.scenario import NodeTruth, Truth, WorkTruth
+from energysched_lab.cluster.nodes import NodeClass
+from energysched_lab.experiment.jobs import Job
+from energysched_lab.experiment.scenario import NodeTruth, Truth, WorkTruth
 
 
 def truth(**nodes: tuple[float, dict[str, tuple[float, float, str, float]]]) -> Truth:

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from energysched.lab.experiment import results
-from energysched.lab.experiment.accounting import (
+from energysched_lab.experiment import results
+from energysched_lab.experiment.accounting import (
     PowerTrace,
     integrate_rows,
     read_trace,
     write_trace,
 )
-from energysched.lab.experiment.engine import ClusterSim
-from energysched.lab.experiment.simulator import JobRecord, RunOutcome
+from energysched_lab.experiment.engine import ClusterSim
+from energysched_lab.experiment.simulator import JobRecord, RunOutcome
 from tests.unit.lab.experiment_helpers import job, truth
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from energysched.lab.experiment.simulator import SimClock, job_manifest
+from energysched_lab.experiment.simulator import SimClock, job_manifest
 from tests.unit.lab.experiment_helpers import job
 
 

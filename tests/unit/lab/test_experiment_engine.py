@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from energysched.lab.experiment.accounting import PowerTrace
-from energysched.lab.experiment.engine import ClusterSim, NoTruth, simulate
+from energysched_lab.experiment.accounting import PowerTrace
+from energysched_lab.experiment.engine import ClusterSim, NoTruth, simulate
 from tests.unit.lab.experiment_helpers import job, truth
 
 T = truth(

@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from energysched.lab.experiment.engine import simulate
-from energysched.lab.experiment.jobs import Job
-from energysched.lab.experiment.optimum import Objective, _milp, candidates, outcome, solve
-from energysched.lab.experiment.scenario import Truth
+from energysched_lab.experiment.engine import simulate
+from energysched_lab.experiment.jobs import Job
+from energysched_lab.experiment.optimum import Objective, _milp, candidates, outcome, solve
+from energysched_lab.experiment.scenario import Truth
 from tests.unit.lab.experiment_helpers import job, node_class, truth
 
 CLASSES = [node_class("a"), node_class("b"), node_class("c")]

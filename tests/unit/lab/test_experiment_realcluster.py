@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 
 from energysched import contract
-from energysched.lab.experiment.jobs import instantiate
-from energysched.lab.experiment.realcluster import (
+from energysched_lab.experiment.jobs import instantiate
+from energysched_lab.experiment.realcluster import (
     Workload,
     check_runnable,
     stage_manifest,
     stage_report,
     workload_from,
 )
-from energysched.lab.experiment.results import append_csv
-from energysched.lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+from energysched_lab.experiment.results import append_csv
+from energysched_lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
 from energysched_mlworkflow.pipeline import data_volume
 from energysched_mlworkflow.stages import Result
 

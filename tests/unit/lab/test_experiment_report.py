@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from energysched.lab.experiment import report
+from energysched_lab.experiment import report
 
 
 def row(

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from energysched.lab.experiment.jobs import instantiate
-from energysched.lab.experiment.scenario import (
+from energysched_lab.experiment.jobs import instantiate
+from energysched_lab.experiment.scenario import (
     DEFAULT_SCENARIO,
     SCENARIOS_DIR,
     ScenarioError,

@@ -7,10 +7,10 @@ import math
 import pytest
 
 from energysched import contract
-from energysched.lab.perf.burst import pod_manifest
-from energysched.lab.perf.prepare import class_profiles
-from energysched.lab.perf.report import replace_section, result_key
-from energysched.lab.perf.stats import (
+from energysched_lab.perf.burst import pod_manifest
+from energysched_lab.perf.prepare import class_profiles
+from energysched_lab.perf.report import replace_section, result_key
+from energysched_lab.perf.stats import (
     bind_rates,
     histogram_delta,
     histogram_quantile,
@@ -138,7 +138,7 @@ def test_runqueue_wait_is_read_for_a_live_process_and_none_for_a_gone_one() -> N
     import subprocess
     import sys
 
-    from energysched.lab.perf.watch import _runqueue_wait
+    from energysched_lab.perf.watch import _runqueue_wait
 
     own = _runqueue_wait(os.getpid())
     assert own is not None and own >= 0

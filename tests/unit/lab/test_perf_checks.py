@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from energysched.lab.perf.checks import pace_checks
-from energysched.lab.perf.stats import cpu_between
+from energysched_lab.perf.checks import pace_checks
+from energysched_lab.perf.stats import cpu_between
 
 
 def run(rate: float, creator: float, busy: float, **extra: Any) -> dict[str, Any]:

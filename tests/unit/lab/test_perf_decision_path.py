@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from energysched.core.framework import schedule_one
-from energysched.lab.perf import decision_path
 from energysched.scheduler import controller
+from energysched_lab.perf import decision_path
 
 
 @pytest.mark.parametrize("mode", ["normalized", "hybrid"])

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from energysched.lab.perf.cli import _limit, parse_args
-from energysched.lab.perf.report import compare, limit_key, render_section
+from energysched_lab.perf.cli import _limit, parse_args
+from energysched_lab.perf.report import compare, limit_key, render_section
 
 
 def run(rate: float, cpu: float, drain_cpu_ms: float, paced_by: str) -> dict[str, Any]:

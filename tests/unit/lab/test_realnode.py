@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from energysched.lab.cluster import realnode
-from energysched.lab.cluster.realnode import NodeNet, choose_index, image_archive
+from energysched_lab.cluster import realnode
+from energysched_lab.cluster.realnode import NodeNet, choose_index, image_archive
 
 
 def test_addresses_per_index() -> None:

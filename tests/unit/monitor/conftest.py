@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import structlog
 
-from energysched.lab.fake_shelly import FakeShelly
+from energysched_lab.fake_shelly import FakeShelly
 
 PASSWORD = "s3cret-Pa55word"
 

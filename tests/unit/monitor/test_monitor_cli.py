@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from energysched.lab.fake_shelly import FakeShelly
+from energysched_lab.fake_shelly import FakeShelly
 from energysched_monitor.cli import build_parser, main, run
 
 from .conftest import PASSWORD
@@ -99,7 +99,7 @@ async def test_model_mode_without_cluster_access(tmp_path: Path) -> None:
 async def test_fake_shelly_command_line() -> None:
     env = {**os.environ, "FAKE_PW": PASSWORD}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "energysched.lab.fake_shelly",
+        sys.executable, "-m", "energysched_lab.fake_shelly",
         "--gen", "1", "--port", "0", "--power", "7.5", "--password-env", "FAKE_PW",
         stdout=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from energysched.lab.fake_shelly import DigestError, ha1, parse_authorization, verify
+from energysched_lab.fake_shelly import DigestError, ha1, parse_authorization, verify
 from energysched_monitor.readings import ReadError
 from energysched_monitor.secret import Secret
 from energysched_monitor.shelly import ShellySource
@@ -157,7 +157,7 @@ async def test_middleware_answers_the_rfc7616_challenge(
 
 
 async def test_middleware_against_the_fake_plug_and_its_reboot() -> None:
-    from energysched.lab.fake_shelly import FakeShelly
+    from energysched_lab.fake_shelly import FakeShelly
 
     async with FakeShelly(gen=2, password="pw", realtime=False) as device:
         digest = aiohttp.DigestAuthMiddleware("admin", "pw")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from energysched.lab.fake_shelly import FakeShelly
+from energysched_lab.fake_shelly import FakeShelly
 from energysched_monitor.config import ConfigStore
 from energysched_monitor.metrics import Metrics
 from energysched_monitor.node_monitor import NodeMonitor

@@ -14,6 +14,7 @@ from aiohttp import web
 from energysched.contract import API_VERSION, KWOK_NODE_ANNOTATION, WORKLOAD_TYPE_LABEL
 from energysched.kube import ClusterAccess, KubeClient
 from energysched_monitor.kubeio import KubeNodeAnnotator, KubeNodeReader, ReflectorClusterView
+from energysched_monitor.ports import simulated
 
 NODE = {
     "metadata": {
@@ -111,7 +112,7 @@ async def test_reader(api: tuple[FakeApi, KubeClient]) -> None:
     _, client = api
     reader = KubeNodeReader(client)
     info = await reader.get_node("kwok-0")
-    assert info is not None and info.simulated and info.allocatable_cpu == 4.0
+    assert info is not None and simulated(info) and info.allocatable["cpu"] == 4000
     assert await reader.get_node("missing") is None
 
 

@@ -17,7 +17,7 @@ from energysched.contract import (
     POWER_SOURCE_ANNOTATION,
     POWER_SOURCE_CONFIG_ANNOTATION,
 )
-from energysched.lab.fake_shelly import FakeShelly
+from energysched_lab.fake_shelly import FakeShelly
 from energysched_monitor.config import ConfigStore
 from energysched_monitor.metrics import Metrics
 from energysched_monitor.node_monitor import NodeMonitor

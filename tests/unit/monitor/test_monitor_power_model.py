@@ -19,7 +19,14 @@ from energysched.contract import (
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched_monitor.config import ConfigStore, parse_config_text
 from energysched_monitor.metrics import Metrics
-from energysched_monitor.ports import NodeInfo, PodInfo, node_info, parse_cpu, pod_info
+from energysched_monitor.ports import (
+    NodeInfo,
+    PodInfo,
+    is_daemon,
+    node_info,
+    pod_info,
+    simulated,
+)
 from energysched_monitor.power_model import ModelSource, model_power
 from energysched_monitor.power_model_monitor import ModelMonitor
 from energysched_monitor.readings import ReadError
@@ -46,8 +53,19 @@ def wyse(max_power: float | None = None) -> ProfileSpec:
     )
 
 
-def pod(name: str, wt: str | None, cpu: float | None, phase: str = "Running") -> PodInfo:
-    return PodInfo("default", name, "kwok-0", phase, wt, cpu)
+def pod(
+    name: str, wt: str | None, cpu: float | None, phase: str = "Running", owner: str = ""
+) -> PodInfo:
+    """A pod on kwok-0 requesting ``cpu`` cores (None: no cpu request)."""
+    return PodInfo(
+        name,
+        "default",
+        labels={WORKLOAD_TYPE_LABEL: wt} if wt is not None else {},
+        node_name="kwok-0",
+        phase=phase,
+        requests={"pods": 1} if cpu is None else {"pods": 1, "cpu": round(1000 * cpu)},
+        owner_kinds=(owner,) if owner else (),
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,15 +82,15 @@ def pod(name: str, wt: str | None, cpu: float | None, phase: str = "Running") ->
         ([pod("a", "sequential", None)], 9.5),  # no request: the whole node
         ([pod("a", "sequential", 0)], 9.5),
         ([pod("a", "training", 8)], 13.2),  # more than allocatable: capped at one node
-        ([PodInfo("kube-system", "kube-proxy", "kwok-0", "Running", None, 0.1, True)], 6.5),
+        ([pod("kube-proxy", None, 0.1, owner="DaemonSet")], 6.5),
     ],
 )
 def test_model_power(pods: list[PodInfo], watts: float) -> None:
-    assert model_power(wyse(), pods, 4.0).watts == pytest.approx(watts)
+    assert model_power(wyse(), pods, 4000).watts == pytest.approx(watts)
 
 
 def test_model_power_caps_at_max_power_and_reports() -> None:
-    result = model_power(wyse(max_power=12.0), [pod("a", "training", 4)], 4.0)
+    result = model_power(wyse(max_power=12.0), [pod("a", "training", 4)], 4000)
     assert result.watts == 12.0 and result.running_pods == 1 and result.utilisation == 1.0
 
 
@@ -80,17 +98,11 @@ def test_unknown_allocatable_counts_each_pod_as_the_whole_node() -> None:
     assert model_power(wyse(), [pod("a", "training", 1)], None).watts == pytest.approx(13.2)
 
 
-def test_converters() -> None:
-    assert [parse_cpu(q) for q in ("500m", "2", "1.5", 3, "1k", "x", True, -1)] == [
-        0.5,
-        2.0,
-        1.5,
-        3.0,
-        1000.0,
-        None,
-        None,
-        None,
-    ]
+def test_converters_are_the_cores_reader() -> None:
+    """Nodes and pods are read as the scheduler reads them: exact quantities (``n``,
+    ``u``, ``Ki``, exponents) and kube-scheduler's effective requests (init containers,
+    sidecars, overhead), where the monitor once parsed cpu with a regex and summed
+    regular containers only."""
     node = node_info(
         {
             "metadata": {
@@ -98,10 +110,10 @@ def test_converters() -> None:
                 "labels": {"a": "b"},
                 "annotations": {KWOK_NODE_ANNOTATION: "fake"},
             },
-            "status": {"allocatable": {"cpu": "4"}},
+            "status": {"allocatable": {"cpu": "4000000u"}},
         }
     )
-    assert node.simulated and node.allocatable_cpu == 4.0 and node.labels == {"a": "b"}
+    assert simulated(node) and node.allocatable["cpu"] == 4000 and node.labels == {"a": "b"}
     p = pod_info(
         {
             "metadata": {
@@ -111,19 +123,54 @@ def test_converters() -> None:
             },
             "spec": {
                 "nodeName": "kwok-0",
-                "containers": [
-                    {"resources": {"requests": {"cpu": "500m"}}},
-                    {"resources": {"requests": {"cpu": "1"}}},
-                    {},
+                "initContainers": [
+                    {"name": "setup", "resources": {"requests": {"cpu": "3"}}},
+                    {  # a sidecar: runs beside the containers
+                        "name": "proxy",
+                        "restartPolicy": "Always",
+                        "resources": {"requests": {"cpu": "250m"}},
+                    },
                 ],
+                "containers": [
+                    {"name": "a", "resources": {"requests": {"cpu": "500000000n"}}},
+                    {"name": "b", "resources": {"requests": {"cpu": "1e0"}}},
+                    {"name": "c"},
+                ],
+                "overhead": {"cpu": "50m"},
             },
             "status": {"phase": "Running"},
         }
     )
-    assert p == PodInfo("ns", "p", "kwok-0", "Running", "training", 1.5)
-    assert pod_info({}).cpu_request is None and not pod_info({}).running
+    # max(containers 1.5 + sidecar 0.25, init 3) + overhead 0.05
+    assert (p.key, p.node_name, p.phase, p.workload_type_raw) == (
+        "ns/p",
+        "kwok-0",
+        "Running",
+        "training",
+    )
+    assert p.requests["cpu"] == 3050 and not is_daemon(p)
     owned = pod_info({"metadata": {"ownerReferences": [{"kind": "DaemonSet", "name": "x"}]}})
-    assert owned.daemon and not p.daemon
+    assert is_daemon(owned) and owned.phase != "Running" and "cpu" not in owned.requests
+
+
+def test_an_object_the_core_cannot_read_keeps_its_identity() -> None:
+    """The API server admits no such object; a hand-made one must not stop the monitor."""
+    bad = pod_info(
+        {
+            "metadata": {"name": "p", "namespace": "ns", "ownerReferences": [{"kind": "Job"}]},
+            "spec": {"nodeName": "n", "containers": [{"resources": {"requests": {"cpu": "x"}}}]},
+            "status": {"phase": "Running"},
+        }
+    )
+    assert (bad.key, bad.node_name, bad.phase, bad.owner_kinds) == (
+        "ns/p",
+        "n",
+        "Running",
+        ("Job",),
+    )
+    assert "cpu" not in bad.requests  # counted as the whole node, as an unknown request was
+    node = node_info({"metadata": {"name": "n"}, "status": {"allocatable": {"cpu": "9x"}}})
+    assert node.name == "n" and "cpu" not in node.allocatable
 
 
 @dataclass
@@ -151,7 +198,7 @@ def kwok(name: str, cls: str = "wyse") -> NodeInfo:
         name,
         labels={"energy.thesis.io/class": cls, "type": "kwok"},
         annotations={KWOK_NODE_ANNOTATION: "fake"},
-        allocatable_cpu=4.0,
+        allocatable={"cpu": 4000},
     )
 
 

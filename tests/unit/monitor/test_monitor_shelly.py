@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from energysched.lab.fake_shelly import FakeShelly
+from energysched_lab.fake_shelly import FakeShelly
 from energysched_monitor.readings import ReadError
 from energysched_monitor.secret import Secret
 from energysched_monitor.shelly import ShellySource

@@ -42,7 +42,7 @@ def test_a_subcommand_imports_only_its_own_module() -> None:
         "import sys\n"
         "from energysched.cli import command_parser\n"
         "command_parser('operator')\n"
-        "print(any(m.startswith(('energysched.lab', 'energysched.scheduler', 'numpy', 'kopf'))"
+        "print(any(m.startswith(('energysched_lab', 'energysched.scheduler', 'numpy', 'kopf'))"
         " for m in sys.modules))\n"
     )
     out = subprocess.run(
@@ -55,9 +55,9 @@ def test_a_subcommand_imports_only_its_own_module() -> None:
 def test_lab_commands_say_clearly_when_the_lab_is_not_installed(
     command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in [m for m in sys.modules if m.startswith("energysched.lab")]:
+    for name in [m for m in sys.modules if m.startswith("energysched_lab")]:
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "energysched.lab", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "energysched_lab", None)  # as if not installed
     assert cli.main(command) == 2
     err = capsys.readouterr().err
     assert f"energysched {command[0]}: this is a lab command" in err
@@ -67,9 +67,9 @@ def test_lab_commands_say_clearly_when_the_lab_is_not_installed(
 def test_without_the_lab_the_help_lists_only_what_runs(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in [m for m in sys.modules if m.startswith("energysched.lab")]:
+    for name in [m for m in sys.modules if m.startswith("energysched_lab")]:
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "energysched.lab", None)  # as in the product image
+    monkeypatch.setitem(sys.modules, "energysched_lab", None)  # as in the product image
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     listed = set(re.findall(r"^    (\w+)", capsys.readouterr().out, flags=re.MULTILINE))

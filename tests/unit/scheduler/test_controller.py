@@ -93,11 +93,10 @@ async def test_each_decision_is_timed_in_wall_and_in_its_own_cpu_time() -> None:
 
 def test_stale_missing_and_future_readings_are_counted_by_state() -> None:
     from energysched.core import Decision
+    from energysched.core.scores.hybrid import ReadingCounts
 
     s = scheduler()
-    s._count_readings(
-        Decision("ns/p", "hybrid", stale_readings=1, missing_readings=2, future_readings=3)
-    )
+    s._count_readings(Decision("ns/p", "hybrid", part=ReadingCounts(stale=1, missing=2, future=3)))
     sample = s.metrics.registry.get_sample_value
     assert [
         sample("energysched_power_readings_total", {"state": state})

@@ -12,8 +12,17 @@ from energysched.core import (
     ScheduleParams,
     schedule_one,
 )
+from energysched.core.interface import ScoreBreakdown
+from energysched.core.scores.hybrid import HybridNode
+from energysched.core.state import build_snapshot
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from tests.unit.core.core_helpers import NOW, node, pod, thesis_kb, thesis_nodes
+
+
+def hybrid_node(b: ScoreBreakdown) -> HybridNode:
+    """Hybrid's own figures of one node (its part of the breakdown)."""
+    assert isinstance(b.part, HybridNode), b.part
+    return b.part
 
 
 def decide(p: PodInfo, snap: ClusterSnapshot, explain: bool = False, **params: Any) -> Decision:
@@ -23,7 +32,7 @@ def decide(p: PodInfo, snap: ClusterSnapshot, explain: bool = False, **params: A
 
 
 def thesis(readings: dict[str, PowerReading] | None = None, **kw: Any) -> ClusterSnapshot:
-    return ClusterSnapshot.build(thesis_nodes(**kw), now=NOW, kb=thesis_kb(), readings=readings)
+    return build_snapshot(thesis_nodes(**kw), now=NOW, kb=thesis_kb(), readings=readings)
 
 
 def training(weight: str, name: str = "p", **kw: Any) -> PodInfo:
@@ -40,4 +49,4 @@ def two_nodes(a: tuple[float, float], b: tuple[float, float]) -> ClusterSnapshot
         )
         for name, figs in (("a", a), ("b", b))
     )
-    return ClusterSnapshot.build([node("a"), node("b")], now=NOW, kb=kb)
+    return build_snapshot([node("a"), node("b")], now=NOW, kb=kb)

@@ -14,6 +14,7 @@ import pytest
 
 from energysched.contract import PERFORMANCE_WEIGHT_ANNOTATION, WORK_ANNOTATION
 from energysched.core import ClusterSnapshot, ClusterState, PodInfo, ScheduleParams, schedule_one
+from energysched.core.state import build_snapshot
 from tests.unit.core.core_helpers import NOW, pod, reading, thesis_kb, thesis_nodes
 from tests.unit.core.plugins.score_helpers import decide, thesis
 
@@ -60,7 +61,7 @@ def placed(node: str, work: float, started: timedelta | None = timedelta(0)) -> 
 
 def busy_tvpc_snapshot(started: timedelta | None = timedelta(0)) -> ClusterSnapshot:
     # tvpc already runs 10 s of training work: the cluster's horizon is 10 s.
-    return ClusterSnapshot.build(
+    return build_snapshot(
         thesis_nodes(), [placed("tvpc", 10 * P["tvpc"], started)], now=NOW, kb=thesis_kb()
     )
 
@@ -152,7 +153,7 @@ def test_live_power_the_model_cannot_explain_stretches_the_duration() -> None:
     d = decide(job(P["tvpc"]), thesis(rpi), explain=True, mode="cluster-energy")
     assert "50% of the node busy" in next(b for b in d.ranking if b.node == "rpi").why
     # With the work known (tvpc's own backlog), the reading is explained: no stretch.
-    known = ClusterSnapshot.build(
+    known = build_snapshot(
         thesis_nodes(),
         [placed("tvpc", 10 * P["tvpc"])],
         now=NOW,
@@ -211,7 +212,7 @@ def test_backlog_from_columns_equals_the_per_pod_sum_through_inserts_updates_and
     from tests.unit.core.core_helpers import NOW, thesis_kb, thesis_nodes
 
     rng = random.Random(5)
-    snap = ClusterSnapshot.build(thesis_nodes(), now=NOW, kb=thesis_kb())
+    snap = build_snapshot(thesis_nodes(), now=NOW, kb=thesis_kb())
     cols = WorkColumns()
     items: dict[str, WorkItem] = {}
     params = ScheduleParams(mode="cluster-energy", default_work_seconds=40.0)

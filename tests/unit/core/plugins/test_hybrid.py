@@ -11,6 +11,7 @@ from energysched.core import (
     ScheduleParams,
     schedule_one,
 )
+from energysched.core.scores.hybrid import counts_of
 from tests.unit.core.core_helpers import (
     NOW,
     pod,
@@ -18,7 +19,7 @@ from tests.unit.core.core_helpers import (
     thesis_kb,
     thesis_nodes,
 )
-from tests.unit.core.plugins.score_helpers import decide, thesis, training
+from tests.unit.core.plugins.score_helpers import decide, hybrid_node, thesis, training
 
 # -- hybrid ------------------------------------------------------------------------------
 
@@ -30,10 +31,10 @@ def test_hybrid_busy_reading_zeroes_the_node() -> None:
     d = decide(training("1"), snap, mode="hybrid", explain=True)
     assert d.node == "wyse"
     tvpc = next(b for b in d.ranking if b.node == "tvpc")
-    assert tvpc.busy and tvpc.score == 0.0 and tvpc.base_score == 100.0
-    assert tvpc.reading_state == "fresh" and tvpc.live_watts == 60.0
+    assert hybrid_node(tvpc).busy and tvpc.score == 0.0 and tvpc.base_score == 100.0
+    assert hybrid_node(tvpc).reading_state == "fresh" and hybrid_node(tvpc).live_watts == 60.0
     assert "busy" in tvpc.why and "60.0 W" in tvpc.why
-    assert d.stale_readings == 0 and d.missing_readings == 0
+    assert counts_of(d.part).stale == 0 and counts_of(d.part).missing == 0
 
 
 def test_hybrid_threshold_is_idle_plus_buffer() -> None:
@@ -46,7 +47,7 @@ def test_hybrid_threshold_is_idle_plus_buffer() -> None:
 def test_normalized_ignores_readings() -> None:
     snap = thesis({**IDLE, "tvpc": reading(60.0, 5)})
     d = decide(training("1"), snap, mode="normalized")
-    assert d.node == "tvpc" and d.ranking[0].reading_state == "not-used"
+    assert d.node == "tvpc" and d.ranking[0].part is None  # hybrid's figures: not there
 
 
 @pytest.mark.parametrize(
@@ -63,9 +64,9 @@ def test_hybrid_stale_reading_follows_policy(policy: str, winner: str) -> None:
         explain=True,
     )
     assert d.node == winner
-    assert d.stale_readings == 1 and d.missing_readings == 0
+    assert counts_of(d.part).stale == 1 and counts_of(d.part).missing == 0
     tvpc = next(b for b in d.ranking if b.node == "tvpc")
-    assert tvpc.reading_state == "stale" and not tvpc.busy
+    assert hybrid_node(tvpc).reading_state == "stale" and not hybrid_node(tvpc).busy
     expected = {"ignore": tvpc.base_score, "penalize": tvpc.base_score * 0.5, "busy": 0.0}[policy]
     assert tvpc.score == pytest.approx(expected)
     assert "300s old" in tvpc.why
@@ -73,7 +74,7 @@ def test_hybrid_stale_reading_follows_policy(policy: str, winner: str) -> None:
 
 def test_hybrid_counts_missing_readings() -> None:
     d = decide(training("1"), thesis({"tvpc": reading(25.5, 1)}), mode="hybrid")
-    assert d.missing_readings == 2 and d.stale_readings == 0 and d.node == "tvpc"
+    assert counts_of(d.part).missing == 2 and counts_of(d.part).stale == 0 and d.node == "tvpc"
 
 
 def test_future_timestamp_counts_as_fresh() -> None:
@@ -114,7 +115,7 @@ def test_binds_before_the_reading_are_already_in_it() -> None:
         state.set_reading(name, r)
     state.assume(training("1", name="old"), "tvpc", NOW - timedelta(seconds=30))
     d = schedule_one(training("1"), state.snapshot(NOW), ScheduleParams(mode="hybrid"))
-    assert d.node == "tvpc" and d.ranking[0].predicted_watts == 0.0
+    assert d.node == "tvpc" and hybrid_node(d.ranking[0]).predicted_watts == 0.0
 
 
 def test_predicted_load_of_untyped_pod_is_the_largest_headroom() -> None:
@@ -128,8 +129,10 @@ def test_predicted_load_of_untyped_pod_is_the_largest_headroom() -> None:
         training("1"), state.snapshot(NOW), ScheduleParams(mode="hybrid"), explain=True
     )
     tvpc = next(b for b in d.ranking if b.node == "tvpc")
-    assert tvpc.predicted_watts == pytest.approx(71.0 - 25.0)  # training's headroom is largest
-    assert tvpc.busy
+    assert hybrid_node(tvpc).predicted_watts == pytest.approx(
+        71.0 - 25.0
+    )  # training's headroom is largest
+    assert hybrid_node(tvpc).busy
 
 
 @pytest.mark.parametrize(
@@ -153,6 +156,6 @@ def test_hybrid_table(
     normal = {r.node: r.score for r in decide(training("0.5"), snap, explain=True).ranking}
     d = decide(training("0.5"), snap, explain=True, mode="hybrid", stale_policy=policy)
     wyse = next(r for r in d.ranking if r.node == "wyse")
-    assert wyse.reading_state == state
+    assert hybrid_node(wyse).reading_state == state
     want = normal["wyse"] if score is None else normal["wyse"] / 2 if score == "half" else score
     assert wyse.score == pytest.approx(want)

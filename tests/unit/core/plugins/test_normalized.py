@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from energysched.core import (
-    ClusterSnapshot,
-)
+from energysched.core.state import build_snapshot
 from tests.unit.core.core_helpers import (
     NOW,
     node,
@@ -42,7 +40,7 @@ def test_maxima_are_over_feasible_nodes_only() -> None:
         node("wyse"),
         node("rpi"),
     ]
-    snap = ClusterSnapshot.build(nodes, now=NOW, kb=thesis_kb())
+    snap = build_snapshot(nodes, now=NOW, kb=thesis_kb())
     d = decide(training("1"), snap)
     assert d.node == "wyse" and d.ranking[0].norm_p == 100.0
 

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from energysched.contract import SCORING_MODES
-from energysched.core import FILTER_NAMES, ClusterSnapshot, PodInfo, ScheduleParams, schedule_one
-from energysched.core.plugin import FilterPlugin, ScorePlugin, default_registry, plugins_in
+from energysched.core import PodInfo, ScheduleParams, schedule_one
+from energysched.core.interface import FilterPlugin, ScorePlugin
+from energysched.core.registry import default_registry, plugins_in
+from energysched.core.state import build_snapshot
 from tests.unit.core.core_helpers import NOW, container, node, pod, thesis_kb, thesis_nodes, verdict
 from tests.unit.core.plugins import extra_filter, extra_mode
 from tests.unit.core.plugins.filter_helpers import (
@@ -81,7 +83,6 @@ def test_default_registry_holds_the_in_tree_plugins_in_kube_order() -> None:
         "NodePorts",
         "NodeResourcesFit",
     )
-    assert reg.filter_names == FILTER_NAMES
     assert sorted(reg.scorers) == sorted(SCORING_MODES)
     for plugin in reg.filters:
         assert isinstance(plugin, FilterPlugin)
@@ -96,16 +97,16 @@ def needs_ssd(p: PodInfo) -> PodInfo:
 def test_a_new_filter_is_one_file_and_the_fast_path_and_explain_pick_it_up() -> None:
     registry = default_registry().with_filter(extra_filter.PLUGIN)
     assert registry.filter_names[3:5] == ("NodeAffinity", "NodeHasSSD")
-    params = ScheduleParams(registry=registry)
+    params = ScheduleParams()
     nodes = [
         node("a", labels={"disk": "hdd"}),
         node("b", labels={"disk": "ssd", "zone": "x"}),
         node("c", labels={"zone": "x"}),
     ]
-    snap = ClusterSnapshot.build(nodes, now=NOW)
+    snap = build_snapshot(nodes, now=NOW)
     wants = needs_ssd(pod("w", cpu="1"))
-    fast = schedule_one(wants, snap, params)
-    full = schedule_one(wants, snap, params, explain=True)
+    fast = schedule_one(wants, snap, params, registry=registry)
+    full = schedule_one(wants, snap, params, explain=True, registry=registry)
     assert fast.node == full.node == "b"
     assert fast.reasons == full.reasons == {extra_filter.REASON: 2}
     by_node = {r.node: r for r in full.node_results}
@@ -114,9 +115,9 @@ def test_a_new_filter_is_one_file_and_the_fast_path_and_explain_pick_it_up() -> 
 
     # earlier filters still report first; the FailedScheduling text counts the new reason
     picky = needs_ssd(pod("p", cpu="1", nodeSelector={"zone": "x"}))
-    snap2 = ClusterSnapshot.build([nodes[0], nodes[2]], now=NOW)
+    snap2 = build_snapshot([nodes[0], nodes[2]], now=NOW)
     for explain in (False, True):
-        d = schedule_one(picky, snap2, params, explain=explain)
+        d = schedule_one(picky, snap2, params, explain=explain, registry=registry)
         assert d.failed_message == (
             "0/2 nodes are available: 1 node(s) didn't have an SSD, "
             "1 node(s) didn't match Pod's node affinity/selector."
@@ -151,12 +152,12 @@ def test_a_filter_name_is_registered_once() -> None:
 
 def test_a_new_mode_is_one_file() -> None:
     registry = default_registry().with_scorer(extra_mode.PLUGIN)
-    params = ScheduleParams(mode="performance-only", registry=registry)  # type: ignore[arg-type]
-    snap = ClusterSnapshot.build(thesis_nodes(), now=NOW, kb=thesis_kb())
+    params = ScheduleParams(mode="performance-only")  # type: ignore[arg-type]
+    snap = build_snapshot(thesis_nodes(), now=NOW, kb=thesis_kb())
     p = pod("t", cpu="1", workload="training", weight="0")  # the weight is not used
-    fast = schedule_one(p, snap, params)
-    full = schedule_one(p, snap, params, explain=True)
+    fast = schedule_one(p, snap, params, registry=registry)
+    full = schedule_one(p, snap, params, explain=True, registry=registry)
     assert fast.node == full.node == "tvpc"  # the fastest, although w=0 asks for energy
     assert full.ranking[0].why == "tvpc: score 100.0 = normP (performance only)"
-    with pytest.raises(ValueError, match="performance-only"):
-        ScheduleParams(mode="performance-only")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="performance-only"):  # not in the default registry
+        schedule_one(p, snap, params)

@@ -1,0 +1,86 @@
+"""The concrete jobs of one run: a workload plus a seed gives arrivals, work and noise."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from energysched.contract import WorkloadType
+from energysched_lab.experiment.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str  # DNS label, unique in the run: "wf03-training", "j0007"
+    stage: str
+    workload_type: WorkloadType
+    work: float
+    #: Release time (s) for a first stage or a trace job; successors start when ``after`` ends.
+    arrival_s: float
+    after: str | None
+    cpu: str
+    memory: str
+    gpu: int
+    #: Realised run-to-run variation: the job runs at performance x this (truth.runNoise).
+    speed_noise: float = 1.0
+    workflow: int | None = None
+
+
+def instantiate(scenario: Scenario, seed: int) -> list[Job]:
+    """The run's jobs. Same scenario and seed, same jobs (arrivals, work, noise)."""
+    rng = random.Random(f"{scenario.name}:{seed}")
+    wl = scenario.workload
+    noise = scenario.truth.run_noise
+
+    def speed() -> float:
+        return math.exp(rng.gauss(0.0, noise)) if noise > 0 else 1.0
+
+    jobs: list[Job] = []
+    if wl.kind == "jobs":
+        for tj in wl.jobs:
+            jobs.append(
+                Job(
+                    id=tj.name,
+                    stage=tj.name,
+                    workload_type=tj.workload_type,
+                    work=tj.work,
+                    arrival_s=tj.arrival_s,
+                    after=None,
+                    cpu=f"{tj.cpu_milli}m",
+                    memory=f"{tj.memory_mib}Mi",
+                    gpu=tj.num_gpu,
+                    speed_noise=speed(),
+                )
+            )
+        return jobs
+    t = 0.0
+    width = max(2, len(str(wl.count - 1)))
+    for w in range(wl.count):
+        if w > 0:
+            t += (
+                rng.expovariate(1.0 / wl.interval_s)
+                if wl.process == "poisson" and (wl.interval_s > 0)
+                else wl.interval_s
+            )
+        scale = math.exp(rng.gauss(0.0, wl.work_jitter)) if wl.work_jitter > 0 else 1.0
+        prev: str | None = None
+        for st in wl.stages:
+            jid = st.name if wl.count == 1 else f"wf{w:0{width}d}-{st.name}"
+            jobs.append(
+                Job(
+                    id=jid,
+                    stage=st.name,
+                    workload_type=st.workload_type,
+                    work=st.work * scale,
+                    arrival_s=round(t, 3),
+                    after=prev,
+                    cpu=st.cpu,
+                    memory=st.memory,
+                    gpu=st.gpu,
+                    speed_noise=speed(),
+                    workflow=w,
+                )
+            )
+            prev = jid
+    return jobs
