@@ -28,8 +28,6 @@ from energysched_lab.images.engine import Engine, docker_run_args
 from energysched_mlworkflow.stages import parse_result
 from tests.support import pod_manifest
 
-pytestmark = pytest.mark.images
-
 ARCHES = list(build.ARCHES)
 TAG = "dev"  # the tag make images builds: a test after make images finds it warm
 #: What the tests run, under emulation too: small, but enough to learn. 30 steps reach

@@ -18,8 +18,6 @@ import yaml
 from energysched import contract
 from energysched.kb.validate import ValidationFailure, parse_profile
 
-pytestmark = pytest.mark.unit
-
 Schema = dict[str, Any]
 
 

@@ -20,8 +20,6 @@ from energysched_monitor.config import (
 )
 from energysched_monitor.interfaces import NodeInfo
 
-pytestmark = pytest.mark.unit
-
 EXAMPLE = """
 pollIntervalSeconds: 5
 timeoutSeconds: 2

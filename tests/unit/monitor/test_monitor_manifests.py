@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from energysched.contract import GROUP, PROFILE_PLURAL
 from energysched_monitor.config import DEFAULT_SECRETS_DIR, parse_config_text
-
-pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[3] / "manifests"
 MANIFESTS = ROOT / "base" / "monitor"
