@@ -54,6 +54,11 @@ COMMANDS: dict[str, Command] = {
         "energysched.kb.commands",
         "add_parsers",
     ),
+    "power-manager": Command(
+        "put idle opted-in nodes to sleep and wake them for pending pods",
+        "energysched.powermanager.commands",
+        "add_parser",
+    ),
     "operator": Command(
         "validate EnergyProfiles and keep their status (matched nodes) current",
         "energysched.operator.commands",
