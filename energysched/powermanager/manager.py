@@ -246,10 +246,10 @@ class PowerManager:
                 continue
             await self._advance(node, views[name], now)
         await self._request_wakes(views, now)
-        verdicts = policy.sleep_verdicts(
-            [v for v in views.values() if v.managed], now, self.config.policy
-        )
+        verdicts = policy.sleep_verdicts(views.values(), now, self.config.policy)
         for verdict in verdicts:
+            if not views[verdict.node].managed:
+                continue
             if not verdict.sleep:
                 if verdict.reason is not None:
                     self.metrics.skipped.labels(reason=verdict.reason).inc()
@@ -316,11 +316,13 @@ class PowerManager:
             "lastHeartbeatTime": rfc3339(now),
         }
         try:
-            await self.kube.patch(
+            # The status write moves the resourceVersion too: keep what it returned.
+            updated = await self.kube.patch(
                 api_path("v1", "nodes", name, subresource="status"),
                 {"status": {"conditions": [condition]}},
                 "strategic",
             )
+            self.nodes.store[name] = updated
         except ApiError as exc:
             log.warning("could not write the power-state condition", node=name, error=str(exc))
         if old != new:
