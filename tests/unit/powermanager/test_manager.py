@@ -249,7 +249,7 @@ async def test_a_pod_arriving_during_drain_gives_the_node_back(setup: Any) -> No
 
 
 async def test_bad_annotation_keeps_the_node_awake(setup: Any) -> None:
-    kube, manager, clock, log = setup
+    kube, manager, clock, _log = setup
     kube.add_node("keep")
     kube.nodes["keep"]["metadata"]["labels"][POWER_MANAGEMENT_LABEL] = "disabled"
     bad = json.dumps({"method": "wol", "mac": "zz:bb:cc:dd:ee:ff", "broadcast": "10.0.0.255"})
