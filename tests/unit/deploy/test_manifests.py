@@ -46,7 +46,8 @@ def pod_templates() -> Iterator[tuple[str, dict[str, Any]]]:
 
 def test_there_are_manifests() -> None:
     assert len(yaml_files()) > 10
-    assert len(list(pod_templates())) == 4  # scheduler, operator, monitor, model monitor
+    # scheduler, operator, monitor, model monitor, power manager
+    assert len(list(pod_templates())) == 5
 
 
 @pytest.mark.parametrize("path", yaml_files(), ids=lambda p: str(p.relative_to(MANIFESTS)))
