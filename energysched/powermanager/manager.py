@@ -544,6 +544,9 @@ class PowerManager:
         self, node: Mapping[str, Any], nv: NodeView, why: str, method: str
     ) -> None:
         self.metrics.wake_failures.labels(method=method).inc()
+        # The pods that asked this node may ask another one on the next pass.
+        name = view.name_of(node)
+        self._served = {uid: n for uid, n in self._served.items() if n != name}
         failures = nv.wake_failures + 1
         backoff = policy.wake_backoff_seconds(failures, self.config.policy)
         await self._write_state(

@@ -379,3 +379,29 @@ async def test_api_server_down_leaves_state_for_the_next_pass(setup: Any) -> Non
     sync(kube, manager)
     await manager.reconcile()
     assert state(kube, "n1") == "awake" and not tainted(kube, "n1")
+
+
+async def test_after_a_failed_wake_the_pod_wakes_another_node(setup: Any) -> None:
+    kube, manager, clock, log = setup
+    kube.add_node("keep")
+    kube.nodes["keep"]["metadata"]["labels"][POWER_MANAGEMENT_LABEL] = "disabled"
+    kube.add_node("n1", **{POWER_CONTROL_ANNOTATION: control(log, wake_exit=7)})
+    kube.add_node("n2", **{POWER_CONTROL_ANNOTATION: control(log)})
+    kube.pods.append(pod("busy", "keep", cpu="3500m"))
+    sync(kube, manager)
+    await manager.reconcile()
+    clock.now += 60
+    for _ in range(2):  # one node per pass keeps the headroom check honest
+        sync(kube, manager)
+        await manager.reconcile()
+    assert state(kube, "n1") == "asleep" and state(kube, "n2") == "asleep"
+    kube.pods.append(pod("needs-room", unschedulable=True, cpu="2"))
+    clock.now += 10
+    sync(kube, manager)
+    await manager.reconcile()
+    assert state(kube, "n1") == "wake-failed"  # same cost, ties by name: n1 first
+    clock.now += 1
+    sync(kube, manager)
+    await manager.reconcile()
+    assert state(kube, "n2") == "waking"
+    assert log.read_text().split().count("wake") == 2
