@@ -59,6 +59,11 @@ COMMANDS: dict[str, Command] = {
         "energysched.powermanager.commands",
         "add_parser",
     ),
+    "power-agent": Command(
+        "the node agent: suspend or power off this node when the power manager asks",
+        "energysched.powermanager.commands",
+        "add_agent_parser",
+    ),
     "operator": Command(
         "validate EnergyProfiles and keep their status (matched nodes) current",
         "energysched.operator.commands",

@@ -141,3 +141,73 @@ def _run(args: argparse.Namespace) -> int:
 
 
 CONTROLLER = "energysched-power-manager"
+
+
+AGENT_HELP = "the node agent: suspend or power off this node when the power manager asks"
+
+
+def add_agent_parser(sub: Any) -> None:
+    p = sub.add_parser("power-agent", help=AGENT_HELP)
+    p.add_argument("--kubeconfig", help="kubeconfig (default: $KUBECONFIG, else in-cluster)")
+    p.add_argument("--node", default=os.environ.get("NODE_NAME", ""), help="this node's name")
+    p.add_argument(
+        "--bus",
+        default="unix:path=/run/dbus/system_bus_socket",
+        help="the host's system D-Bus address (logind)",
+    )
+    p.add_argument("--max-age", type=float, default=300.0, help="ignore older requests (s)")
+    p.add_argument("--health-address", default=":10263", help="/healthz, /readyz; '' for none")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(handler=_run_agent)
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    import asyncio
+    import sys
+
+    from energysched import logs
+    from energysched.kube.client import KubeClient
+    from energysched.kube.config import KubeConfigError, load_access
+    from energysched.powermanager import logind
+    from energysched.powermanager.agent import NodeAgent
+
+    logs.configure(args.log_level)
+    if not args.node:
+        print("energysched power-agent: --node (or $NODE_NAME) is required", file=sys.stderr)
+        return 2
+    try:
+        access = load_access(args.kubeconfig)
+    except (KubeConfigError, OSError) as exc:
+        print(f"energysched power-agent: {exc}", file=sys.stderr)
+        return 2
+
+    async def act(action: logind.Action) -> None:
+        await logind.request(action, args.bus)
+
+    async def main() -> None:
+        from prometheus_client import CollectorRegistry
+
+        from energysched.scheduler.health import make_app, serve
+
+        async with KubeClient(access, qps=5, burst=10, user_agent="energysched-power-agent") as k:
+            agent = NodeAgent(k, args.node, act, args.max_age)
+
+            def checks() -> list[tuple[str, bool, str]]:
+                up = agent.reflector.up
+                return [("node-watch", up, agent.reflector.last_error or "watching its node")]
+
+            runner = None
+            if args.health_address:
+                app = make_app(checks, checks, CollectorRegistry())
+                runner = await serve(args.health_address, app)
+            try:
+                await agent.run()
+            finally:
+                if runner is not None:
+                    await runner.cleanup()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
+    return 0
