@@ -136,6 +136,7 @@ def test_scheduler_rbac_is_what_it_calls() -> None:
     assert rules_of("base/scheduler/rbac.yaml") == [
         ("", "pods", ("list", "watch"), ()),
         ("", "nodes", ("list", "watch"), ()),
+        ("", "nodes", ("patch",), ()),
         ("", "pods/binding", ("create",), ()),
         ("", "pods/status", ("patch",), ()),
         ("events.k8s.io", "events", ("create",), ()),
