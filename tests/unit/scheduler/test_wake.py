@@ -17,7 +17,7 @@ from energysched.contract import (
 )
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec
 from energysched.kb.validate import parse_profile
-from energysched.scheduler.wake import wake_target, waiting_on
+from energysched.scheduler.wake import waiting_on, wake_target
 from tests.unit.powermanager.test_manager import PROFILE
 
 pytestmark = pytest.mark.unit
