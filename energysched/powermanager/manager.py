@@ -78,6 +78,7 @@ from energysched.powermanager.control import (
 from energysched.powermanager.methods import MethodError, PowerMethod
 from energysched.powermanager.methods.build import build_method
 from energysched.powermanager.metrics import PowerMetrics
+from energysched.powermanager.wanted import wake_target
 from energysched.strict import DocumentError
 from energysched_monitor.secret import Secret
 
@@ -484,10 +485,14 @@ class PowerManager:
             live.add(uid)
             if uid in self._served or not view.unschedulable_pending(pod):
                 continue
-            need = view.requests_of(pod)
-            if policy.fits_awake(need, views.values()):
-                continue
-            choice = policy.choose_wake(need, views.values(), now, self.config.policy)
+            choice = wake_target(
+                pod,
+                self.nodes.store,
+                self.pods.store.values(),
+                self.knowledge_base(),
+                now,
+                self.config.policy,
+            )
             if choice is None:
                 continue
             node = self.nodes.store.get(choice.node)
