@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m energysched.lab.realnode_power")
     parser.add_argument("step", choices=("sleep", "wake"))
     parser.add_argument("--cluster", required=True)
+    parser.add_argument(
+        "--delay", type=float, default=0.0, help="seconds to wait first (a slow machine, in tests)"
+    )
     args = parser.parse_args(argv)
+    time.sleep(args.delay)
     cluster = LocalCluster(args.cluster)
     print(sleep(cluster) if args.step == "sleep" else wake(cluster))
     return 0

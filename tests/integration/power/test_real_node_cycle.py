@@ -33,6 +33,10 @@ from energysched.contract import (
     POWER_CONTROL_ANNOTATION,
     POWER_MANAGEMENT_LABEL,
     POWER_STATE_ANNOTATION,
+    POWER_STATE_SINCE_ANNOTATION,
+    WAKE_FAILURES_ANNOTATION,
+    WAKE_REQUESTED_ANNOTATION,
+    WAKE_REQUESTED_BY_ANNOTATION,
 )
 from energysched.lab.cluster import realnode
 from energysched.lab.cluster.local import LocalCluster
@@ -59,18 +63,20 @@ PROFILE = {
 }
 
 
-def hook(cluster: LocalCluster, step: str) -> list[str]:
-    return [sys.executable, "-m", "energysched.lab.realnode_power", step, "--cluster", cluster.name]
+def hook(cluster: LocalCluster, step: str, delay: float = 0) -> list[str]:
+    module = "energysched.lab.realnode_power"
+    return [sys.executable, "-m", module, step, "--cluster", cluster.name, f"--delay={delay}"]
 
 
-def control(cluster: LocalCluster, wake: list[str] | None = None) -> str:
-    return json.dumps(
-        {
-            "method": "command",
-            "sleep": hook(cluster, "sleep"),
-            "wake": wake or hook(cluster, "wake"),
-        }
-    )
+def control(
+    cluster: LocalCluster,
+    wake: list[str] | None = None,
+    sleep_delay: float = 0,
+    wake_delay: float = 0,
+) -> str:
+    wake_argv = wake or hook(cluster, "wake", wake_delay)
+    sleep_argv = hook(cluster, "sleep", sleep_delay)
+    return json.dumps({"method": "command", "sleep": sleep_argv, "wake": wake_argv})
 
 
 def annotate(pk: Kubectl, power_control: str) -> None:
@@ -157,14 +163,20 @@ def opted_in(power_cluster: LocalCluster, pk: Kubectl) -> Iterator[None]:
     subprocess.run(hook(power_cluster, "wake"), check=False)
     wait("node Ready", lambda: ready(pk), 120)
     pk("taint", "node", NODE, f"{ASLEEP_TAINT_KEY}:NoSchedule-", check=False)
-    pk("annotate", "node", NODE, f"{POWER_STATE_ANNOTATION}-", check=False)
+    for key in (
+        POWER_STATE_ANNOTATION,
+        POWER_STATE_SINCE_ANNOTATION,
+        WAKE_REQUESTED_ANNOTATION,
+        WAKE_REQUESTED_BY_ANNOTATION,
+        WAKE_FAILURES_ANNOTATION,
+    ):
+        pk("annotate", "node", NODE, f"{key}-", check=False)
 
 
 @pytest.fixture
 def manager(power_cluster: LocalCluster, ns: str, tmp_path: Path) -> Iterator[Manager]:
     m = Manager(power_cluster, ns, tmp_path / "power-manager.log")
-    m.start()
-    yield m
+    yield m  # each test starts it once its node is set up
     m.stop()
     print(m.log.read_text()[-6000:])
 
@@ -257,6 +269,7 @@ def apiserver_pid(cluster: LocalCluster) -> int:
 def test_sleep_then_wake_for_a_pod(
     power_cluster: LocalCluster, pk: Kubectl, ns: str, manager: Manager
 ) -> None:
+    manager.start()
     asleep_and_not_ready(pk, power_cluster)
     submit(pk, ns, "needs-the-node")
     ran_once(pk, ns, "needs-the-node", 240)
@@ -270,9 +283,16 @@ def test_sleep_then_wake_for_a_pod(
 def test_api_server_down_during_a_wake(
     power_cluster: LocalCluster, pk: Kubectl, ns: str, manager: Manager
 ) -> None:
+    annotate(pk, control(power_cluster, wake_delay=5))  # the wake hook takes 5 s
+    manager.start()
     asleep_and_not_ready(pk, power_cluster)
     submit(pk, ns, "during-outage")
-    wait("node waking", lambda: state(pk) == "waking", 120)
+
+    def requested() -> bool:
+        return WAKE_REQUESTED_BY_ANNOTATION in node(pk)["metadata"].get("annotations", {})
+
+    wait("wake requested", requested, 120)
+    # The manager is now running the wake hook; its next writes meet a stopped API server.
     pid = apiserver_pid(power_cluster)
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -287,7 +307,8 @@ def test_api_server_down_during_a_wake(
 def test_manager_killed_mid_drain(
     power_cluster: LocalCluster, pk: Kubectl, ns: str, manager: Manager
 ) -> None:
-    # The sleep hook takes a moment (kubelet stops): the node is `draining` meanwhile.
+    annotate(pk, control(power_cluster, sleep_delay=8))  # `draining` for 8 s at least
+    manager.start()
     wait("node draining", lambda: state(pk) == "draining", 90)
     manager.kill()
     assert state(pk) in ("draining", "asleep") and ASLEEP_TAINT_KEY in taints(pk)
@@ -302,6 +323,7 @@ def test_manager_killed_mid_drain(
 def test_a_node_that_never_wakes_then_does(
     power_cluster: LocalCluster, pk: Kubectl, ns: str, manager: Manager
 ) -> None:
+    manager.start()
     asleep_and_not_ready(pk, power_cluster)
     dud = control(power_cluster, wake=["true"])  # "wakes" without doing anything
     annotate(pk, dud)
