@@ -567,6 +567,9 @@ class PowerManager:
         state = nv.state
         since = _epoch(view.state_since(node)) or now
         requested = _epoch(view.wake_requested(node))
+        # Proof that kubelet is back: a Ready heartbeat posted after the wake was asked for
+        # (kubelet posts one when it starts; later ones may be minutes apart).
+        back_after = view.wake_requested(node) or view.state_since(node)
         if state == "draining":
             await self._continue_sleep(node, nv, now)
         elif state == "asleep":
@@ -579,7 +582,7 @@ class PowerManager:
                     node, "the node kept reporting Ready: it did not fall asleep", warning=True
                 )
         elif state == "waking":
-            if view.is_ready(node, heartbeat_after=view.state_since(node)):
+            if view.is_ready(node, heartbeat_after=back_after):
                 self.metrics.wake_seconds.observe(max(0.0, now - since))
                 await self._write_state(
                     node,
@@ -601,7 +604,7 @@ class PowerManager:
                         node, nv, f"not Ready {timeout:.0f} s after the wake", method
                     )
         elif state == "wake-failed":
-            if view.is_ready(node, heartbeat_after=view.state_since(node)):
+            if view.is_ready(node, heartbeat_after=back_after):
                 await self._write_state(
                     node,
                     "awake",
