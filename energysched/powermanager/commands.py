@@ -38,6 +38,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--wake-backoff-max", type=float, default=1800.0)
     p.add_argument("--wake-timeout-margin", type=float, default=30.0)
     p.add_argument("--command-timeout", type=float, default=120.0)
+    p.add_argument(
+        "--drain-settle",
+        type=float,
+        default=5.0,
+        help="seconds a node stays tainted before its last emptiness check",
+    )
     p.add_argument("--metrics-address", default=":10262", help="'' to serve none")
     p.add_argument("--log-level", default="info")
     p.set_defaults(handler=_run)
@@ -75,6 +81,7 @@ def _run(args: argparse.Namespace) -> int:
             namespace=args.namespace,
             interval=args.interval,
             command_timeout=args.command_timeout,
+            drain_settle_seconds=args.drain_settle,
         )
     except (KubeConfigError, ValueError, OSError) as exc:
         print(f"energysched power-manager: {exc}", file=sys.stderr)

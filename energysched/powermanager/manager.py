@@ -108,6 +108,9 @@ class ManagerConfig:
     #: How long the node agent may take to act on a sleep request before the node is
     #: given back (awake) — it stays Ready past ``suspendSeconds`` + this.
     agent_grace_seconds: float = 60.0
+    #: How long a node stays tainted (``draining``) before the last emptiness check: a
+    #: scheduler that decided for the node just before the taint may still bind to it.
+    drain_settle_seconds: float = 5.0
 
 
 @dataclass
@@ -399,8 +402,10 @@ class PowerManager:
             node, "draining", f"{why}; tainted, checking it is empty", taint=True
         ):
             return
-        fresh = self.nodes.store[view.name_of(node)]
-        await self._continue_sleep(fresh, nv, self.clock())
+        if self.config.drain_settle_seconds <= 0:
+            fresh = self.nodes.store[view.name_of(node)]
+            await self._continue_sleep(fresh, nv, self.clock())
+        # else: a later pass continues, once binds decided before the taint have landed
 
     async def _workload_on(self, name: str) -> list[str] | None:
         """The workload pods bound to ``name``, read from the API server (not the cache)."""
@@ -571,9 +576,14 @@ class PowerManager:
         # (kubelet posts one when it starts; later ones may be minutes apart).
         back_after = view.wake_requested(node) or view.state_since(node)
         if state == "draining":
-            await self._continue_sleep(node, nv, now)
+            if now - since >= self.config.drain_settle_seconds:
+                await self._continue_sleep(node, nv, now)
         elif state == "asleep":
-            if requested is not None and requested >= since:
+            if nv.workload_pods > 0:
+                # A pod bound to a sleeping node (a bind that raced the taint, or a pod that
+                # tolerates every taint): never strand it, wake the node.
+                await self._wake(node, nv, now)
+            elif requested is not None and requested >= since:
                 await self._wake(node, nv, now)
             elif view.is_ready(node, heartbeat_after=view.state_since(node)) and _agent_overdue(
                 node, nv, since, now, self.config.agent_grace_seconds

@@ -164,6 +164,7 @@ def setup(tmp_path: Path) -> tuple[FakeKube, PowerManager, Clock, Path]:
         policy=PolicyConfig(hysteresis_seconds=10, min_awake_nodes=1, min_free_fraction=0.0),
         keep_awake=Selector.parse("node-role.kubernetes.io/control-plane"),
         interval=1,
+        drain_settle_seconds=0,
     )
     manager = PowerManager(kube, kube, config, clock=clock)  # type: ignore[arg-type]
     manager.profiles.store["box"] = PROFILE
@@ -405,3 +406,48 @@ async def test_after_a_failed_wake_the_pod_wakes_another_node(setup: Any) -> Non
     await manager.reconcile()
     assert state(kube, "n2") == "waking"
     assert log.read_text().split().count("wake") == 2
+
+
+async def test_drain_settles_before_the_last_check(setup: Any) -> None:
+    """With a settle time the node stays tainted a while before its last check; a pod bound
+    meanwhile (a scheduler that decided before the taint) gives the node back."""
+    kube, manager, clock, log = setup
+    manager.config.drain_settle_seconds = 5
+    kube.add_node("keep")
+    kube.nodes["keep"]["metadata"]["labels"][POWER_MANAGEMENT_LABEL] = "disabled"
+    kube.add_node("n1", **{POWER_CONTROL_ANNOTATION: control(log)})
+    sync(kube, manager)
+    await manager.reconcile()
+    clock.now += 60
+    sync(kube, manager)
+    await manager.reconcile()
+    assert state(kube, "n1") == "draining" and tainted(kube, "n1")
+    kube.pods.append(pod("raced", "n1"))
+    clock.now += 2
+    sync(kube, manager)
+    await manager.reconcile()
+    assert state(kube, "n1") == "draining"  # still settling
+    clock.now += 4
+    sync(kube, manager)
+    await manager.reconcile()
+    assert state(kube, "n1") == "awake" and not tainted(kube, "n1")
+    assert not log.exists()
+
+
+async def test_a_pod_bound_to_a_sleeping_node_wakes_it(setup: Any) -> None:
+    kube, manager, clock, log = setup
+    kube.add_node("keep")
+    kube.nodes["keep"]["metadata"]["labels"][POWER_MANAGEMENT_LABEL] = "disabled"
+    kube.add_node("n1", **{POWER_CONTROL_ANNOTATION: control(log)})
+    sync(kube, manager)
+    await manager.reconcile()
+    clock.now += 60
+    sync(kube, manager)
+    await manager.reconcile()
+    assert state(kube, "n1") == "asleep"
+    kube.pods.append(pod("tolerates-all", "n1"))
+    clock.now += 1
+    sync(kube, manager)
+    await manager.reconcile()
+    assert state(kube, "n1") == "waking"
+    assert log.read_text().split() == ["sleep", "wake"]
