@@ -15,6 +15,7 @@ are skipped (ENERGYSCHED_REQUIRE_REAL_NODE=1 fails them instead).
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,11 +71,55 @@ def power_net(power_cluster: LocalCluster) -> realnode.NodeNet:
 
 def node_mac(net: realnode.NodeNet) -> str:
     path = Path(f"/sys/class/net/{net.node_veth}/address")
-    import subprocess
-
     return subprocess.run(
         ["ip", "netns", "exec", net.netns, "cat", str(path)],
         check=True,
         capture_output=True,
         text=True,
     ).stdout.strip()
+
+
+class Manager:
+    """``energysched power-manager`` as a process of its own (leader-elected, in ``ns``)."""
+
+    def __init__(self, cluster: LocalCluster, ns: str, log: Path, *extra: str) -> None:
+        self.cluster, self.ns, self.log, self.extra = cluster, ns, log, extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    str(ROOT / ".venv" / "bin" / "energysched"),
+                    "power-manager",
+                    f"--kubeconfig={self.cluster.kubeconfig}",
+                    f"--namespace={self.ns}",
+                    "--interval=1",
+                    "--hysteresis=1",
+                    "--min-awake-nodes=0",
+                    "--min-free-fraction=0",
+                    "--wake-backoff=5",
+                    "--wake-timeout-margin=10",
+                    "--lease-duration=6",
+                    "--renew-deadline=4",
+                    "--retry-period=1",
+                    "--metrics-address=",
+                    *self.extra,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -40,7 +40,9 @@ from energysched.contract import (
 )
 from energysched.lab.cluster import realnode
 from energysched.lab.cluster.local import LocalCluster
-from tests.support import ROOT, Kubectl
+from tests.support import Kubectl
+
+from .conftest import Manager
 
 NODE = realnode.NODE_NAME
 PROFILE = {
@@ -91,51 +93,6 @@ def wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
             return result
         assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
         time.sleep(0.5)
-
-
-class Manager:
-    """``energysched power-manager`` as a process of its own (leader-elected, in ``ns``)."""
-
-    def __init__(self, cluster: LocalCluster, ns: str, log: Path) -> None:
-        self.cluster, self.ns, self.log = cluster, ns, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    str(ROOT / ".venv" / "bin" / "energysched"),
-                    "power-manager",
-                    f"--kubeconfig={self.cluster.kubeconfig}",
-                    f"--namespace={self.ns}",
-                    "--interval=1",
-                    "--hysteresis=1",
-                    "--min-awake-nodes=0",
-                    "--min-free-fraction=0",
-                    "--wake-backoff=5",
-                    "--wake-timeout-margin=10",
-                    "--lease-duration=6",
-                    "--renew-deadline=4",
-                    "--retry-period=1",
-                    "--metrics-address=",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
