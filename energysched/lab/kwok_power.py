@@ -1,4 +1,4 @@
-""""Wake" a simulated (KWOK) node: post a fresh Ready heartbeat, as a kubelet does on start.
+"""Wake a simulated (KWOK) node: post a fresh Ready heartbeat, as a kubelet does on start.
 
 The ``command`` power-control method's wake hook for KWOK nodes in tests::
 

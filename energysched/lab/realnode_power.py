@@ -1,4 +1,4 @@
-""" "Sleep" and "wake" the local cluster's real node by stopping and restarting its kubelet.
+"""Put the local cluster's real node to sleep and wake it, by stopping and restarting kubelet.
 
 The ``command`` power-control method's hook in the tests::
 
