@@ -608,11 +608,13 @@ class PowerManager:
                 )
         elif state == "waking":
             if view.is_ready(node, heartbeat_after=back_after):
-                self.metrics.wake_seconds.observe(max(0.0, now - since))
+                asked = requested if requested is not None else since
+                took = max(0.0, now - asked)
+                self.metrics.wake_seconds.observe(took)
                 await self._write_state(
                     node,
                     "awake",
-                    f"Ready again after {now - since:.0f} s",
+                    f"Ready again {took:.0f} s after the wake request",
                     taint=False,
                     extra={WAKE_FAILURES_ANNOTATION: None},
                 )
