@@ -17,7 +17,13 @@ The rules (README, "Sleeping nodes"):
   pod but DaemonSet and mirror pods, empty for longer than break-even + hysteresis.
 * **Headroom.** Candidates are taken one at a time, the largest saving first (ties by
   name); each must leave at least ``min_awake_nodes`` awake and Ready nodes with at least
-  ``min_free_fraction`` of their allocatable CPU and memory free.
+  ``min_free_fraction`` of their allocatable CPU and memory free. The nodes that count
+  towards ``min_awake_nodes`` are those that cannot sleep (not managed, keep-awake, no
+  figures) and those whose idle power is no higher than the candidate's: the reserve kept
+  awake is the cheapest. Otherwise a cheap node that empties while an expensive one is busy
+  would sleep, and the expensive one, once empty, would be the last awake node and never
+  sleep again (seen in the simulation: a 42 W desktop kept awake for 13 hours while a
+  1.5 W Pi slept).
 * **Wake choice.** For a pending pod that fits no awake node: among the asleep nodes it
   fits (and failed wakes past their backoff), the one whose wake energy plus expected
   energy (the pod's, if the caller knows it, and the idle energy of staying awake for the
@@ -34,7 +40,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Final, Literal
 
 from energysched.contract import PowerState
@@ -126,16 +133,38 @@ class PolicyConfig:
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """CPU in millicores, memory in bytes."""
+    """CPU in millicores, memory in bytes, extended resources (``nvidia.com/gpu``) in units."""
 
     cpu_milli: float = 0.0
     memory_bytes: float = 0.0
+    extended: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
     def fits(self, need: Resources) -> bool:
-        return need.cpu_milli <= self.cpu_milli and need.memory_bytes <= self.memory_bytes
+        return (
+            need.cpu_milli <= self.cpu_milli
+            and need.memory_bytes <= self.memory_bytes
+            and all(v <= self.extended.get(k, 0.0) for k, v in need.extended.items() if v > 0)
+        )
 
     def minus(self, other: Resources) -> Resources:
-        return Resources(self.cpu_milli - other.cpu_milli, self.memory_bytes - other.memory_bytes)
+        keys = set(self.extended) | set(other.extended)
+        return Resources(
+            self.cpu_milli - other.cpu_milli,
+            self.memory_bytes - other.memory_bytes,
+            MappingProxyType(
+                {k: self.extended.get(k, 0.0) - other.extended.get(k, 0.0) for k in keys}
+            ),
+        )
+
+    def plus(self, other: Resources) -> Resources:
+        keys = set(self.extended) | set(other.extended)
+        return Resources(
+            self.cpu_milli + other.cpu_milli,
+            self.memory_bytes + other.memory_bytes,
+            MappingProxyType(
+                {k: self.extended.get(k, 0.0) + other.extended.get(k, 0.0) for k in keys}
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +276,7 @@ def sleep_verdicts(
     awake = {n.name: n for n in views if _awake(n)}
     for node in sorted(candidates, key=lambda n: (-_saving_watts(n), n.name)):
         rest = [n for name, n in awake.items() if name != node.name]
-        problem = _headroom_problem(rest, config)
+        problem = _headroom_problem(rest, config, node)
         if problem is None:
             del awake[node.name]
             verdicts[node.name] = SleepVerdict(
@@ -261,12 +290,26 @@ def sleep_verdicts(
     return [verdicts[n.name] for n in views]
 
 
-def _headroom_problem(awake: list[NodeView], config: PolicyConfig) -> tuple[SkipReason, str] | None:
-    if len(awake) < config.min_awake_nodes:
+def _never_sleeps(node: NodeView) -> bool:
+    return not node.managed or node.keep_awake or node.power is None or node.idle_watts is None
+
+
+def _headroom_problem(
+    awake: list[NodeView], config: PolicyConfig, candidate: NodeView
+) -> tuple[SkipReason, str] | None:
+    assert candidate.idle_watts is not None
+    reserve = [
+        n
+        for n in awake
+        if _never_sleeps(n) or (n.idle_watts is not None and n.idle_watts <= candidate.idle_watts)
+    ]
+    if len(reserve) < config.min_awake_nodes:
+        costlier = len(awake) - len(reserve)
         return (
             "min-awake-nodes",
-            f"{len(awake)} awake node(s) would be left, the headroom policy keeps "
-            f"{config.min_awake_nodes}",
+            f"{len(reserve)} awake node(s) no costlier to keep awake would be left"
+            + (f" (and {costlier} costlier)" if costlier else "")
+            + f", the headroom policy keeps {config.min_awake_nodes}",
         )
     for reason, label, total, used in (
         (

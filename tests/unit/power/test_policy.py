@@ -118,6 +118,23 @@ def test_empty_too_briefly_names_the_figures() -> None:
     assert "10 s" in v.message and "hysteresis 60 s" in v.message
 
 
+def test_the_reserve_kept_awake_is_the_cheapest() -> None:
+    # The desktop is busy; the Pi is empty past break-even. Were the Pi to sleep, the
+    # desktop would be the last awake node once empty, and never sleep again.
+    pi = node("pi", idle_watts=1.5, power=PI)
+    busy_desktop = node("desktop", workload_pods=1, empty_since=None)
+    verdicts = {v.node: v for v in sleep_verdicts([pi, busy_desktop], 1000.0, CONFIG)}
+    assert verdicts["pi"].reason == "min-awake-nodes"
+    assert "1 costlier" in verdicts["pi"].message
+    # once the desktop is empty too, it sleeps and the Pi stays
+    verdicts = {v.node: v for v in sleep_verdicts([pi, node("desktop")], 1000.0, CONFIG)}
+    assert verdicts["desktop"].sleep and not verdicts["pi"].sleep
+    # a node that never sleeps counts as the reserve whatever it draws
+    server = node("server", managed=False, idle_watts=95.0)
+    verdicts = {v.node: v for v in sleep_verdicts([pi, server], 1000.0, CONFIG)}
+    assert verdicts["pi"].sleep
+
+
 def test_headroom_keeps_free_cpu() -> None:
     busy = node("busy", workload_pods=3, empty_since=None, requested=Resources(3500, 1 * GI))
     verdicts = {v.node: v for v in sleep_verdicts([node("idle"), busy], 1000.0, CONFIG)}
@@ -160,6 +177,17 @@ def test_wake_picks_the_cheapest_node_that_fits() -> None:
     choice = choose_wake(big, asleep, 0.0, CONFIG)
     assert choice is not None and choice.node == "desktop"
     assert choose_wake(Resources(500, 64 * GI), asleep, 0.0, CONFIG) is None
+
+
+def test_extended_resources_must_fit() -> None:
+    gpu = Resources(4000, 8 * GI, {"nvidia.com/gpu": 1.0})
+    asleep = [node("cpu-only", state="asleep"), node("gpu", state="asleep", allocatable=gpu)]
+    choice = choose_wake(Resources(100, GI, {"nvidia.com/gpu": 1.0}), asleep, 0.0, CONFIG)
+    assert choice is not None and choice.node == "gpu"
+    assert not fits_awake(Resources(100, GI, {"nvidia.com/gpu": 1.0}), [node("a")])
+    assert gpu.minus(Resources(0, 0, {"nvidia.com/gpu": 1.0})).plus(Resources()).extended == {
+        "nvidia.com/gpu": 0.0
+    }
 
 
 def test_wake_counts_the_pods_expected_energy() -> None:
