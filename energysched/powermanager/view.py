@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, cast
 
 from energysched.contract import (
@@ -146,7 +147,7 @@ def allocatable(node: Mapping[str, Any]) -> Resources:
     alloc = getattr(parse_node(cast(JSON, node)), "allocatable", None)
     if not isinstance(alloc, Mapping):
         return Resources()  # a node object we cannot read offers nothing
-    return Resources(float(alloc.get("cpu", 0)), float(alloc.get("memory", 0)))
+    return _resources(alloc)
 
 
 def pod_node(pod: Mapping[str, Any]) -> str:
@@ -180,7 +181,16 @@ def requests_of(pod: Mapping[str, Any]) -> Resources:
     reqs = pod_requests(cast(JSON, pod))
     if not isinstance(reqs, Mapping):
         return Resources()
-    return Resources(float(reqs.get("cpu", 0)), float(reqs.get("memory", 0)))
+    return _resources(reqs)
+
+
+def _resources(amounts: Mapping[str, Any]) -> Resources:
+    """Canonical amounts (cpu in millicores, memory in bytes) as the policy's Resources;
+    extended resources (a ``/`` in the name: ``nvidia.com/gpu``) in units."""
+    extended = {k: float(v) for k, v in amounts.items() if "/" in k}
+    return Resources(
+        float(amounts.get("cpu", 0)), float(amounts.get("memory", 0)), MappingProxyType(extended)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,3 +104,15 @@ def test_waiting_on() -> None:
     requested["metadata"]["annotations"][WAKE_REQUESTED_ANNOTATION] = "2027-01-15T08:00:00Z"
     assert waiting_on(requested)
     assert not waiting_on(node("f", "wake-failed"))
+
+
+def test_extended_resources_count() -> None:
+    """A GPU pod wakes only a sleeping node that has a GPU free."""
+    gpu_node = node("s2", "asleep")
+    gpu_node["status"]["allocatable"]["nvidia.com/gpu"] = "1"
+    nodes = cluster(node("a"), node("s1", "asleep"), gpu_node)
+    wants_gpu = pod("1")
+    wants_gpu["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] = "1"
+    wants_gpu["spec"]["containers"][0]["resources"]["limits"] = {"nvidia.com/gpu": "1"}
+    choice = wake_target(wants_gpu, nodes, [], kb(), NOW)
+    assert choice is not None and choice.node == "s2"
