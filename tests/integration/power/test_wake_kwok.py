@@ -65,6 +65,9 @@ def make_node(kubectl: Kubectl, group: str) -> Iterator[Callable[..., str]]:
     def make(suffix: str, cpu: str, power_control: str | None = None) -> str:
         name = f"{group}-{suffix}"
         labels = {"kubernetes.io/hostname": name, "power-test": group, "type": "kwok"}
+        # Its Ready heartbeat is posted by the wake hook, as a kubelet's on start (KWOK's
+        # node-asleep stage, for the simulation, leaves such nodes alone).
+        labels["kwok.energysched.local/liveness"] = "posted"
         annotations = {KWOK_NODE_ANNOTATION: "fake"}
         if power_control is not None:
             labels[POWER_MANAGEMENT_LABEL] = "enabled"
