@@ -447,6 +447,14 @@ class PowerManager:
         workload = await self._workload_on(name)
         if workload is None:
             return
+        anns = view.annotations_of(node)
+        if workload and anns.get(SLEEP_REQUESTED_ANNOTATION) is not None:
+            # The node agent may already have halted or suspended the machine: giving the
+            # node back would strand the pods; call it asleep, and the next pass wakes it.
+            await self._write_state(
+                node, "asleep", f"pods arrived after the sleep request: {', '.join(workload[:5])}"
+            )
+            return
         if workload:
             await self._give_back(node, f"sleep aborted: pods arrived: {', '.join(workload[:5])}")
             return
@@ -454,7 +462,6 @@ class PowerManager:
         if control is None or isinstance(control, NoneControl):
             await self._give_back(node, "sleep aborted: no usable power-control", warning=True)
             return
-        anns = view.annotations_of(node)
         requested = anns.get(SLEEP_REQUESTED_ANNOTATION)
         power = nv.power
         agent_step = _agent_step(control, power.sleep_kind if power else "suspend")

@@ -16,6 +16,7 @@ plug's auth for readings and commands alike.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 
@@ -39,6 +40,8 @@ class ShellyRelay:
     username: str = "admin"
     password: Secret | None = field(default=None, repr=False)
     timeout: float = 5.0
+    #: Seconds with the power cut in a wake's power cycle (a board's capacitors drain).
+    cycle_pause: float = 2.0
     name: str = "shelly-relay"
 
     def __post_init__(self) -> None:
@@ -80,6 +83,10 @@ class ShellyRelay:
             )
 
     async def wake(self) -> None:
+        """A power cycle: off (a no-op when the relay is already off), then on. A board that
+        halted while its relay stayed on (a sleep given up half-way) starts only so."""
+        await self.switch(False)
+        await asyncio.sleep(self.cycle_pause)
         await self.switch(True)
 
     async def finish_sleep(self) -> None:

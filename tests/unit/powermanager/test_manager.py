@@ -24,6 +24,7 @@ from energysched.contract import (
     WAKE_FAILURES_ANNOTATION,
     WAKE_REQUESTED_ANNOTATION,
 )
+from energysched.contract import SLEEP_REQUESTED_ANNOTATION as SLEEP_REQUESTED
 from energysched.kube.client import ApiError
 from energysched.power.policy import PolicyConfig
 from energysched.powermanager.manager import ManagerConfig, PowerManager, rfc3339
@@ -477,3 +478,27 @@ async def test_a_failed_sleep_step_backs_off(setup: Any) -> None:
     sync(kube, manager)
     await manager.reconcile()
     assert log.read_text().split() == ["sleep", "sleep"]
+
+
+async def test_pods_after_the_agent_was_asked_mean_a_wake_not_a_give_back(setup: Any) -> None:
+    """Once the node agent may have halted the machine, a pod that arrives must not find an
+    "awake" node that is off: the node is called asleep and woken."""
+    kube, manager, clock, _log = setup
+    kube.add_node("keep")
+    kube.nodes["keep"]["metadata"]["labels"][POWER_MANAGEMENT_LABEL] = "disabled"
+    relay = json.dumps(
+        {"method": "shelly-relay", "address": "http://127.0.0.1:9", "haltFirst": True}
+    )
+    kube.add_node("n1", **{POWER_CONTROL_ANNOTATION: relay})
+    sync(kube, manager)
+    await manager.reconcile()
+    clock.now += 60
+    sync(kube, manager)
+    await manager.reconcile()  # tainted, agent asked to power off; the relay waits 5 s
+    annotations = kube.nodes["n1"]["metadata"]["annotations"]
+    assert state(kube, "n1") == "draining" and "poweroff" in annotations[SLEEP_REQUESTED]
+    kube.pods.append(pod("late", "n1"))
+    clock.now += 1
+    sync(kube, manager)
+    await manager.reconcile()
+    assert state(kube, "n1") != "awake" and tainted(kube, "n1")

@@ -38,7 +38,7 @@ async def plug() -> AsyncIterator[Start]:
 @pytest.mark.parametrize("gen", [1, 2, 3, 4])
 async def test_off_then_on_with_auth(plug: Start, gen: int) -> None:
     device = await plug(gen=gen, password=PASSWORD, power=3.2)
-    relay = ShellyRelay(device.url, password=Secret(PASSWORD), timeout=2)
+    relay = ShellyRelay(device.url, password=Secret(PASSWORD), timeout=2, cycle_pause=0)
     try:
         await relay.finish_sleep()
         assert device.relay_on is False
@@ -51,10 +51,9 @@ async def test_off_then_on_with_auth(plug: Start, gen: int) -> None:
     path = "/relay/0?turn=" if gen == 1 else "/rpc/Switch.Set?id=0&on="
     commands = [(p, ok) for p, ok in device.requests if p.startswith(path)]
     # every command that took effect was authenticated (Gen2+: a 401 challenge first)
-    assert [p for p, ok in commands if ok] == [
-        path + ("off" if gen == 1 else "false"),
-        path + ("on" if gen == 1 else "true"),
-    ]
+    off, on = path + ("off" if gen == 1 else "false"), path + ("on" if gen == 1 else "true")
+    # sleep: off; wake: a power cycle, off (already off: no change) then on
+    assert [p for p, ok in commands if ok] == [off, off, on]
 
 
 @pytest.mark.parametrize("gen", [1, 2])
@@ -139,7 +138,7 @@ async def test_the_meter_reads_zero_while_off(plug: Start, gen: int) -> None:
     seen: list[bool] = []
     device = await plug(gen=gen, power=41.0)
     device.on_relay = seen.append
-    relay = ShellyRelay(device.url, timeout=2)
+    relay = ShellyRelay(device.url, timeout=2, cycle_pause=0)
     meter = ShellySource(device.url, timeout=2)
     try:
         assert (await meter.read()).watts == 41.0
@@ -170,3 +169,14 @@ async def test_gen1_relay_toggle_status_and_bad_turn(plug: Start) -> None:
             assert resp.status == 404
         async with http.post(f"{device.url}/_fake/relay", json={"on": True}) as resp:
             assert (await resp.json())["relay_on"] is True
+
+
+async def test_wake_power_cycles_a_relay_left_on(plug: Start) -> None:
+    """A board that halted while its relay stayed on starts only after a power cycle."""
+    device = await plug(gen=4, password=PASSWORD)
+    relay = ShellyRelay(device.url, password=Secret(PASSWORD), timeout=2, cycle_pause=0.1)
+    try:
+        await relay.wake()
+    finally:
+        await relay.close()
+    assert device.relay_changes == [False, True] and device.relay_on
