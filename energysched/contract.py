@@ -131,3 +131,10 @@ METRIC_POWER_TRANSITIONS: Final = "energysched_power_transitions_total"
 METRIC_POWER_SLEEP_SKIPPED: Final = "energysched_power_sleep_skipped_total"
 METRIC_POWER_WAKE_SECONDS: Final = "energysched_power_wake_seconds"
 METRIC_POWER_WAKE_FAILURES: Final = "energysched_power_wake_failures_total"
+
+#: Node annotation written by the power manager for the node agent: RFC 3339 UTC time of the
+#: request and what to do, ``<time> suspend`` or ``<time> poweroff``. The agent acts once per
+#: request, and only on a node that carries the asleep taint and runs no workload pod.
+SLEEP_REQUESTED_ANNOTATION: Final = f"{GROUP}/sleep-requested"
+#: Node annotation: consecutive failed wakes (the wake backoff survives a manager restart).
+WAKE_FAILURES_ANNOTATION: Final = f"{GROUP}/wake-failures"
