@@ -1,0 +1,159 @@
+"""The Redfish wake/sleep method against OpenStack's sushy-emulator (a Redfish server
+others wrote; its fake driver, on loopback, Basic auth from an htpasswd file)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from energysched.lab.prometheus_lab import free_port
+from energysched.powermanager.control import RedfishControl, parse_power_control
+from energysched.powermanager.methods import MethodError
+from energysched.powermanager.methods.build import build_method
+from energysched.powermanager.methods.redfish import RedfishReset
+from energysched_monitor.secret import Secret
+
+pytestmark = pytest.mark.unit
+
+PASSWORD = "bmc-Pa55word"
+UUID = "27946b59-9e44-4fa7-8e91-f3527a1ef094"
+
+
+def _emulator(
+    tmp: Path, *, power_off_disabled: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    binary = shutil.which("sushy-emulator") or str(
+        Path(os.sys.executable).parent / "sushy-emulator"
+    )
+    htpasswd = tmp / "htpasswd"
+    htpasswd.write_text(f"admin:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt()).decode()}\n")
+    config = tmp / "emulator.conf"
+    config.write_text(
+        f"SUSHY_EMULATOR_AUTH_FILE = {str(htpasswd)!r}\n"
+        f"SUSHY_EMULATOR_DISABLE_POWER_OFF = {power_off_disabled!r}\n"
+        "SUSHY_EMULATOR_FAKE_SYSTEMS = [{'uuid': "
+        f"{UUID!r}, 'name': 'srv1', 'power_state': 'On', 'external_notifier': False, "
+        "'nics': []}]\n"
+    )
+    port = free_port()
+    log = (tmp / "emulator.log").open("wb")
+    proc = subprocess.Popen(
+        [binary, "--config", str(config), "-i", "127.0.0.1", "-p", str(port), "--fake"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/redfish/v1/", timeout=1).close()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGTERM)
+    raise RuntimeError(f"sushy-emulator did not start: {(tmp / 'emulator.log').read_text()}")
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[str]:
+    proc, url = _emulator(tmp_path)
+    yield url
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=10)
+
+
+async def _wait_state(method: RedfishReset, want: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        state = await method.power_state()
+        if state == want:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"power state {state!r}, wanted {want!r}")
+
+
+async def test_sleep_then_wake_changes_the_emulators_power_state(emulator: str) -> None:
+    control = parse_power_control(
+        f'{{"method": "redfish", "address": "{emulator}", "credentialsSecret": "es/bmc",'
+        ' "auth": "basic"}'
+    )
+    assert isinstance(control, RedfishControl)
+    method = build_method(control, "srv1", username="admin", password=Secret(PASSWORD))
+    assert isinstance(method, RedfishReset)
+    try:
+        assert await method.power_state() == "On"
+        await method.finish_sleep()  # GracefulShutdown (the emulator applies it in 1-11 s)
+        await _wait_state(method, "Off")
+        await method.finish_sleep()  # already off: nothing sent, no error
+        await method.wake()  # On
+        await _wait_state(method, "On")
+    finally:
+        await method.close()
+
+
+async def test_wrong_password_is_an_auth_failure(emulator: str) -> None:
+    method = RedfishReset(emulator, UUID, "admin", Secret("wrong"), auth="basic", timeout=5)
+    with pytest.raises(MethodError) as err:
+        await method.finish_sleep()
+    await method.close()
+    assert err.value.kind == "auth" and "rejected user 'admin'" in err.value.message
+    assert "wrong" not in err.value.message.replace("wrong password", "")
+
+
+async def test_refused_power_off_keeps_the_node_awake(tmp_path: Path) -> None:
+    proc, url = _emulator(tmp_path, power_off_disabled=True)
+    method = RedfishReset(url, UUID, "admin", Secret(PASSWORD), auth="basic", timeout=5)
+    try:
+        with pytest.raises(MethodError) as err:
+            await method.finish_sleep()
+        assert err.value.kind == "refused" and "HTTP 400" in err.value.message
+        assert await method.power_state() == "On"
+    finally:
+        await method.close()
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+async def test_reset_type_not_offered_is_refused() -> None:
+    from energysched_monitor.redfish_payload import reset_action
+
+    doc = {
+        "PowerState": "On",
+        "Actions": {
+            "#ComputerSystem.Reset": {
+                "target": "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
+                "ResetType@Redfish.AllowableValues": ["On", "ForceOff"],
+            }
+        },
+    }
+    action = reset_action(doc, "x")
+    assert action.allowed == ("On", "ForceOff") and "GracefulShutdown" not in action.allowed
+
+
+async def test_unreachable_bmc() -> None:
+    method = RedfishReset(f"http://127.0.0.1:{free_port()}", "1", timeout=2)
+    with pytest.raises(MethodError) as err:
+        await method.wake()
+    await method.close()
+    assert err.value.kind == "unreachable"
+
+
+def test_bad_annotation_names_the_field() -> None:
+    from energysched.strict import DocumentError
+
+    with pytest.raises(DocumentError) as err:
+        parse_power_control('{"method": "redfish", "address": "bmc-17"}')
+    assert "address" in str(err.value) and "http(s)://" in str(err.value)
