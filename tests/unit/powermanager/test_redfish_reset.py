@@ -4,19 +4,14 @@ others wrote; its fake driver, on loopback, Basic auth from an htpasswd file).""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import bcrypt
 import pytest
 
 from energysched.lab.prometheus_lab import free_port
+from energysched.lab.sushy_lab import SYSTEM_UUID, SushyEmulator
 from energysched.powermanager.control import RedfishControl, parse_power_control
 from energysched.powermanager.methods import MethodError
 from energysched.powermanager.methods.build import build_method
@@ -26,52 +21,14 @@ from energysched_monitor.secret import Secret
 pytestmark = pytest.mark.unit
 
 PASSWORD = "bmc-Pa55word"
-UUID = "27946b59-9e44-4fa7-8e91-f3527a1ef094"
-
-
-def _emulator(
-    tmp: Path, *, power_off_disabled: bool = False
-) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("sushy-emulator") or str(
-        Path(os.sys.executable).parent / "sushy-emulator"
-    )
-    htpasswd = tmp / "htpasswd"
-    htpasswd.write_text(f"admin:{bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt()).decode()}\n")
-    config = tmp / "emulator.conf"
-    config.write_text(
-        f"SUSHY_EMULATOR_AUTH_FILE = {str(htpasswd)!r}\n"
-        f"SUSHY_EMULATOR_DISABLE_POWER_OFF = {power_off_disabled!r}\n"
-        "SUSHY_EMULATOR_FAKE_SYSTEMS = [{'uuid': "
-        f"{UUID!r}, 'name': 'srv1', 'power_state': 'On', 'external_notifier': False, "
-        "'nics': []}]\n"
-    )
-    port = free_port()
-    log = (tmp / "emulator.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, "--config", str(config), "-i", "127.0.0.1", "-p", str(port), "--fake"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/redfish/v1/", timeout=1).close()
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGTERM)
-    raise RuntimeError(f"sushy-emulator did not start: {(tmp / 'emulator.log').read_text()}")
+UUID = SYSTEM_UUID
 
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[str]:
-    proc, url = _emulator(tmp_path)
-    yield url
-    os.kill(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
+    sushy = SushyEmulator(tmp_path / "sushy", password=PASSWORD)
+    yield sushy.start()
+    sushy.stop()
 
 
 async def _wait_state(method: RedfishReset, want: str, timeout: float = 30.0) -> None:
@@ -114,8 +71,8 @@ async def test_wrong_password_is_an_auth_failure(emulator: str) -> None:
 
 
 async def test_refused_power_off_keeps_the_node_awake(tmp_path: Path) -> None:
-    proc, url = _emulator(tmp_path, power_off_disabled=True)
-    method = RedfishReset(url, UUID, "admin", Secret(PASSWORD), auth="basic", timeout=5)
+    sushy = SushyEmulator(tmp_path / "sushy", password=PASSWORD, power_off_disabled=True)
+    method = RedfishReset(sushy.start(), UUID, "admin", Secret(PASSWORD), auth="basic", timeout=5)
     try:
         with pytest.raises(MethodError) as err:
             await method.finish_sleep()
@@ -123,8 +80,7 @@ async def test_refused_power_off_keeps_the_node_awake(tmp_path: Path) -> None:
         assert await method.power_state() == "On"
     finally:
         await method.close()
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
+        sushy.stop()
 
 
 async def test_reset_type_not_offered_is_refused() -> None:
