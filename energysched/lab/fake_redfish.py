@@ -18,6 +18,10 @@ prints ``{"url": ...}`` and serves until SIGINT/SIGTERM. Auth as BMCs do it: a s
 service root ``/redfish/v1`` is unauthenticated, as the standard says. The energy
 counter advances with the clock at the current power, in watt-hour steps.
 
+It also has one ComputerSystem ``1`` with ``#ComputerSystem.Reset`` (``reset_types`` is
+its ``ResetType@Redfish.AllowableValues``, None for a BMC that does not announce them), to
+test that the power method respects them.
+
 Control API under ``/_fake/`` (unauthenticated, POST JSON): ``power {"watts": 80}``,
 ``energy {"kwh": 0}`` (a counter reset: ``SensorResetTime`` becomes now),
 ``fault {"status": 503}`` / ``{"garbage": true}`` / ``{"hang": true}`` / ``{}`` (clear),
@@ -76,6 +80,12 @@ class FakeRedfish:
     fault_status: int | None = None
     garbage: bool = False
     hanging: bool = False
+    #: the system's ResetType@Redfish.AllowableValues (None: not announced)
+    reset_types: list[str] | None = field(
+        default_factory=lambda: ["On", "ForceOff", "GracefulShutdown", "ForceRestart"]
+    )
+    power_state: str = "On"
+    resets: list[str] = field(default_factory=list)  # every ResetType accepted
     _energy_j: float = 0.0
     _last: float = 0.0
     _reset_at: float = 0.0
@@ -175,6 +185,7 @@ class FakeRedfish:
                 "Id": "RootService",
                 "RedfishVersion": "1.17.0",
                 "Chassis": {"@odata.id": f"{_ROOT}/Chassis"},
+                "Systems": {"@odata.id": f"{_ROOT}/Systems"},
                 "SessionService": {"@odata.id": f"{_ROOT}/SessionService"},
                 "Links": {"Sessions": {"@odata.id": f"{_ROOT}/SessionService/Sessions"}},
             }
@@ -262,6 +273,40 @@ class FakeRedfish:
             }
         )
 
+    async def _systems(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "@odata.type": "#ComputerSystemCollection.ComputerSystemCollection",
+                "@odata.id": f"{_ROOT}/Systems",
+                "Members": [{"@odata.id": f"{_ROOT}/Systems/1"}],
+            }
+        )
+
+    async def _system(self, request: web.Request) -> web.Response:
+        if request.match_info["id"] != "1":
+            return self._error(404, "no such system")
+        action: dict[str, Any] = {"target": f"{_ROOT}/Systems/1/Actions/ComputerSystem.Reset"}
+        if self.reset_types is not None:
+            action["ResetType@Redfish.AllowableValues"] = self.reset_types
+        return web.json_response(
+            {
+                "@odata.type": "#ComputerSystem.v1_20_0.ComputerSystem",
+                "@odata.id": f"{_ROOT}/Systems/1",
+                "Id": "1",
+                "PowerState": self.power_state,
+                "Actions": {"#ComputerSystem.Reset": action},
+            }
+        )
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        reset_type = body.get("ResetType") if isinstance(body, dict) else None
+        if self.reset_types is not None and reset_type not in self.reset_types:
+            return self._error(400, f"ResetType {reset_type!r} is not supported")
+        self.resets.append(str(reset_type))
+        self.power_state = "Off" if reset_type in ("ForceOff", "GracefulShutdown") else "On"
+        return web.Response(status=204)
+
     async def _sessions(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
@@ -327,6 +372,9 @@ class FakeRedfish:
         app.router.add_get(f"{base}/Power", self._power)
         app.router.add_get(f"{base}/EnvironmentMetrics", self._environment)
         app.router.add_get(f"{base}/PowerSubsystem", self._power_subsystem)
+        app.router.add_get(f"{_ROOT}/Systems", self._systems)
+        app.router.add_get(f"{_ROOT}/Systems/{{id}}", self._system)
+        app.router.add_post(f"{_ROOT}/Systems/{{id}}/Actions/ComputerSystem.Reset", self._reset)
         app.router.add_post(f"{_ROOT}/SessionService/Sessions", self._sessions)
         app.router.add_delete(f"{_ROOT}/SessionService/Sessions/{{sid}}", self._session_delete)
         app.router.add_route("*", "/_fake/{action}", self._control)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from energysched.lab.fake_redfish import FakeRedfish
 from energysched.lab.prometheus_lab import free_port
 from energysched.lab.sushy_lab import SYSTEM_UUID, SushyEmulator
 from energysched.powermanager.control import RedfishControl, parse_power_control
@@ -83,20 +84,27 @@ async def test_refused_power_off_keeps_the_node_awake(tmp_path: Path) -> None:
         sushy.stop()
 
 
-async def test_reset_type_not_offered_is_refused() -> None:
-    from energysched_monitor.redfish_payload import reset_action
-
-    doc = {
-        "PowerState": "On",
-        "Actions": {
-            "#ComputerSystem.Reset": {
-                "target": "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
-                "ResetType@Redfish.AllowableValues": ["On", "ForceOff"],
-            }
-        },
-    }
-    action = reset_action(doc, "x")
-    assert action.allowed == ("On", "ForceOff") and "GracefulShutdown" not in action.allowed
+async def test_reset_types_the_bmc_announces_are_respected() -> None:
+    """A BMC offering no GracefulShutdown is not sent ForceOff instead; one that announces
+    nothing is tried; a system already off is sent nothing (our fake BMC: sushy-emulator
+    always announces every type). Session auth, as BMCs use it."""
+    async with FakeRedfish(password=PASSWORD, reset_types=["On", "ForceOff"]) as bmc:
+        method = RedfishReset(bmc.url, None, "admin", Secret(PASSWORD), timeout=5)
+        try:
+            with pytest.raises(MethodError) as err:
+                await method.finish_sleep()
+            assert err.value.kind == "refused"
+            assert "offers only ['On', 'ForceOff']" in err.value.message
+            assert bmc.resets == [] and bmc.power_state == "On"
+            bmc.reset_types = None  # not announced: GracefulShutdown is tried
+            await method.finish_sleep()
+            await method.finish_sleep()  # already Off: nothing sent
+            assert bmc.resets == ["GracefulShutdown"] and bmc.power_state == "Off"
+            await method.wake()
+            assert bmc.resets == ["GracefulShutdown", "On"] and bmc.power_state == "On"
+        finally:
+            await method.close()
+        assert not bmc.sessions  # logged out
 
 
 async def test_unreachable_bmc() -> None:
