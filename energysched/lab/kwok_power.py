@@ -33,7 +33,7 @@ async def wake(kubeconfig: str, node: str) -> None:
     }
     async with KubeClient(load_kubeconfig(kubeconfig), qps=0) as kube:
         await kube.patch(
-            api_path("v1", "nodes", node, subresource="status"),
+            api_path("v1", "nodes", name=node, subresource="status"),
             {"status": {"conditions": [condition]}},
             "strategic",
         )

@@ -119,6 +119,9 @@ class _Tracking:
     """What the manager remembers of a node between passes (not needed across restarts)."""
 
     empty_since: float | None = None
+    #: After a failed sleep step: not tried again before this time (doubling backoff).
+    sleep_blocked_until: float = 0.0
+    sleep_failures: int = 0
 
 
 class PowerManager:
@@ -265,6 +268,9 @@ class PowerManager:
                 reason = "invalid-power-control" if control is None else "method-none"
                 self.metrics.skipped.labels(reason=reason).inc()
                 continue
+            if now < self._tracking[verdict.node].sleep_blocked_until:
+                self.metrics.skipped.labels(reason="sleep-failed-backoff").inc()
+                continue
             await self._begin_sleep(node, views[verdict.node], verdict.message)
 
     # -- state on the node -------------------------------------------------------------
@@ -305,7 +311,7 @@ class PowerManager:
                 others[-1].pop("timeAdded")
             patch["spec"] = {"taints": others}
         try:
-            updated = await self.kube.patch(api_path("v1", "nodes", name), patch)
+            updated = await self.kube.patch(api_path("v1", "nodes", name=name), patch)
         except ApiError as exc:
             if exc.conflict or exc.not_found:
                 log.info("node changed under us; next pass", node=name, wanted=new)
@@ -323,7 +329,7 @@ class PowerManager:
         try:
             # The status write moves the resourceVersion too: keep what it returned.
             updated = await self.kube.patch(
-                api_path("v1", "nodes", name, subresource="status"),
+                api_path("v1", "nodes", name=name, subresource="status"),
                 {"status": {"conditions": [condition]}},
                 "strategic",
             )
@@ -478,8 +484,17 @@ class PowerManager:
             finally:
                 await method.close()
         except MethodError as exc:
-            await self._give_back(node, f"sleep failed ({exc.kind}): {exc.message}", warning=True)
+            track = self._tracking.setdefault(name, _Tracking())
+            track.sleep_failures += 1
+            wait = policy.wake_backoff_seconds(track.sleep_failures, self.config.policy)
+            track.sleep_blocked_until = now + wait
+            await self._give_back(
+                node,
+                f"sleep failed ({exc.kind}): {exc.message}; not tried again for {wait:.0f} s",
+                warning=True,
+            )
             return
+        self._tracking.setdefault(name, _Tracking()).sleep_failures = 0
         await self._write_state(self.nodes.store[name], "asleep", f"asleep ({control.method})")
 
     # -- waking ------------------------------------------------------------------------
@@ -507,7 +522,7 @@ class PowerManager:
             key = f"{view.meta(pod).get('namespace', '')}/{view.name_of(pod)}"
             try:
                 updated = await self.kube.patch(
-                    api_path("v1", "nodes", choice.node),
+                    api_path("v1", "nodes", name=choice.node),
                     {
                         "metadata": {
                             "annotations": {

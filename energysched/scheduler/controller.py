@@ -488,7 +488,7 @@ class EnergyScheduler:
 
     async def _request_wake(self, node: str, patch: JSON) -> None:
         try:
-            await self.kube.patch(api_path("v1", "nodes", node), patch)
+            await self.kube.patch(api_path("v1", "nodes", name=node), patch)
         except ApiError as exc:
             log.warning("wake request not written", node=node, error=str(exc))
 

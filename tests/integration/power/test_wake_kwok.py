@@ -10,8 +10,11 @@ Ready heartbeat (energysched.lab.kwok_power), which is what a real kubelet does 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -215,6 +218,29 @@ def test_an_energysched_pod_waits_for_its_node_and_is_bound_when_it_is_back(
     )
 
 
+@pytest.fixture
+def plug() -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A fake Shelly plug (Gen2, digest auth) as a process of its own, on loopback."""
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "energysched.lab.fake_shelly", "--gen", "2", "--port", "0",
+            "--password-env", "FAKE_PLUG_PASSWORD",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "FAKE_PLUG_PASSWORD": PLUG_PASSWORD},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    url = json.loads(proc.stdout.readline())["url"]
+    yield url, proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+PLUG_PASSWORD = "plug-Pa55word"
+
+
 @pytest.mark.usefixtures("profile")
 def test_unreachable_plug_then_the_pod_goes_elsewhere(
     local_cluster: LocalCluster,
@@ -223,22 +249,31 @@ def test_unreachable_plug_then_the_pod_goes_elsewhere(
     group: str,
     make_node: Callable[..., str],
     manager: Manager,
+    plug: tuple[str, subprocess.Popen[str]],
 ) -> None:
-    """Two sleeping nodes fit the pod; the first one's plug does not answer (a closed port
-    on loopback): wake-failed, the taint stays on it, and the pod wakes the other one.
-    kube-scheduler's pod: the manager wakes for other schedulers' pods too."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead_port = s.getsockname()[1]  # nothing listens there once closed
-    dead = json.dumps(
-        {"method": "shelly-relay", "address": f"http://127.0.0.1:{dead_port}", "haltFirst": False}
+    """Two sleeping nodes fit the pod. The first sleeps by its plug's relay (the real fake
+    plug, digest auth, the password in a Secret of the manager's namespace); then the plug
+    goes away, so its wake fails: wake-failed, the taint stays on it, and the pod wakes the
+    other node. kube-scheduler's pod: the manager wakes for other schedulers' pods too."""
+    url, plug_proc = plug
+    secret = f"--from-literal=password={PLUG_PASSWORD}"
+    kubectl("-n", namespace, "create", "secret", "generic", "plug", secret)
+    relay = json.dumps(
+        {
+            "method": "shelly-relay",
+            "address": url,
+            "credentialsSecret": f"{namespace}/plug",
+            "haltFirst": False,
+        }
     )
-    first = make_node("a", "4", dead)  # ties are broken by name: "a" is tried first
+    first = make_node("a", "4", relay)  # ties are broken by name: "a" is tried first
     second = make_node("b", "4", kwok_control(local_cluster, f"{group}-b"))
     manager.start()
     wait("both asleep", lambda: state(kubectl, first) == "asleep" == state(kubectl, second), 120)
+    state_of_plug = json.loads(urllib.request.urlopen(f"{url}/_fake/state", timeout=5).read())
+    assert state_of_plug["relay_on"] is False  # the relay really went off
+    plug_proc.terminate()  # the plug is gone (unplugged, Wi-Fi down)
+    plug_proc.wait(timeout=10)
 
     kubectl(
         "-n", namespace, "apply", "-f", "-",

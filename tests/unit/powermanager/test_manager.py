@@ -94,7 +94,8 @@ class FakeKube:
     async def patch(self, path: str, patch: Any, patch_type: str = "merge") -> dict[str, Any]:
         if self.fail_patches:
             raise ApiError(0, "ClientConnectorError", "API server down")
-        parts = path.split("/")
+        parts = path.split("/")  # /api/v1/nodes/NAME[/status], as the API server wants
+        assert parts[:4] == ["", "api", "v1", "nodes"] and len(parts) in (5, 6), path
         name = parts[4]
         node = self.nodes.get(name)
         if node is None:
@@ -451,3 +452,28 @@ async def test_a_pod_bound_to_a_sleeping_node_wakes_it(setup: Any) -> None:
     await manager.reconcile()
     assert state(kube, "n1") == "waking"
     assert log.read_text().split() == ["sleep", "wake"]
+
+
+async def test_a_failed_sleep_step_backs_off(setup: Any) -> None:
+    kube, manager, clock, log = setup
+    kube.add_node("keep")
+    kube.nodes["keep"]["metadata"]["labels"][POWER_MANAGEMENT_LABEL] = "disabled"
+    failing = json.dumps(
+        {"method": "command", "sleep": hook(log, "sleep", 1), "wake": hook(log, "wake")}
+    )
+    kube.add_node("n1", **{POWER_CONTROL_ANNOTATION: failing})
+    sync(kube, manager)
+    await manager.reconcile()
+    clock.now += 60
+    sync(kube, manager)
+    await manager.reconcile()
+    assert state(kube, "n1") == "awake" and not tainted(kube, "n1")
+    for _ in range(5):  # within the backoff (30 s): no new attempt, no taint flapping
+        clock.now += 5
+        sync(kube, manager)
+        await manager.reconcile()
+    assert log.read_text().split() == ["sleep"]
+    clock.now += 10
+    sync(kube, manager)
+    await manager.reconcile()
+    assert log.read_text().split() == ["sleep", "sleep"]
