@@ -103,6 +103,7 @@ async def test_monitor_writes_the_bmcs_watts(
                 await monitor.poll_once()
             assert await node_annotations(kube, node) == ann
         finally:
+            bmc.fault_status = None  # so that the logout below is answered
             await monitor.close()
         assert not bmc.sessions  # the monitor logged its session out
 
@@ -122,6 +123,7 @@ def prometheus() -> Iterator[tuple[PowerExporter, PrometheusServer]]:
 
 async def test_prometheus_mode_writes_every_node_from_one_query(
     kube: KubeClient,
+    knowledge_base: None,  # the cluster view lists EnergyProfiles: their CRD must exist
     nodes: Callable[..., Awaitable[str]],
     prometheus: tuple[PowerExporter, PrometheusServer],
 ) -> None:
