@@ -270,3 +270,32 @@ async def test_published_timestamp_is_the_samples(
 
     stamp = dt.datetime.fromisoformat(written[CURRENT_WATTS_TIMESTAMP_ANNOTATION] or "")
     assert abs(stamp.timestamp() - reading.sampled_at) <= 2.0  # a scrape's time, 1 s apart
+
+
+def test_series_value_templated_by_name_or_label() -> None:
+    from energysched_monitor.config import parse_config, parse_override
+
+    spec = parse_config(
+        {
+            "nodes": {
+                "a": {
+                    "kind": "prometheus",
+                    "address": "http://prom:9090",
+                    "query": IPMI,
+                    "seriesLabel": "instance",
+                    "seriesValue": "$node:9290",
+                    "nodeLabel": "kubernetes.io/hostname",
+                }
+            }
+        }
+    ).nodes["a"]
+    node = NodeInfo("a", labels={"kubernetes.io/hostname": "a.rack1"})
+    assert spec.series_value_for(node) == "a.rack1:9290"
+    assert spec.series_value_for(NodeInfo("a")) is None  # lacks the label: no reading
+    by_name = parse_override('{"kind": "prometheus", "address": "http://prom:9090", "query": "up"}')
+    assert by_name.series_value_for(NodeInfo("b")) == "b"
+    with pytest.raises(ValueError) as err:  # a path in an annotation: refused
+        parse_override(
+            '{"kind": "prometheus", "address": "https://p", "query": "up", "caBundle": "/etc/x"}'
+        )
+    assert "caBundle: not allowed in a node annotation" in str(err.value)
