@@ -111,8 +111,8 @@ class PrometheusMonitor(ModelMonitor):
     async def read_all(
         self, nodes: dict[str, NodeInfo], config: MonitorConfig
     ) -> dict[str, Reading | ReadError]:
-        for gone in set(self.specs) - set(nodes):  # deleted nodes: forget their source
-            del self.specs[gone]
+        for deleted in set(self.specs) - set(nodes):  # deleted nodes: forget their source
+            del self.specs[deleted]
         groups: dict[Hashable, list[str]] = {}
         for name in nodes:
             groups.setdefault(_group_key(self.specs[name]), []).append(name)
