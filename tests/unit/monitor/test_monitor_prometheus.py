@@ -117,23 +117,28 @@ async def test_staleness_is_the_samples_own_time(
 ) -> None:
     _, server = prom
     await server.wait_for_series(IPMI, len(NODES))
-    m = monitor(tmp_path, server.url, f"query: {IPMI}", annotator)
+    client = PrometheusClient(server.url, timeout=5)
     try:
-        import time
-
-        asked = time.time()
-        outcomes = await read_all(m)
-        reading = outcomes["srv-00"]
-        assert isinstance(reading, Reading) and reading.sampled_at is not None
-        # the scrape's time, a little before the query (scraped every 1 s), not the query's
-        assert asked - 3.0 < reading.sampled_at < asked
-        m2 = monitor(tmp_path, server.url, f"query: {IPMI}, maxSampleAgeSeconds: 0.001", annotator)
-        stale = (await read_all(m2))["srv-00"]
-        await m2.close()
-        assert isinstance(stale, ReadError) and stale.kind == "stale"
-        assert "s old (maxSampleAgeSeconds 0.001)" in stale.message
+        series = await client.query(combined_query(IPMI, None))
     finally:
-        await m.close()
+        await client.close()
+    mine = [x for x in series if x.labels.get("node") == "srv-00"]
+    (watts,) = [x for x in mine if x.labels["energysched_field"] == "watts"]
+    (stamp,) = [x for x in mine if x.labels["energysched_field"] == "ts"]
+    # the scrape's own time: before the query's evaluation, within the 1 s scrape interval
+    assert watts.evaluated_at - 3.0 < stamp.value < watts.evaluated_at
+    outcomes = node_outcomes(
+        series, "node", [NodeQuery("srv-00", "srv-00", 60)], stamp.value + 1, "p"
+    )
+    reading = outcomes["srv-00"]
+    assert isinstance(reading, Reading) and reading.sampled_at == stamp.value
+    old = monitor(tmp_path, server.url, f"query: {IPMI}, maxSampleAgeSeconds: 0.001", annotator)
+    try:
+        stale = (await read_all(old))["srv-00"]
+    finally:
+        await old.close()
+    assert isinstance(stale, ReadError) and stale.kind == "stale"
+    assert "s old (maxSampleAgeSeconds 0.001)" in stale.message
 
 
 async def test_documented_queries_kepler_and_hwmon(
