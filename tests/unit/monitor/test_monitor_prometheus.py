@@ -274,7 +274,7 @@ async def test_published_timestamp_is_the_samples(
     import datetime as dt
 
     stamp = dt.datetime.fromisoformat(written[CURRENT_WATTS_TIMESTAMP_ANNOTATION] or "")
-    assert abs(stamp.timestamp() - reading.sampled_at) <= 2.0  # a scrape's time, 1 s apart
+    assert abs(stamp.timestamp() - reading.sampled_at) <= 3.0  # scrapes 1 s apart, whole seconds
 
 
 def test_series_value_templated_by_name_or_label() -> None:
