@@ -116,7 +116,7 @@ class ModelMonitor:
             return 0
         if not self._synced_logged:
             self._synced_logged = True
-            self.log.info("cluster caches synced; model mode publishing")
+            self.log.info("cluster caches synced; publishing", mode=self.source_kind)
         config = self.store.config
         nodes = {n.name: n for n in self.view.nodes() if self._served(n, config)}
         for gone in set(self.trackers) - set(nodes):

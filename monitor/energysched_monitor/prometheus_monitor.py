@@ -17,6 +17,7 @@ request. The DaemonSet refuses ``kind: prometheus`` with a message naming this m
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Hashable
 from typing import Any
 
@@ -37,7 +38,7 @@ from energysched_monitor.prometheus import (
     node_outcomes,
 )
 from energysched_monitor.readings import ReadError, Reading
-from energysched_monitor.tracker import NodeTracker
+from energysched_monitor.tracker import NodeTracker, Observation, Reporter
 
 
 def _group_key(spec: SourceSpec) -> Hashable:
@@ -54,6 +55,28 @@ def _group_key(spec: SourceSpec) -> Hashable:
     )
 
 
+class _QueryAwareReporter(Reporter):
+    """A failed query fails every node it serves with the same error: it is logged once for
+    the query (``prometheus query failing``), not once per node; a node's own problem (its
+    series missing, several series, an old sample) is still logged for that node."""
+
+    def __init__(self, base: Reporter, query_errors: set[int]) -> None:
+        super().__init__(base.metrics, base.log, quiet_ready=base.quiet_ready)
+        self._query_errors = query_errors  # ids of this poll's whole-query errors
+        self._muted: set[str] = set()  # nodes failing with their query, not logged
+
+    def observed(self, obs: Observation, source: str, describe: str, wall: float) -> None:
+        node = obs.node
+        if obs.error is not None and id(obs.error) in self._query_errors:
+            self._muted.add(node)
+            obs = dataclasses.replace(obs, transition=None)
+        elif node in self._muted and obs.transition is not None:
+            self._muted.discard(node)
+            if obs.reading is not None:  # back with its query: the query's line says so
+                obs = dataclasses.replace(obs, transition=None)
+        super().observed(obs, source, describe, wall)
+
+
 class PrometheusMonitor(ModelMonitor):
     source_kind = "prometheus"
 
@@ -61,6 +84,9 @@ class PrometheusMonitor(ModelMonitor):
         super().__init__(*args, **kwargs)
         self.specs: dict[str, SourceSpec] = {}
         self.clients: dict[Hashable, PrometheusClient] = {}
+        self._query_errors: set[int] = set()
+        self._query_state: dict[Hashable, str] = {}  # failing queries: their last error
+        self.reporter = _QueryAwareReporter(self.reporter, self._query_errors)
 
     def describe(self, node: str) -> str:
         spec = self.specs.get(node)
@@ -113,6 +139,7 @@ class PrometheusMonitor(ModelMonitor):
     ) -> dict[str, Reading | ReadError]:
         for deleted in set(self.specs) - set(nodes):  # deleted nodes: forget their source
             del self.specs[deleted]
+        self._query_errors.clear()
         groups: dict[Hashable, list[str]] = {}
         for name in nodes:
             groups.setdefault(_group_key(self.specs[name]), []).append(name)
@@ -140,7 +167,19 @@ class PrometheusMonitor(ModelMonitor):
             series = await client.query(combined_query(spec.query, spec.timestamp_query))
         except (ReadError, ConfigError) as exc:
             error = exc if isinstance(exc, ReadError) else ReadError("config", str(exc))
+            self._query_errors.add(id(error))
+            if self._query_state.get(key) != error.message:
+                self.log.error(
+                    "prometheus query failing; its nodes get no reading",
+                    source=spec.describe(),
+                    nodes=len(names),
+                    kind=error.kind,
+                    error=error.message,
+                )
+            self._query_state[key] = error.message
             return dict.fromkeys(names, error)
+        if self._query_state.pop(key, None) is not None:
+            self.log.info("prometheus query recovered", source=spec.describe(), nodes=len(names))
         wanted = [
             NodeQuery(
                 name,

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import structlog
+from structlog.testing import capture_logs
 
 from energysched.contract import CURRENT_WATTS_ANNOTATION, CURRENT_WATTS_TIMESTAMP_ANNOTATION
 from energysched.kb.profiles import KnowledgeBase
@@ -194,10 +195,16 @@ async def test_promql_error_names_the_problem(
     _, server = prom
     m = monitor(tmp_path, server.url, "query: 'sum by (node (ipmi'", annotator)
     try:
-        outcomes = await read_all(m)
-        await m.tick()
+        with capture_logs() as logs:
+            outcomes = await read_all(m)
+            await m.tick()
+            await m.tick()
     finally:
         await m.close()
+    events = [e["event"] for e in logs]
+    # one line for the query, not one per node, and not again while it keeps failing
+    assert events.count("prometheus query failing; its nodes get no reading") == 1
+    assert "power read failing" not in events
     assert set(outcomes) == set(NODES)
     error = outcomes["srv-00"]
     assert isinstance(error, ReadError) and error.kind == "config"
