@@ -3,9 +3,9 @@
 Why its own: the session's clusters run kube-controller-manager with
 ``--node-monitor-grace-period=900s`` (KWOK renews node leases rarely, to scale to thousands of
 nodes), so a node whose kubelet stopped would stay "Ready" for 15 minutes. This cluster has
-no KWOK nodes and a 20 s grace period, as a real cluster's 40 s default: a sleeping node
-really goes NotReady and gets the node lifecycle controller's unreachable taints, which is
-what these tests must survive.
+no KWOK nodes (deleted once it is up) and a 20 s grace period, like a real cluster's 40 s
+default: a sleeping node really goes NotReady and gets the node lifecycle controller's
+unreachable taints, which is what these tests must survive.
 
 Use the real node one engineer at a time: ``flock /tmp/realnode.lock .venv/bin/pytest
 tests/integration/power``. Without root or Debian's containerd, runc and CNI plugins the tests
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,16 +36,18 @@ def power_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClu
         realnode.check_prerequisites()
     except realnode.RealNodeError as exc:
         unavailable(str(exc))
-    no_classes = tmp_path_factory.mktemp("no-node-classes")
     saved = local.NODE_MONITOR_GRACE_PERIOD
     local.NODE_MONITOR_GRACE_PERIOD = GRACE_PERIOD  # read when kcm's arguments are built
     cluster = LocalCluster(f"power-{os.getpid()}")
     try:
-        cluster.up(real_node=True, nodes_dir=no_classes)
+        cluster.up(real_node=True)
     finally:
         local.NODE_MONITOR_GRACE_PERIOD = saved
     try:
         kubectl = Kubectl(cluster.kubeconfig)
+        # Only the real node: the KWOK nodes would go NotReady with this grace period.
+        names = kubectl("get", "nodes", "-o", "name").split()
+        kubectl("delete", *[n for n in names if n != f"node/{realnode.NODE_NAME}"])
         kubectl("apply", "-f", str(ROOT / "manifests" / "crd" / "energyprofiles.yaml"))
         kubectl(
             "wait",
@@ -80,13 +83,19 @@ def node_mac(net: realnode.NodeNet) -> str:
 
 
 class Manager:
-    """``energysched power-manager`` as a process of its own (leader-elected, in ``ns``)."""
+    """``energysched power-manager`` as a process of its own (leader-elected, in ``ns``),
+    restarted when it exits, as its Deployment's pod would be: it exits on purpose when it
+    loses its Lease (e.g. the API server was unreachable for longer than the renew deadline).
+    """
 
     def __init__(self, cluster: LocalCluster, ns: str, log: Path, *extra: str) -> None:
         self.cluster, self.ns, self.log, self.extra = cluster, ns, log, extra
         self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
-    def start(self) -> None:
+    def _spawn(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
@@ -109,13 +118,32 @@ class Manager:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        self.starts += 1
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            proc = self.proc
+            if proc is not None and proc.poll() is not None and not self._stopping.is_set():
+                self._stopping.wait(1.0)  # a restart's back-off
+                if not self._stopping.is_set():
+                    self._spawn()
+            self._stopping.wait(0.2)
+
+    def start(self) -> None:
+        self._spawn()
+        self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+        self._supervisor.start()
 
     def kill(self) -> None:
+        """SIGKILL the running process (the supervisor starts a new one, as a Deployment)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
