@@ -107,8 +107,14 @@ WAKE_REQUESTED_BY_ANNOTATION: Final = f"{GROUP}/wake-requested-by"
 #: Node annotation: how the node is woken and put to sleep, strictly validated JSON, e.g.
 #: ``{"method": "wol", "mac": "aa:bb:cc:dd:ee:ff", "broadcast": "192.168.1.255", "port": 9}``.
 POWER_CONTROL_ANNOTATION: Final = f"{GROUP}/power-control"
-WakeMethod = Literal["wol", "shelly-relay", "command", "none"]
-WAKE_METHODS: Final[tuple[WakeMethod, ...]] = ("wol", "shelly-relay", "command", "none")
+WakeMethod = Literal["wol", "shelly-relay", "command", "none", "redfish"]
+WAKE_METHODS: Final[tuple[WakeMethod, ...]] = (
+    "wol",
+    "shelly-relay",
+    "command",
+    "none",
+    "redfish",
+)
 
 #: Taint (effect NoSchedule) on a node from before its drain/sleep until it is awake and Ready.
 ASLEEP_TAINT_KEY: Final = f"{GROUP}/asleep"

@@ -79,6 +79,32 @@ class ShellyRelayControl(StrictModel):
         return value
 
 
+class RedfishControl(StrictModel):
+    """A server's BMC: ``ComputerSystem.Reset`` GracefulShutdown / On (methods.redfish)."""
+
+    method: Literal["redfish"]
+    address: Annotated[str, Field(min_length=1, max_length=253)]
+    #: ``namespace/name`` of a Secret with ``username`` and ``password`` (the BMC account)
+    credentials_secret: str | None = None
+    system: Annotated[str, Field(pattern=r"^[A-Za-z0-9._~:@!$&'()*+,;=-]+$")] | None = None
+    auth: Literal["session", "basic"] = "session"
+    insecure_skip_tls_verify: bool = Field(default=False, alias="insecureSkipTLSVerify")
+
+    @field_validator("credentials_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(_SECRET_REF, value):
+            raise ValueError(f"expected namespace/name of a Secret, got {show(value)}")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if any(c.isspace() for c in value) or not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http(s):// URL of the BMC, got {show(value)}")
+        return value
+
+
 class CommandControl(StrictModel):
     method: Literal["command"]
     sleep: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
@@ -89,12 +115,13 @@ class NoneControl(StrictModel):
     method: Literal["none"]
 
 
-PowerControl = WolControl | ShellyRelayControl | CommandControl | NoneControl
+PowerControl = WolControl | ShellyRelayControl | CommandControl | NoneControl | RedfishControl
 _MODELS: Final[dict[str, type[StrictModel]]] = {
     "wol": WolControl,
     "shelly-relay": ShellyRelayControl,
     "command": CommandControl,
     "none": NoneControl,
+    "redfish": RedfishControl,
 }
 
 
@@ -114,5 +141,7 @@ def parse_power_control(text: str, where: str = "power-control") -> PowerControl
         )
         raise DocumentError([Problem("method", message)], where)
     result = validate(model, doc, where=where)
-    assert isinstance(result, WolControl | ShellyRelayControl | CommandControl | NoneControl)
+    assert isinstance(
+        result, WolControl | ShellyRelayControl | CommandControl | NoneControl | RedfishControl
+    )
     return result

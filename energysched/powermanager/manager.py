@@ -71,6 +71,7 @@ from energysched.powermanager import view
 from energysched.powermanager.control import (
     NoneControl,
     PowerControl,
+    RedfishControl,
     ShellyRelayControl,
     WolControl,
     parse_power_control,
@@ -367,7 +368,7 @@ class PowerManager:
 
     async def _method(self, node: Mapping[str, Any], control: PowerControl) -> PowerMethod:
         username, password = "admin", None
-        if isinstance(control, ShellyRelayControl) and control.credentials_secret:
+        if isinstance(control, ShellyRelayControl | RedfishControl) and control.credentials_secret:
             username, password = await self._credentials(control.credentials_secret)
         return build_method(
             control,

@@ -69,4 +69,4 @@ class NoMethod:
         return None
 
 
-METHOD_NAMES: Final = ("wol", "shelly-relay", "command", "none")
+METHOD_NAMES: Final = ("wol", "shelly-relay", "command", "none", "redfish")

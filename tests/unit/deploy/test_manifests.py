@@ -44,8 +44,8 @@ def pod_templates() -> Iterator[tuple[str, dict[str, Any]]]:
 
 def test_there_are_manifests() -> None:
     assert len(yaml_files()) > 10
-    # scheduler, operator, monitor, model monitor, power manager, power agent
-    assert len(list(pod_templates())) == 6
+    # scheduler, operator, monitor, model monitor, prometheus monitor, power manager, power agent
+    assert len(list(pod_templates())) == 7
 
 
 @pytest.mark.parametrize("path", yaml_files(), ids=lambda p: str(p.relative_to(MANIFESTS)))
