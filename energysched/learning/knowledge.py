@@ -20,10 +20,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
+from typing import Final, Literal
 
 from energysched.contract import WorkloadType
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched.learning.estimate import Learned
+
+#: Which figures every scoring mode reads: what a person wrote (``spec``), or the
+#: posterior the operator learned from finished pods (``learned``, profile status).
+Knowledge = Literal["spec", "learned"]
+KNOWLEDGE: Final[tuple[Knowledge, ...]] = ("spec", "learned")
 
 
 def learned_knowledge_base(
