@@ -49,8 +49,11 @@ class PodEnergy:
         return self.dynamic_joules + self.idle_joules
 
 
-def _reading_at(readings: Sequence[tuple[float, float]], t: float, max_gap: float) -> float | None:
-    """The published value holding at ``t`` (binary search), None when too old or absent."""
+def _reading_at(
+    readings: Sequence[tuple[float, float]], t: float, until: float, max_gap: float
+) -> float | None:
+    """The published value holding over [t, until) (binary search); None when it would be
+    held longer than ``max_gap`` by then, or there is none."""
     lo, hi = 0, len(readings)
     while lo < hi:
         mid = (lo + hi) // 2
@@ -61,7 +64,7 @@ def _reading_at(readings: Sequence[tuple[float, float]], t: float, max_gap: floa
     if lo == 0:
         return None
     ts, watts = readings[lo - 1]
-    if t - ts > max_gap or not (math.isfinite(watts) and watts >= 0):
+    if until - ts > max_gap or not (math.isfinite(watts) and watts >= 0):
         return None
     return watts
 
@@ -88,7 +91,7 @@ def attribute(
         running = [r for r in runs if r.start <= mid < r.end]
         if not running:
             continue
-        p = _reading_at(readings, a, max_gap)
+        p = _reading_at(readings, a, b, max_gap)
         if p is None:
             gap.update(r.key for r in running)
             continue

@@ -342,7 +342,7 @@ def observe(
     )
 
 
-def _stamp(value: object) -> float | None:
+def posix_seconds(value: object) -> float | None:
     """An RFC 3339 timestamp as POSIX seconds, None when absent or unreadable."""
     if not isinstance(value, str):
         return None
@@ -380,7 +380,7 @@ def finished_run(pod: Mapping[str, Any]) -> FinishedRun | None:
         if not isinstance(term, dict):
             missing = True
             continue
-        s, f = _stamp(term.get("startedAt")), _stamp(term.get("finishedAt"))
+        s, f = posix_seconds(term.get("startedAt")), posix_seconds(term.get("finishedAt"))
         if s is None or f is None:
             missing = True
         else:

@@ -30,6 +30,15 @@ from energysched.contract import API_VERSION, PROFILE_KIND, PROFILE_PLURAL
 from energysched.kube.client import ApiError, KubeClient, api_path
 from energysched.kube.config import load_access
 from energysched.kube.events import EventWriter, ObjectRef
+from energysched.learning.observe import Observation
+from energysched.learning.status import restore
+from energysched.operator.learning import (
+    POD_ENERGY_ANNOTATION,
+    POD_ENERGY_DETAIL_ANNOTATION,
+    Collector,
+    Finished,
+)
+from energysched.operator.metrics import OperatorMetrics
 from energysched.operator.state import OperatorState, Plan, WarningMemory, plan
 
 log = structlog.get_logger(__name__)
@@ -56,6 +65,10 @@ class OperatorOptions:
     event_burst: int = 50
     #: kopf's liveness endpoint, e.g. ``http://0.0.0.0:8080/healthz``.
     liveness_endpoint: str | None = None
+    #: Learn from finished pods (status.learned) and attribute their energy.
+    learning: bool = True
+    #: Prometheus endpoint ``HOST:PORT`` ("" serves none; the registry is kept anyway).
+    metrics_address: str = ""
 
 
 def _now() -> str:
@@ -80,6 +93,11 @@ class OperatorRuntime:
         self._task: asyncio.Task[None] | None = None
         self._event_kube: KubeClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.collector = Collector()
+        self.metrics = OperatorMetrics()
+        #: Finished pods whose energy and lesson are still to be written.
+        self._finished: list[Finished] = []
+        self._pod_events: EventWriter | None = None
 
     # -- lifecycle (kopf's startup and cleanup handlers) ---------------------------------
 
@@ -107,6 +125,13 @@ class OperatorRuntime:
             workers=1,  # in order
         )
         self.events.start()
+        # Events about pods go to the pod's own namespace.
+        self._pod_events = EventWriter(
+            self._event_kube, OPERATOR_NAME, "Attribute", dedup_window=0, workers=1
+        )
+        self._pod_events.start()
+        if self.options.metrics_address:
+            self.metrics.serve(self.options.metrics_address)
         self._dirty = asyncio.Event()
         await self._seed()
         self._task = asyncio.create_task(self._reconcile_forever(), name="operator-reconciler")
@@ -120,6 +145,8 @@ class OperatorRuntime:
             self._task = None
         if self.events is not None:
             await self.events.stop()
+        if self._pod_events is not None:
+            await self._pod_events.stop()
         for client in (self.kube, self._event_kube):
             if client is not None:
                 await client.close()
@@ -148,6 +175,15 @@ class OperatorRuntime:
                 delay = min(delay * 2, 30.0)
                 continue
             self.state.replace_all(profiles.get("items") or [], nodes.get("items") or [])
+            for body in nodes.get("items") or []:
+                self.collector.on_node(body)
+            restored = restore(
+                self.collector.estimator,
+                self.state.kb,
+                {name: rec.status for name, rec in self.state.profiles.items()},
+            )
+            if restored:
+                log.info("learned figures resumed from profile status", figures=restored)
             log.info(
                 "operator state seeded",
                 profiles=len(self.state.profiles),
@@ -184,10 +220,93 @@ class OperatorRuntime:
         if event_type == "DELETED":
             name = str((body.get("metadata") or {}).get("name") or "")
             changed = self.state.delete_node(name)
+            self.collector.delete_node(name)
         else:
             changed = self.state.upsert_node(body)
+            if self.options.learning:
+                self.collector.on_node(body)
         if changed:
             self.mark_dirty()
+
+    def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A pod changed: a finished one is observed and its energy attributed (no I/O)."""
+        if not self.options.learning:
+            return
+        if event_type == "DELETED":
+            self.collector.forget_pod(body)
+            # A pod deleted at once after it finished still taught something.
+        before = dict(self.collector.rejections)
+        finished = self.collector.on_pod(body, self.state.kb)
+        if finished is None:
+            return
+        for reason, n in self.collector.rejections.items():
+            if n > before.get(reason, 0):
+                self.metrics.rejected.labels(reason).inc(n - before.get(reason, 0))
+        wt = finished.workload_type or "none"
+        if isinstance(finished.outcome, Observation):
+            self.metrics.observations.labels(wt).inc()
+        if finished.energy is not None:
+            self.metrics.pod_energy.labels(finished.namespace, wt).inc(finished.energy.joules)
+        self._finished.append(finished)
+        self.mark_dirty()
+
+    async def _write_finished(self) -> None:
+        """Each finished pod: its energy as an annotation, and one Event saying what it taught."""
+        assert self.kube is not None and self._pod_events is not None
+        todo, self._finished = self._finished, []
+        for f in todo:
+            ref = ObjectRef("v1", "Pod", f.name, namespace=f.namespace, uid=f.uid)
+            if isinstance(f.outcome, Observation):
+                o = f.outcome
+                parts = []
+                if o.performance is not None:
+                    parts.append(f"performance {o.performance:.4g}/s")
+                if o.power_watts is not None:
+                    parts.append(f"working power {o.power_watts:.4g} W")
+                lesson = f"observed on profile {o.profile}: " + ", ".join(parts)
+                if o.partial:
+                    lesson += f" (not observed: {', '.join(o.partial)})"
+            else:
+                lesson = f"not learned from: {f.outcome.reason}"
+                if f.outcome.detail:
+                    lesson += f" ({f.outcome.detail})"
+            if f.energy is None:
+                self._pod_events.post(
+                    ref,
+                    "Normal",
+                    "EnergyNotAttributed",
+                    f"No energy: the node's readings do not cover the run; {lesson}",
+                )
+                continue
+            e = f.energy
+            self._pod_events.post(
+                ref,
+                "Normal",
+                "EnergyAttributed",
+                f"Used {e.joules:.1f} J ({e.dynamic_joules:.1f} J above idle, "
+                f"{e.idle_joules:.1f} J share of idle); {lesson}",
+            )
+            path = api_path("v1", "pods", namespace=f.namespace, name=f.name)
+            patch = {
+                "metadata": {
+                    "annotations": {
+                        POD_ENERGY_ANNOTATION: f"{e.joules:.1f}",
+                        POD_ENERGY_DETAIL_ANNOTATION: (
+                            f"dynamic={e.dynamic_joules:.1f} idle={e.idle_joules:.1f}"
+                        ),
+                    }
+                }
+            }
+            try:
+                await self.kube.patch(path, patch)
+            except ApiError as exc:
+                if not exc.not_found:
+                    log.warning(
+                        "pod energy annotation failed",
+                        pod=f"{f.namespace}/{f.name}",
+                        status=exc.status,
+                        error=exc.message[:300],
+                    )
 
     # -- the reconciler ------------------------------------------------------------------
 
@@ -216,7 +335,10 @@ class OperatorRuntime:
         Returns True when something failed and the pass should be retried.
         """
         assert self.kube is not None and self.events is not None
-        the_plan = plan(self.state, self.memory, _now())
+        learned = self.collector.learned_blocks(self.state.kb) if self.options.learning else None
+        the_plan = plan(self.state, self.memory, _now(), learned)
+        if self._finished:
+            await self._write_finished()
         self.last_plan = the_plan
         self.passes += 1
         for spec in the_plan.warnings:
