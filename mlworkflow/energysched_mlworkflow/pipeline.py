@@ -115,8 +115,8 @@ def stage_job(
         annotations[contract.PERFORMANCE_WEIGHT_ANNOTATION] = f"{weight:g}"
     labels = {
         contract.WORKLOAD_TYPE_LABEL: stage.workload_type,
-        "energysched_lab.experiment/run": run_id,
-        "energysched_lab.experiment/stage": stage.name,
+        "energysched.lab.experiment/run": run_id,
+        "energysched.lab.experiment/stage": stage.name,
     }
     pod_spec: dict[str, Any] = {
         "schedulerName": scheduler_name,

@@ -33,9 +33,9 @@ from energysched_lab.experiment.engine import ClusterSim, Finished, NoTruth
 from energysched_lab.experiment.jobs import Job
 from energysched_lab.experiment.scenario import Truth
 
-RUN_LABEL = "energysched_lab.experiment/run"
-JOB_LABEL = "energysched_lab.experiment/job"
-STAGE_LABEL = "energysched_lab.experiment/stage"
+RUN_LABEL = "energysched.lab.experiment/run"
+JOB_LABEL = "energysched.lab.experiment/job"
+STAGE_LABEL = "energysched.lab.experiment/stage"
 #: The workflow's image (mlworkflow); on KWOK nodes it is never pulled.
 DEFAULT_IMAGE = "registry.local/energysched-mlworkflow:0.1.0"
 POWER_SOURCE = "simulated-truth"
