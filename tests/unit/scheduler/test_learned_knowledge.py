@@ -95,3 +95,18 @@ def test_config_knowledge_and_exploration() -> None:
         parse_config({"knowledge": "guess"})
     with pytest.raises(ConfigError, match="exploration"):
         parse_config({"exploration": -1})
+
+
+def test_explain_lists_spec_learned_uncertainty_and_observations() -> None:
+    from energysched.scheduler.explain import knowledge_lines
+
+    m = ClusterMirror()
+    m.profile_event("ADDED", with_learned(profile()), None)
+    lines = knowledge_lines(m.book, "training", "learned")
+    assert lines[0] == "figures for training (the modes read: learned):"
+    assert "spec 85/s at 16.5 W" in lines[1]
+    assert "learned 103/s (x/ 1.05, 7 runs) at 20.5 W (x/ 1.04, 5 runs)" in lines[1]
+    assert knowledge_lines(m.book, None, "spec") == []
+    fresh = ClusterMirror()
+    fresh.profile_event("ADDED", profile(), None)
+    assert "learned: nothing yet" in knowledge_lines(fresh.book, "training", "spec")[1]
