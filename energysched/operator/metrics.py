@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 
 class OperatorMetrics:
@@ -26,6 +26,14 @@ class OperatorMetrics:
             "Energy attributed to finished pods (above idle by the model's share, plus "
             "their share of idle by time), by namespace and workload type.",
             ["namespace", "workload_type"],
+            registry=self.registry,
+        )
+
+        self.learned_ratio = Gauge(
+            "energysched_learned_to_spec_ratio",
+            "Learned figure / spec figure per profile, workload type and figure "
+            "(performance, power): how far the knowledge base was off.",
+            ["profile", "workload_type", "figure"],
             registry=self.registry,
         )
 

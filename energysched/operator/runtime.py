@@ -336,6 +336,13 @@ class OperatorRuntime:
         """
         assert self.kube is not None and self.events is not None
         learned = self.collector.learned_blocks(self.state.kb) if self.options.learning else None
+        for name, block in (learned or {}).items():
+            for wt, entry in ((block or {}).get("workloads") or {}).items():
+                for figure, got, spec in (
+                    ("performance", entry["performance"], entry["specPerformance"]),
+                    ("power", entry["powerWatts"], entry["specPowerWatts"]),
+                ):
+                    self.metrics.learned_ratio.labels(name, wt, figure).set(got / spec)
         the_plan = plan(self.state, self.memory, _now(), learned)
         if self._finished:
             await self._write_finished()
