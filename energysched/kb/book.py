@@ -50,6 +50,13 @@ class ProfileBook:
     def valid(self) -> tuple[ProfileSpec, ...]:
         return tuple(self.kb.profiles.values())
 
+    def learned_of(self, name: str) -> Mapping[tuple[str, WorkloadType], Learned]:
+        """One valid profile's usable learned figures (empty when none)."""
+        profile = self.kb.profiles.get(name)
+        if profile is None:
+            return {}
+        return learned_from_status(profile, self.statuses.get(name))
+
     def learned(self) -> Mapping[tuple[str, WorkloadType], Learned]:
         """Every valid profile's usable learned figures (stale or garbage blocks skipped)."""
         out: dict[tuple[str, WorkloadType], Learned] = {}

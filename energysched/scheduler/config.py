@@ -73,8 +73,9 @@ class SchedulerConfig:
     qps: float = 50.0
     burst: int = 100
     #: Which figures every mode reads: the profiles' spec, or the operator's learned
-    #: figures (status.learned) where it has some (README, "Learning from finished pods").
-    knowledge: Knowledge = "spec"
+    #: figures (status.learned) where it has some (README, "Learning from finished pods":
+    #: ``learned`` is the default because it was better at cluster level there).
+    knowledge: Knowledge = "learned"
     #: Optimism for uncertain learned figures, in posterior standard deviations (UCB); 0: none.
     exploration: float = 0.0
 
@@ -158,7 +159,7 @@ class _ConfigDoc(StrictModel):
     leader_election: _LeaderElectionDoc | None = None
     metrics_address: str = "127.0.0.1:10261"
     client_connection: _ClientConnectionDoc | None = None
-    knowledge: Literal["spec", "learned"] = "spec"
+    knowledge: Literal["spec", "learned"] = "learned"
     exploration: Annotated[float, _within(0.0, 3.0)] = 0.0
 
     @field_validator("metrics_address")

@@ -198,9 +198,10 @@ class ClusterMirror:
         if event == "MODIFIED" and old is not None and generation(old) == generation(obj):
             # A status-only change (the operator's): only learned figures matter, and
             # only when the modes read them.
+            before = self.book.learned_of(name)
             self.book.set_status(name, obj.get("status"))
-            if self.knowledge == "spec":
-                return False
+            if self.knowledge == "spec" or self.book.learned_of(name) == before:
+                return False  # matchedNodes and the like: no figure changed
             self.state.set_knowledge_base(self.book.knowledge_base("learned", self.exploration))
             return True
         if event == "DELETED":

@@ -1,4 +1,4 @@
-"""The learning experiment: deterministic, judged by the truth, the learner fed only what a cluster shows."""
+"""The learning experiment: reproducible, judged by the truth, fed only what a cluster shows."""
 
 from __future__ import annotations
 

@@ -90,7 +90,8 @@ def test_figures_learned_against_an_old_spec_are_not_used() -> None:
 def test_config_knowledge_and_exploration() -> None:
     cfg = parse_config({"knowledge": "learned", "exploration": 0.5})
     assert (cfg.knowledge, cfg.exploration) == ("learned", 0.5)
-    assert parse_config(None).knowledge == "spec"
+    assert parse_config(None).knowledge == "learned"  # the experiment's choice
+    assert parse_config(None).exploration == 0.0
     with pytest.raises(ConfigError, match="knowledge"):
         parse_config({"knowledge": "guess"})
     with pytest.raises(ConfigError, match="exploration"):
@@ -110,3 +111,13 @@ def test_explain_lists_spec_learned_uncertainty_and_observations() -> None:
     fresh = ClusterMirror()
     fresh.profile_event("ADDED", profile(), None)
     assert "learned: nothing yet" in knowledge_lines(fresh.book, "training", "spec")[1]
+
+
+def test_a_status_change_without_new_figures_swaps_nothing() -> None:
+    m = ClusterMirror()
+    m.set_knowledge("learned", 0.0)
+    base = with_learned(profile())
+    m.profile_event("ADDED", base, None)
+    matched = copy.deepcopy(base)
+    matched["status"]["matchedNodeCount"] = 3
+    assert not m.profile_event("MODIFIED", matched, base)
