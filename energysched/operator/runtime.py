@@ -98,6 +98,8 @@ class OperatorRuntime:
         #: Finished pods whose energy and lesson are still to be written.
         self._finished: list[Finished] = []
         self._pod_events: EventWriter | None = None
+        #: reason -> refusals already counted in the metric
+        self._exported: dict[str, int] = {}
 
     # -- lifecycle (kopf's startup and cleanup handlers) ---------------------------------
 
@@ -235,13 +237,10 @@ class OperatorRuntime:
         if event_type == "DELETED":
             self.collector.forget_pod(body)
             # A pod deleted at once after it finished still taught something.
-        before = dict(self.collector.rejections)
         finished = self.collector.on_pod(body, self.state.kb)
+        self._export_refusals()
         if finished is None:
             return
-        for reason, n in self.collector.rejections.items():
-            if n > before.get(reason, 0):
-                self.metrics.rejected.labels(reason).inc(n - before.get(reason, 0))
         wt = finished.workload_type or "none"
         if isinstance(finished.outcome, Observation):
             self.metrics.observations.labels(wt).inc()
@@ -249,6 +248,15 @@ class OperatorRuntime:
             self.metrics.pod_energy.labels(finished.namespace, wt).inc(finished.energy.joules)
         self._finished.append(finished)
         self.mark_dirty()
+
+    def _export_refusals(self) -> None:
+        """Observe's and the estimator's refusal counts into the counter, by reason."""
+        for counts in (self.collector.rejections, self.collector.estimator.counts):
+            for reason, n in counts.items():
+                seen = self._exported.get(reason, 0)
+                if n > seen:
+                    self.metrics.rejected.labels(reason).inc(n - seen)
+                    self._exported[reason] = n
 
     async def _write_finished(self) -> None:
         """Each finished pod: its energy as an annotation, and one Event saying what it taught."""
@@ -336,6 +344,7 @@ class OperatorRuntime:
         """
         assert self.kube is not None and self.events is not None
         learned = self.collector.learned_blocks(self.state.kb) if self.options.learning else None
+        self._export_refusals()  # a spec change counts as it resets
         for name, block in (learned or {}).items():
             for wt, entry in ((block or {}).get("workloads") or {}).items():
                 for figure, got, spec in (
