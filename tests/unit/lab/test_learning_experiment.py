@@ -13,7 +13,7 @@ from tests.support import ROOT
 
 @pytest.fixture(scope="module")
 def small_off2():  # type: ignore[no-untyped-def]
-    s = load_scenario(ROOT / "kb" / "scenarios" / "learning-off2")
+    s = load_scenario(ROOT / "kb" / "scenarios" / "learning-runs" / "off2")
     return replace(s, workload=replace(s.workload, count=12))
 
 
