@@ -264,4 +264,7 @@ def _start(body: Mapping[str, Any]) -> float | None:
             s = posix_seconds(running.get("startedAt"))
             if s is not None:
                 starts.append(s)
-    return min(starts) if starts else None
+    if starts:
+        return min(starts)
+    # No container state yet (or a simulated kubelet that writes none): the pod's start.
+    return posix_seconds(status.get("startTime"))

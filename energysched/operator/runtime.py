@@ -236,7 +236,9 @@ class OperatorRuntime:
             return
         if event_type == "DELETED":
             self.collector.forget_pod(body)
-            # A pod deleted at once after it finished still taught something.
+            # A pod deleted at once after it finished still teaches; a running one does not.
+            if (body.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                return
         finished = self.collector.on_pod(body, self.state.kb)
         self._export_refusals()
         if finished is None:

@@ -193,3 +193,14 @@ def test_unknown_nodes_and_garbage_bodies_are_ignored() -> None:
         }
     )
     assert c.bad_readings == 1
+
+
+def test_a_running_neighbour_known_only_by_its_start_time_is_counted() -> None:
+    c = Collector()
+    feed(c, [(0, 5.0), (10, 25.0), (40, 45.0), (70, 45.0), (100, 45.0), (110, 25.0)])
+    other = pod("b", 40, None)
+    other["status"] = {"phase": "Running", "startTime": stamp(40)}
+    c.on_pod(other, KB)
+    done = c.on_pod(pod("a", 10, 110), KB)
+    assert done is not None and isinstance(done.outcome, Observation)
+    assert done.outcome.neighbours == 1 and done.outcome.solo_s == pytest.approx(30.0)
