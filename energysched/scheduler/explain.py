@@ -58,7 +58,7 @@ def knowledge_lines(
         fig = p.workloads.get(workload_type)
         if fig is None:
             continue
-        text = f"  {name:<14} spec {fig.performance:.4g}/s at {fig.power_watts:.4g} W"
+        text = f"  profile {name}: spec {fig.performance:.4g}/s at {fig.power_watts:.4g} W"
         got = learned.get((name, workload_type))
         if got is None:
             text += "; learned: nothing yet"
