@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import random
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -67,6 +68,8 @@ class OperatorOptions:
     liveness_endpoint: str | None = None
     #: Learn from finished pods (status.learned) and attribute their energy.
     learning: bool = True
+    #: At most one learned-figures update per profile this often (a first one at once).
+    learned_interval_seconds: float = 10.0
     #: Prometheus endpoint ``HOST:PORT`` ("" serves none; the registry is kept anyway).
     metrics_address: str = ""
 
@@ -100,6 +103,8 @@ class OperatorRuntime:
         self._pod_events: EventWriter | None = None
         #: reason -> refusals already counted in the metric
         self._exported: dict[str, int] = {}
+        #: profile -> when its learned figures were last written (monotonic seconds)
+        self._learned_written: dict[str, float] = {}
 
     # -- lifecycle (kopf's startup and cleanup handlers) ---------------------------------
 
@@ -251,6 +256,26 @@ class OperatorRuntime:
         self._finished.append(finished)
         self.mark_dirty()
 
+    def _throttle_learned(self, learned: dict[str, dict[str, Any] | None]) -> None:
+        """At most one learned update per profile per ``learned_interval_seconds``.
+
+        Each one is a status write here and a knowledge-base swap in every scheduler
+        (~10-100 ms at 5,000 nodes): a busy cluster finishing pods every second must not
+        make either continuous. A first write and a reset go out at once.
+        """
+        now = time.monotonic()
+        wait = self.options.learned_interval_seconds
+        for name, block in learned.items():
+            record = self.state.profiles.get(name)
+            current = record.status.get("learned") if record is not None else None
+            if block is None or current is None or block == current:
+                continue
+            last = self._learned_written.get(name)
+            if last is not None and now - last < wait:
+                learned[name] = current  # keep what is there; come back when it is due
+                if self._loop is not None and self._dirty is not None:
+                    self._loop.call_later(wait - (now - last), self._dirty.set)
+
     def _export_refusals(self) -> None:
         """Observe's and the estimator's refusal counts into the counter, by reason."""
         for counts in (self.collector.rejections, self.collector.estimator.counts):
@@ -346,6 +371,8 @@ class OperatorRuntime:
         """
         assert self.kube is not None and self.events is not None
         learned = self.collector.learned_blocks(self.state.kb) if self.options.learning else None
+        if learned is not None:
+            self._throttle_learned(learned)
         self._export_refusals()  # a spec change counts as it resets
         for name, block in (learned or {}).items():
             for wt, entry in ((block or {}).get("workloads") or {}).items():
@@ -389,6 +416,8 @@ class OperatorRuntime:
                 failed = True
                 continue
             self.status_patches += 1
+            if "learned" in status:
+                self._learned_written[name] = time.monotonic()
             new_status = result.get("status")
             self.state.record_status(name, new_status if isinstance(new_status, Mapping) else {})
             log.info(

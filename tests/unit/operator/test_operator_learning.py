@@ -204,3 +204,28 @@ def test_a_running_neighbour_known_only_by_its_start_time_is_counted() -> None:
     done = c.on_pod(pod("a", 10, 110), KB)
     assert done is not None and isinstance(done.outcome, Observation)
     assert done.outcome.neighbours == 1 and done.outcome.solo_s == pytest.approx(30.0)
+
+
+def test_learned_updates_are_throttled_per_profile_but_first_writes_and_resets_are_not() -> None:
+    import time
+
+    from energysched.operator.runtime import OperatorOptions, OperatorRuntime
+    from energysched.operator.state import ProfileRecord
+
+    rt = OperatorRuntime(OperatorOptions(learned_interval_seconds=10.0))
+    rt.state.profiles["wyse"] = ProfileRecord(
+        "wyse", "u", 1, {"learned": {"observations": 1}}, None
+    )
+    rt.state.profiles["rpi"] = ProfileRecord("rpi", "u", 1, {}, None)
+    rt._learned_written["wyse"] = time.monotonic()
+    rt._learned_written["rpi"] = time.monotonic()
+    learned: dict[str, Any] = {"wyse": {"observations": 2}, "rpi": {"observations": 1}}
+    rt._throttle_learned(learned)
+    assert learned == {"wyse": {"observations": 1}, "rpi": {"observations": 1}}
+    reset: dict[str, Any] = {"wyse": None}
+    rt._throttle_learned(reset)
+    assert reset == {"wyse": None}
+    rt._learned_written["wyse"] = time.monotonic() - 11
+    due: dict[str, Any] = {"wyse": {"observations": 2}}
+    rt._throttle_learned(due)
+    assert due == {"wyse": {"observations": 2}}
