@@ -103,7 +103,7 @@ def command_parser(name: str) -> argparse.ArgumentParser:
             raise LabMissing(
                 f"energysched {name}: this is a lab command, and the lab is not installed here"
                 f" (missing {exc.name}). It comes with a checkout of the repository:"
-                " 'make install' or 'pip install -e .' there."
+                " 'make install' or 'pip install -e . -e ./lab' there."
             ) from exc
         raise
     parser, sub = _top()

@@ -1,5 +1,6 @@
-"""A non-editable install (``pip install .``) works: built as a wheel, installed into a
-fresh virtual environment, its CLI run from outside the repository.
+"""A non-editable install (``pip install . ./lab``) works: the product and the lab built as
+wheels, installed into fresh virtual environments, their CLI run from outside the repository.
+The product alone says plainly that the lab's commands need the lab.
 
 Needs no cluster. pip builds the wheel and collects the dependencies as wheels
 (from its cache or PyPI), then installs into the fresh venv with ``--no-index``.
@@ -31,24 +32,43 @@ def run(
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("wheel")
-    wheels = tmp / "wheels"
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", wheels, ROOT)
-    venv = tmp / "venv"
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheels")
+    # The lab's wheel needs the product's (its dependency) in the same folder.
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", out, ROOT, ROOT / "lab")
+    return out
+
+
+def _venv(wheels: Path, where: Path, *dists: str) -> Path:
+    venv = where / "venv"
     run(sys.executable, "-m", "venv", venv)
-    run(
-        venv / "bin/python",
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-index",
-        "--find-links",
-        wheels,
-        "energysched",
-    )
+    run(venv / "bin/python", "-m", "pip", "install", "--quiet", "--no-index",
+        "--find-links", wheels, *dists)  # fmt: skip
     return venv
+
+
+@pytest.fixture(scope="module")
+def installed(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The product and the lab, as a researcher installs them from a checkout."""
+    return _venv(wheels, tmp_path_factory.mktemp("with-lab"), "energysched", "energysched-lab")
+
+
+@pytest.fixture(scope="module")
+def product_only(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The product alone, as in the image."""
+    return _venv(wheels, tmp_path_factory.mktemp("product"), "energysched")
+
+
+def test_the_product_alone_has_no_lab_and_says_so(product_only: Path, tmp_path: Path) -> None:
+    exe = product_only / "bin/energysched"
+    assert "scheduler" in run(exe, "--help", cwd=tmp_path).stdout
+    proc = run(exe, "cluster", "status", cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "the lab is not installed" in proc.stderr and "./lab" in proc.stderr, proc.stderr
+    probe = "import importlib.util as u; print(u.find_spec('energysched_lab'))"
+    assert run(product_only / "bin/python", "-P", "-c", probe, cwd=tmp_path).stdout.strip() == (
+        "None"
+    )
 
 
 def test_the_wheel_installs_a_copy_not_a_link_to_the_checkout(
