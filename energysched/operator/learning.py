@@ -47,6 +47,7 @@ POD_ENERGY_DETAIL_ANNOTATION: Final = "energy.thesis.io/energy-detail"
 #: A node's power-state annotation (power management, when merged); anything but
 #: "awake" during a run means the run was interrupted by a sleep.
 POWER_STATE_ANNOTATION: Final = "energy.thesis.io/power-state"
+POWER_STATE_SINCE_ANNOTATION: Final = "energy.thesis.io/power-state-since"
 
 
 @dataclass
@@ -120,7 +121,12 @@ class Collector:
         state = node.annotations.get(POWER_STATE_ANNOTATION)
         if state is not None:
             awake = state == "awake"
-            now = mem.readings[-1][0] if mem.readings else -math.inf
+            # The first state seen is taken as the state since ever (nothing says otherwise);
+            # a change dates from the node's latest reading (the annotation has no time here).
+            now = mem.readings[-1][0] if mem.readings and mem.states else -math.inf
+            since = posix_seconds(node.annotations.get(POWER_STATE_SINCE_ANNOTATION))
+            if since is not None and mem.states:
+                now = since
             if not mem.states or mem.states[-1][1] != awake:
                 mem.states.append((now, awake))
 

@@ -229,3 +229,26 @@ def test_learned_updates_are_throttled_per_profile_but_first_writes_and_resets_a
     due: dict[str, Any] = {"wyse": {"observations": 2}}
     rt._throttle_learned(due)
     assert due == {"wyse": {"observations": 2}}
+
+
+def test_a_sleep_dated_by_its_since_annotation_refuses_the_run_it_interrupted() -> None:
+    from energysched.operator.learning import POWER_STATE_SINCE_ANNOTATION
+
+    c = Collector()
+    feed(c, [(0, 5.0), (10, 25.0), (40, 25.0), (70, 25.0), (100, 25.0), (110, 5.0)])
+    asleep = {POWER_STATE_ANNOTATION: "awake", POWER_STATE_SINCE_ANNOTATION: stamp(0)}
+    c.on_node(node(5.0, 120, **asleep))
+    # A sleep from 50 to 60 reported late (at t=130 and 140), dated by its since stamps.
+    c.on_node(
+        node(
+            1.0, 130, **{POWER_STATE_ANNOTATION: "asleep", POWER_STATE_SINCE_ANNOTATION: stamp(50)}
+        )
+    )
+    c.on_node(
+        node(5.0, 140, **{POWER_STATE_ANNOTATION: "awake", POWER_STATE_SINCE_ANNOTATION: stamp(60)})
+    )
+    done = c.on_pod(pod("a", 10, 110), KB)
+    assert done is not None and isinstance(done.outcome, Rejected)
+    assert done.outcome.reason == "interrupted-by-sleep"
+    ok = c.on_pod(pod("b", 70, 110), KB)
+    assert ok is not None and not isinstance(ok.outcome, Rejected)
