@@ -62,13 +62,15 @@ clean:
 # make experiment WEIGHT=0.5 | WEIGHTS=0,0.25,0.5,0.75,1 REPEATS=3 | MODE=static-raw,normalized,hybrid
 # | SCENARIO=kb/scenarios/concurrent | CLUSTER=current (a real cluster: $$KUBECONFIG;
 # EXPERIMENT_ARGS='--data-claim NAME --image IMAGE' for the workflow's volume and image). See README.
-MODE ?= normalized
+# MODE defaults to the scheduler's own default (energysched/contract.py DEFAULT_SCORING_MODE).
+MODE ?= cluster-energy
 WEIGHTS ?= $(WEIGHT)
 REPEATS ?= 1
 SCENARIO ?= kb/scenarios/thesis
 CLUSTER ?= local
 EXPERIMENT_ARGS ?=
-experiment: cluster-build
+# Only the local cluster needs the control plane binaries: CLUSTER=current builds nothing.
+experiment: install $(if $(filter local,$(CLUSTER)),cluster-build)
 	$(BIN)/energysched experiment --weights $(WEIGHTS) --repeats $(REPEATS) --mode $(MODE) \
 		--scenario $(SCENARIO) --cluster $(CLUSTER) $(EXPERIMENT_ARGS)
 

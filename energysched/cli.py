@@ -35,11 +35,11 @@ COMMANDS: dict[str, Command] = {
         lab=True,
     ),
     "scheduler": Command(
-        "run the energy-aware scheduler", "energysched.scheduler.commands", "add_parsers"
+        "run the energy-aware scheduler", "energysched.scheduler.cli", "add_parsers"
     ),
     "explain": Command(
         "show, per node, how the scheduler would place a pod",
-        "energysched.scheduler.commands",
+        "energysched.scheduler.cli",
         "add_parsers",
     ),
     "experiment": Command(
@@ -48,15 +48,15 @@ COMMANDS: dict[str, Command] = {
         "add_parser",
         lab=True,
     ),
-    "kb": Command("the knowledge base (EnergyProfiles)", "energysched.kb.commands", "add_parsers"),
+    "kb": Command("the knowledge base (EnergyProfiles)", "energysched.kbtools.cli", "add_parsers"),
     "bench": Command(
         "benchmark nodes and turn the results into EnergyProfiles",
-        "energysched.kb.commands",
+        "energysched.kbtools.cli",
         "add_parsers",
     ),
     "operator": Command(
         "validate EnergyProfiles and keep their status (matched nodes) current",
-        "energysched.operator.commands",
+        "energysched.operator.cli",
         "add_parser",
     ),
 }

@@ -52,6 +52,11 @@ SCORING_MODES: Final[tuple[ScoringMode, ...]] = (
     "hybrid",
     "cluster-energy",
 )
+#: The mode without a config, in the base manifests and in ``make experiment``: the
+#: whole cluster's energy. The thesis' versions (static-raw v1.0, normalized v1.1,
+#: hybrid v2.0) stay selectable; on a cluster whose big node idles high they send work
+#: to the frugal boards while the server idles (README "Scoring, in short").
+DEFAULT_SCORING_MODE: Final[ScoringMode] = "cluster-energy"
 
 #: KWOK: a pod annotation holding a Go duration ("45s") after which the
 #: simulated pod completes (phase Succeeded). Used by the experiment.

@@ -70,8 +70,20 @@ def _parser() -> argparse.ArgumentParser:
         "else none = energy not measured)",
     )
     p.add_argument("--shelly-url", help="base URL of the node's Shelly plug, e.g. http://10.0.0.5")
-    p.add_argument("--shelly-user", help="Gen1 HTTP Basic auth user")
-    p.add_argument("--shelly-password", help="Gen1 HTTP Basic auth password")
+    p.add_argument(
+        "--shelly-user", help="Gen1 HTTP Basic auth user (default admin with a password)"
+    )
+    p.add_argument(
+        "--shelly-password-file",
+        metavar="PATH",
+        help="Gen1 HTTP Basic auth password: the file's first line (a mounted Secret; "
+        "what `energysched bench run --shelly-password-secret` mounts)",
+    )
+    p.add_argument(
+        "--shelly-password",
+        help="the password itself, for a run by hand: it shows in the process list, "
+        "prefer --shelly-password-file",
+    )
     p.add_argument(
         "--idle-seconds",
         type=float,
@@ -106,7 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = kernels.STANDARD if args.size == "standard" else kernels.TINY
     if args.dtype:
         config = replace(config, dtype=args.dtype)
-    auth = (args.shelly_user, args.shelly_password or "") if args.shelly_user else None
+    try:
+        password = _password(args.shelly_password, args.shelly_password_file)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"--shelly-password-file: cannot read it: {exc}", file=sys.stderr)
+        return 2
+    # A Gen1 plug's user is "admin" unless it was renamed.
+    user = args.shelly_user or ("admin" if password is not None else None)
+    auth = (user, password or "") if user else None
     try:
         source = power.choose_source(args.power, shelly_url=args.shelly_url, shelly_auth=auth)
     except ValueError as exc:
@@ -131,6 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(table)
     return 0
+
+
+def _password(given: str | None, path: str | None) -> str | None:
+    """The password from the file (first line, no newline), else as given, else None."""
+    if path is None:
+        return given
+    with open(path, encoding="utf-8") as f:
+        return f.readline().rstrip("\r\n")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ class ScheduleParams:
     #: The score plugin's mode. Whether a plugin serves it is the registry's to say:
     #: ``schedule_one`` raises ``ValueError`` for a mode its registry lacks (the
     #: scheduler's config file admits only the in-tree ``contract.SCORING_MODES``).
-    mode: ScoringMode = "normalized"
+    mode: ScoringMode = "cluster-energy"  # = contract.DEFAULT_SCORING_MODE (tested)
     #: Weight for pods without the performance-weight annotation.
     default_weight: float = 0.5
     #: Hybrid: a node whose fresh reading (plus predicted load) exceeds its

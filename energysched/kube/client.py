@@ -8,11 +8,12 @@ comparison with kube-scheduler can give both the same limits.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import aiohttp
 
@@ -21,6 +22,20 @@ from energysched.kube.credentials import CredentialError
 from energysched.kube.ratelimit import TokenBucket as TokenBucket  # re-exported
 
 JSON = dict[str, Any]
+
+#: A watch that hears nothing (no event, no bookmark) for this long is taken as dead and
+#: ended (:class:`WatchSilent`). The API server sends a bookmark about once a minute to a
+#: watch that asked for them (``allowWatchBookmarks``; kube-apiserver's cacher:
+#: ``defaultBookmarkFrequency``), so longer silence is a half-open connection or a server
+#: that stopped answering. client-go notices those through HTTP/2 pings in ~45 s; this
+#: client speaks HTTP/1.1, so silence is the sign. A resource the server sends no bookmark
+#: for (none of its objects changed since the server started) just gets its watch renewed
+#: once a minute, which costs one request.
+WATCH_IDLE_SECONDS: Final = 62.0
+#: How long a watch request may wait for the server's answer (the response headers, sent at
+#: once by a healthy server, from its watch cache). Silence plus this bounds how long a dead
+#: server goes unnoticed: 77 s.
+WATCH_ANSWER_SECONDS: Final = 15.0
 PatchType = Literal["merge", "strategic", "json", "apply"]
 _PATCH_CONTENT_TYPES: Mapping[PatchType, str] = {
     "merge": "application/merge-patch+json",
@@ -52,6 +67,18 @@ class ApiError(Exception):
     def gone(self) -> bool:
         """The resourceVersion is too old (watch expired): relist."""
         return self.status == 410
+
+
+class WatchSilent(Exception):
+    """A watch heard nothing for its idle limit: the connection is taken as dead.
+
+    Not an :class:`ApiError`: nothing was refused. The caller re-establishes the
+    watch from the last resourceVersion; whether the server answers that says
+    whether it is alive."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no event and no bookmark for {seconds:g} s")
+        self.seconds = seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +289,8 @@ class KubeClient:
         timeout_seconds: int = 300,
         bookmarks: bool = True,
         on_connect: Callable[[], None] | None = None,
+        idle_seconds: float = WATCH_IDLE_SECONDS,
+        answer_seconds: float = WATCH_ANSWER_SECONDS,
         **params: str | int,
     ) -> AsyncIterator[WatchEvent]:
         """Stream watch events from ``resource_version``; an ERROR event raises ApiError.
@@ -272,6 +301,10 @@ class KubeClient:
         that is not a well-formed event (a stream cut mid-object, garbage from a
         proxy) raises ApiError with reason ``BadWatchEvent``: nothing of it is
         applied, and the caller resumes from the last good resourceVersion.
+
+        A server that does not answer the request within ``answer_seconds`` is an
+        ApiError (``WatchNoAnswer``); a stream that stays silent (no event, no
+        bookmark) for ``idle_seconds`` raises :class:`WatchSilent`.
         """
         await self.limiter.acquire()
         query: dict[str, str | int] = {
@@ -282,23 +315,33 @@ class KubeClient:
             "allowWatchBookmarks": "true" if bookmarks else "false",
         }
         try:
-            async with self.session.get(
-                path,
-                params=query,
-                headers=await self._auth(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=timeout_seconds + 30),
-            ) as resp:
-                if resp.status == 401:
-                    # Re-read the token now; the reflector's retry uses the new one.
-                    await self._auth(refresh=True)
-                if resp.status >= 400:
-                    text = await resp.text()
-                    raise _error(resp.status, _try_json(text), text)
-                if on_connect is not None:
-                    on_connect()
-                async for line in _lines(resp.content):
-                    yield _watch_event(line)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            # Two clocks, not aiohttp's one sock_read: the answer must come soon, while
+            # events may be a minute apart (a bookmark's period).
+            async with asyncio.timeout(answer_seconds) as answer:
+                async with self.session.get(
+                    path,
+                    params=query,
+                    headers=await self._auth(),
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
+                ) as resp:
+                    if resp.status == 401:
+                        # Re-read the token now; the reflector's retry uses the new one.
+                        await self._auth(refresh=True)
+                    if resp.status >= 400:
+                        text = await resp.text()
+                        raise _error(resp.status, _try_json(text), text)
+                    answer.reschedule(None)
+                    if on_connect is not None:
+                        on_connect()
+                    async for line in _lines(resp.content, idle_seconds):
+                        yield _watch_event(line)
+        except TimeoutError as exc:
+            if answer.expired():
+                raise ApiError(
+                    0, "WatchNoAnswer", f"the server did not answer within {answer_seconds:g} s"
+                ) from exc
+            raise ApiError(0, type(exc).__name__, str(exc) or "watch transport timeout") from exc
+        except aiohttp.ClientError as exc:
             raise ApiError(0, type(exc).__name__, str(exc) or "watch transport failure") from exc
 
 
@@ -308,10 +351,18 @@ class KubeClient:
 MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
-async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """Newline-separated lines of a chunked stream, however long (up to a limit)."""
+async def _lines(stream: aiohttp.StreamReader, idle_seconds: float) -> AsyncIterator[bytes]:
+    """Newline-separated lines of a chunked stream, however long (up to a limit); silence
+    for ``idle_seconds`` raises :class:`WatchSilent`."""
     buf = bytearray()
-    async for chunk in stream.iter_any():
+    while True:
+        try:
+            async with asyncio.timeout(idle_seconds):
+                chunk = await stream.readany()
+        except TimeoutError:
+            raise WatchSilent(idle_seconds) from None
+        if not chunk:
+            break
         buf.extend(chunk)
         start = 0
         while (end := buf.find(b"\n", start)) >= 0:

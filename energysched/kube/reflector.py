@@ -7,6 +7,9 @@ The contract, as in client-go's Reflector and kopf's watcher:
 * WATCH from the list's resourceVersion with bookmarks, resuming from the last
   resourceVersion seen when the server ends the stream;
 * relist when the server says the resourceVersion is gone (410 Expired);
+* a watch that hears nothing, not even a bookmark, for a minute is taken as dead
+  (a half-open connection, a stopped server) and re-established at once; the cache
+  stays trusted unless the new watch fails too, which then counts as any error;
 * on any error (transport, a malformed event, a bug), log it and retry with
   capped exponential backoff — never give up, never end silently; a handler's
   exception is logged and counted, and the watch goes on.
@@ -26,7 +29,7 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from energysched.kube.client import JSON, ApiError, KubeClient
+from energysched.kube.client import JSON, ApiError, KubeClient, WatchSilent
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +51,8 @@ class ReflectorStats:
     lists: int = 0
     relists_after_expiry: int = 0
     watch_restarts: int = 0
+    #: Watches ended because they heard nothing (not even a bookmark) for their idle limit.
+    silent_watches: int = 0
     errors: int = 0
     handler_errors: int = 0
 
@@ -107,6 +112,17 @@ class Reflector:
                 backoff = 0.5  # a clean end of stream: resume at once
             except asyncio.CancelledError:
                 raise
+            except WatchSilent as exc:
+                # Dead or merely quiet: asking again tells. A server that answers resumes
+                # the stream from our resourceVersion (nothing is lost, the cache stays
+                # up); one that does not fails the next watch, and we go down then.
+                self.stats.silent_watches += 1
+                log.info(
+                    "watch silent, re-establishing",
+                    reflector=self.name,
+                    rv=self.resource_version,
+                    silent_seconds=exc.seconds,
+                )
             except ApiError as exc:
                 if exc.gone:
                     self.stats.relists_after_expiry += 1

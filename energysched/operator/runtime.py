@@ -1,4 +1,4 @@
-"""The operator's I/O shell around :mod:`energysched.operator.state`.
+"""The operator's I/O shell around :mod:`energysched.operator.status`.
 
 kopf delivers Node and EnergyProfile events to :meth:`OperatorRuntime.on_node`
 and :meth:`OperatorRuntime.on_profile`; they only update the in-memory state and
@@ -40,7 +40,7 @@ from energysched.operator.learning import (
     Finished,
 )
 from energysched.operator.metrics import OperatorMetrics
-from energysched.operator.state import OperatorState, Plan, WarningMemory, plan
+from energysched.operator.status import OperatorState, Plan, WarningMemory, plan
 
 log = structlog.get_logger(__name__)
 

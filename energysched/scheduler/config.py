@@ -34,7 +34,7 @@ class ProfileConfig:
     """One scheduling profile: a scheduler name and how it scores."""
 
     scheduler_name: str = contract.SCHEDULER_NAME
-    mode: contract.ScoringMode = "normalized"
+    mode: contract.ScoringMode = contract.DEFAULT_SCORING_MODE
     default_weight: float = 0.5
     hybrid_buffer_watts: float = 5.0
     staleness_seconds: float = 60.0
@@ -107,7 +107,7 @@ class _ClusterEnergyDoc(StrictModel):
 
 class _ProfileDoc(StrictModel):
     scheduler_name: NonEmpty = contract.SCHEDULER_NAME
-    mode: contract.ScoringMode = "normalized"
+    mode: contract.ScoringMode = contract.DEFAULT_SCORING_MODE
     default_weight: Annotated[float, _within(0.0, 1.0)] = 0.5
     hybrid: _HybridDoc | None = None
     cluster_energy: _ClusterEnergyDoc | None = None

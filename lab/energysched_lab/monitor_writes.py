@@ -33,9 +33,9 @@ import structlog
 from energysched.contract import KWOK_NODE_ANNOTATION, WORKLOAD_TYPE_LABEL, WORKLOAD_TYPES
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched_monitor.config import ConfigStore, MonitorConfig
-from energysched_monitor.health import Backoff
+from energysched_monitor.failures import Backoff
+from energysched_monitor.interfaces import NodeInfo, PodInfo
 from energysched_monitor.metrics import Metrics
-from energysched_monitor.ports import NodeInfo, PodInfo
 from energysched_monitor.power_model import model_power
 from energysched_monitor.power_model_monitor import ModelMonitor
 from energysched_monitor.readings import PhysicalRange, Reading

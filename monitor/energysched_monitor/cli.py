@@ -28,12 +28,13 @@ from typing import Any
 
 import structlog
 
+from energysched import probes
 from energysched.kube import KubeClient, KubeConfigError, load_access
 from energysched_monitor.config import ConfigStore
+from energysched_monitor.interfaces import NodeAnnotator, NodeReader
 from energysched_monitor.kubeio import KubeNodeAnnotator, KubeNodeReader, ReflectorClusterView
-from energysched_monitor.metrics import Metrics, start_metrics_server
+from energysched_monitor.metrics import Metrics
 from energysched_monitor.node_monitor import NodeMonitor
-from energysched_monitor.ports import NodeAnnotator, NodeReader
 from energysched_monitor.power_model_monitor import ModelMonitor
 from energysched_monitor.tracker import Reporter
 
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         default=DEFAULT_METRICS_PORT,
-        help=f"Prometheus /metrics and /healthz (default {DEFAULT_METRICS_PORT}; 0 = off)",
+        help=f"/metrics, /healthz and /readyz (default {DEFAULT_METRICS_PORT}; 0 = off)",
     )
     parser.add_argument("--metrics-host", default="0.0.0.0")
     parser.add_argument(
@@ -150,11 +151,14 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> in
         monitor = NodeMonitor(args.node_name, store, annotator, metrics, log, reader=reader)
     loops.append(monitor.run)
 
-    def healthy() -> bool:
-        """Liveness: the loop went round recently (a wedged loop gets restarted)."""
+    def health_checks() -> list[probes.Check]:
+        """Liveness (and readiness): the loop went round recently (a wedged loop gets
+        restarted)."""
         config = store.config
         limit = 3 * max(config.max_backoff_seconds, config.poll_interval_seconds) + 30
-        return time.monotonic() - monitor.last_loop < limit
+        age = time.monotonic() - monitor.last_loop
+        ok = age < limit
+        return [("loop", ok, "ok" if ok else f"last round {age:.0f} s ago (limit {limit:.0f} s)")]
 
     runner = None
     loop = asyncio.get_running_loop()
@@ -163,9 +167,8 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> in
             loop.add_signal_handler(sig, stop.set)
     try:
         if args.metrics_port:
-            runner = await start_metrics_server(
-                metrics, args.metrics_port, args.metrics_host, healthy
-            )
+            app = probes.make_app(health_checks, None, metrics.registry)
+            runner = await probes.listen(app, args.metrics_host, args.metrics_port)
         log.info(
             "monitor starting",
             mode="model" if args.model else "node",

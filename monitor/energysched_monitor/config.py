@@ -40,7 +40,7 @@ from energysched.strict import (
     validate,
 )
 from energysched_bench.power import ShellyComponent as Component
-from energysched_monitor.ports import NodeInfo
+from energysched_monitor.interfaces import NodeInfo
 from energysched_monitor.publish import PublishPolicy
 from energysched_monitor.readings import PhysicalRange, SourceKind
 from energysched_monitor.secret import Secret

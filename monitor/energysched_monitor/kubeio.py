@@ -19,7 +19,7 @@ from energysched.kb.validate import parse_profile
 from energysched.kube import ApiError, KubeClient
 from energysched.kube.client import api_path
 from energysched.kube.reflector import Reflector, object_key
-from energysched_monitor.ports import NodeInfo, PodInfo, node_info, pod_info
+from energysched_monitor.interfaces import NodeInfo, PodInfo, node_info, pod_info
 
 
 class KubeNodeAnnotator:

@@ -1,12 +1,8 @@
-"""Prometheus metrics (prefix ``energysched_monitor_``) and the HTTP endpoint serving them."""
+"""Prometheus metrics (prefix ``energysched_monitor_``); :mod:`energysched.probes` serves them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from energysched_monitor.readings import ERROR_KINDS
 
@@ -97,26 +93,3 @@ class Metrics:
 
 def _label_sets(metric: Gauge | Counter) -> list[tuple[str, ...]]:
     return [tuple(labels) for labels in metric._metrics]
-
-
-async def start_metrics_server(
-    metrics: Metrics, port: int, host: str = "0.0.0.0", healthy: Callable[[], bool] | None = None
-) -> web.AppRunner:
-    """Serve ``/metrics`` and ``/healthz`` (200 while ``healthy()``) on ``host:port``."""
-
-    async def serve_metrics(_: web.Request) -> web.Response:
-        return web.Response(
-            body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
-
-    async def serve_health(_: web.Request) -> web.Response:
-        ok = healthy() if healthy else True
-        return web.Response(status=200 if ok else 503, text="ok\n" if ok else "unhealthy\n")
-
-    app = web.Application()
-    app.router.add_get("/metrics", serve_metrics)
-    app.router.add_get("/healthz", serve_health)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner

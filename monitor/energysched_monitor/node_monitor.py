@@ -17,9 +17,9 @@ from energysched_monitor.config import (
     SourceSpec,
     resolve_source,
 )
-from energysched_monitor.health import Backoff, ErrorState
+from energysched_monitor.failures import Backoff, ErrorState
+from energysched_monitor.interfaces import ClusterView, NodeAnnotator, NodeInfo, NodeReader
 from energysched_monitor.metrics import Metrics
-from energysched_monitor.ports import ClusterView, NodeAnnotator, NodeInfo, NodeReader
 from energysched_monitor.readings import PhysicalRange, PowerSource, ReadError, Reading, excerpt
 from energysched_monitor.sources import build_source
 from energysched_monitor.tracker import NodeTracker, Observation, Reporter

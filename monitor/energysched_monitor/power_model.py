@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from energysched.contract import WORKLOAD_TYPES
 from energysched.core.values import CPU
 from energysched.kb.profiles import ProfileSpec
-from energysched_monitor.ports import ClusterView, NodeInfo, PodInfo, is_daemon
+from energysched_monitor.interfaces import ClusterView, NodeInfo, PodInfo, is_daemon
 from energysched_monitor.readings import ReadError, Reading, SourceKind
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from energysched.contract import POWER_SOURCE_CONFIG_ANNOTATION
 from energysched_monitor.config import ConfigError, ConfigStore, MonitorConfig, parse_override
+from energysched_monitor.interfaces import ClusterView, NodeAnnotator, NodeInfo, simulated
 from energysched_monitor.node_monitor import tracker_for
-from energysched_monitor.ports import ClusterView, NodeAnnotator, NodeInfo, simulated
 from energysched_monitor.power_model import ModelSource
 from energysched_monitor.publish import WriteBudget
 from energysched_monitor.readings import ReadError, Reading, excerpt

@@ -74,7 +74,7 @@ class Published:
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class PublishDecision:
     publish: bool
     reason: Reason
 
@@ -87,18 +87,18 @@ def noticeable(old: float, new: float, policy: PublishPolicy) -> bool:
 
 def decide(
     last: Published | None, watts: float, now: float, policy: PublishPolicy, heartbeat: float
-) -> Decision:
+) -> PublishDecision:
     """Publish ``watts`` at monotonic time ``now``? ``heartbeat`` from ``heartbeat_for``."""
     if last is None:
-        return Decision(True, "first")
+        return PublishDecision(True, "first")
     elapsed = now - last.at
     if elapsed >= heartbeat:
-        return Decision(True, "heartbeat")
+        return PublishDecision(True, "heartbeat")
     if not noticeable(last.watts, watts, policy):
-        return Decision(False, "steady")
+        return PublishDecision(False, "steady")
     if elapsed < policy.min_interval_seconds:
-        return Decision(False, "too-soon")
-    return Decision(True, "change")
+        return PublishDecision(False, "too-soon")
+    return PublishDecision(True, "change")
 
 
 def format_watts(watts: float) -> str:

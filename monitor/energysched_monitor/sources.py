@@ -8,8 +8,8 @@ from pathlib import Path
 
 from energysched_bench.power import MonotonicCounter
 from energysched_monitor.config import ConfigError, MonitorConfig, SourceSpec
+from energysched_monitor.interfaces import ClusterView
 from energysched_monitor.nvml import NvmlSource
-from energysched_monitor.ports import ClusterView
 from energysched_monitor.power_model import ModelSource
 from energysched_monitor.rapl import RaplSource
 from energysched_monitor.readings import PowerSource, ReadError, Reading, SourceKind

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from energysched_monitor.energy import EnergyIntegrator, Step
-from energysched_monitor.health import Backoff, ErrorState, Transition
+from energysched_monitor.failures import Backoff, ErrorState, Transition
 from energysched_monitor.metrics import Metrics
 from energysched_monitor.publish import (
-    Decision,
+    PublishDecision,
     Published,
     PublishPolicy,
     Reason,
@@ -103,7 +103,7 @@ class NodeTracker:
         transition = self.errors.succeeded(mono)
         decision = decide(self.last_published, outcome.watts, mono, self.policy, self.heartbeat)
         if decision.publish and mono < self.write_retry_at:
-            decision = Decision(False, "write-backoff")
+            decision = PublishDecision(False, "write-backoff")
         publish = None
         if decision.publish:
             publish = power_annotations(outcome.watts, wall, outcome.source_label)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +14,9 @@ from energysched_lab.cluster.local import LocalCluster
 from tests.support import ROOT, Kubectl, SchedulerProcess
 
 
-@pytest.fixture(scope="session")
-def knowledge_base(local_cluster: LocalCluster) -> None:
-    """The CRD and the thesis profiles (kb/profiles), installed once per session."""
-    kubectl = Kubectl(local_cluster.kubeconfig)
+def install_knowledge_base(cluster: LocalCluster) -> None:
+    """The CRD and the thesis profiles (kb/profiles)."""
+    kubectl = Kubectl(cluster.kubeconfig)
     kubectl("apply", "-f", str(ROOT / "manifests" / "crd" / "energyprofiles.yaml"))
     kubectl(
         "wait",
@@ -24,6 +25,30 @@ def knowledge_base(local_cluster: LocalCluster) -> None:
         "crd/energyprofiles.energy.thesis.io",
     )
     kubectl("apply", "-f", str(ROOT / "kb" / "profiles"))
+
+
+@pytest.fixture(scope="session")
+def knowledge_base(local_cluster: LocalCluster) -> None:
+    """The CRD and the thesis profiles, installed once per session."""
+    install_knowledge_base(local_cluster)
+
+
+@pytest.fixture(scope="module")
+def private_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """A local cluster of the test module's own, with the CRD and the thesis profiles.
+
+    For tests that freeze or stop a control-plane process: the session's cluster is
+    shared by every other test, and a frozen API server would fail them. It has its
+    own name, ports and state directory, and is purged when the module is done.
+    """
+    module = hashlib.sha256(request.module.__name__.encode()).hexdigest()[:6]
+    cluster = LocalCluster(f"pytest-{os.getpid()}-{module}")
+    try:
+        cluster.up()
+        install_knowledge_base(cluster)
+        yield cluster
+    finally:
+        cluster.purge()
 
 
 def scheduler_config(namespace: str, **profile: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ checkout, as `pip wheel .` does for a user, and reads its file list.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,12 +23,22 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def product_wheel_files(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     out = tmp_path_factory.mktemp("wheel")
+    # From a copy of the checkout as git would give it (no venv, no caches, and no
+    # build/ left by an earlier build, whose stale files setuptools would pack again).
+    src = out / "src"
+    shutil.copytree(
+        REPO,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "results"
+        ),
+    )
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(out), str(REPO)],
+         "--wheel-dir", str(out), str(src)],
         check=True,
         capture_output=True,
-        cwd=out,  # the build's own scratch files stay out of the checkout
+        cwd=out,
     )  # fmt: skip
     (wheel,) = out.glob("energysched-*.whl")
     with zipfile.ZipFile(wheel) as zf:

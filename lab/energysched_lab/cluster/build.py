@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from energysched_lab.cache import cache_root as cache_root  # re-exported: build.cache_root()
 from energysched_lab.cluster import versions
 
 GOMOD_DIR = Path(__file__).parent / "gomod"
@@ -33,14 +34,6 @@ BINARIES = ("etcd", *KUBE_COMMANDS, "kwok")
 
 class BuildError(RuntimeError):
     """A Go build failed; the message carries the tail of its output."""
-
-
-def cache_root() -> Path:
-    env = os.environ.get("ENERGYSCHED_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "energysched"
 
 
 def _go() -> str:

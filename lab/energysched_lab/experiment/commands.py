@@ -66,7 +66,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--repeats", type=int, default=1, help="seeds per configuration (default 1)")
     p.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
     p.add_argument(
-        "--mode", type=_modes, default=["normalized"], help="scoring mode(s), comma-separated"
+        "--mode",
+        type=_modes,
+        default=[contract.DEFAULT_SCORING_MODE],
+        help=f"scoring mode(s), comma-separated (default {contract.DEFAULT_SCORING_MODE})",
     )
     p.add_argument(
         "--schedulers",

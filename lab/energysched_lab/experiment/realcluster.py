@@ -490,7 +490,7 @@ def main(args: argparse.Namespace, scenario: Scenario, specs: Sequence[RunSpec])
     except ValueError as exc:
         print(f"energysched experiment: {exc}", file=sys.stderr)
         return 2
-    if args.mode != ["normalized"]:
+    if args.mode != [contract.DEFAULT_SCORING_MODE]:
         print(
             "energysched experiment: on a real cluster energysched runs as deployed; "
             f"--mode {','.join(args.mode)} is recorded as 'as-deployed', not applied",

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from energysched_lab.images import qemu
-from energysched_lab.images.engine import Engine, EngineError, cache_root
+from energysched_lab.images.engine import Engine, EngineError, images_root
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -386,7 +386,7 @@ BIN = Path("rootfs/usr/local/bin")
 
 
 def stage_product(arch: Arch, ctx: Path) -> None:
-    root = cache_root()
+    root = images_root()
     site = ctx / SITE
     wheelhouse = root / "pip" / "wheels" / arch.name
     wheelhouse.mkdir(parents=True, exist_ok=True)
@@ -553,7 +553,7 @@ def build_all(
     engine: Engine | None = None,
 ) -> list[Built]:
     """Build (cached), save and optionally push; in ``engine`` if one is running."""
-    root = root or cache_root()
+    root = root or images_root()
     root.mkdir(parents=True, exist_ok=True)
     unknown = [a for a in arches if a not in ARCHES] + [i for i in images if i not in IMAGES]
     if unknown:

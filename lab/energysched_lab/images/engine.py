@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from energysched_lab.cache import cache_root
 from energysched_lab.cluster import processes
 
 #: Short, so that socket paths stay below the 108-byte limit of AF_UNIX; one per
@@ -40,13 +41,9 @@ class EngineError(RuntimeError):
     """The engine cannot start or a docker command failed; the message says why."""
 
 
-def cache_root() -> Path:
+def images_root() -> Path:
     """Where base file systems, the engine's data and the image archives live."""
-    env = os.environ.get("ENERGYSCHED_IMAGES_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "energysched" / "images"
+    return cache_root() / "images"
 
 
 def missing_tools() -> list[str]:
@@ -82,7 +79,7 @@ class Engine:
     """``with Engine() as engine: engine.docker("build", ...)``."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = root or cache_root()
+        self.root = root or images_root()
         tag = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
         self.run_dir = EXEC_ROOT.with_name(f"{EXEC_ROOT.name}-{tag}")
         self.socket = self.run_dir / "docker.sock"

@@ -363,11 +363,18 @@ def forwarder(bind: str, target: tuple[str, int]) -> _Forward:
 
 
 @contextlib.contextmanager
-def plug_for_pods(node_net: realnode.NodeNet, gen: int) -> Iterator[str]:
+def plug_for_pods(
+    node_net: realnode.NodeNet, gen: int, password_file: Path | None = None
+) -> Iterator[str]:
     """A fake Shelly plug (42.5 W) on loopback, reachable from the pods at the host's
-    address on the node's network; yields its URL as a pod sees it."""
+    address on the node's network; yields its URL as a pod sees it. With
+    ``password_file`` the plug asks for that password (Gen1: HTTP Basic auth)."""
+    auth = ["--password-file", str(password_file)] if password_file else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "energysched_lab.fake_shelly", "--gen", str(gen), "--power", "42.5"],
+        [
+            *(sys.executable, "-m", "energysched_lab.fake_shelly"),
+            *("--gen", str(gen), "--power", "42.5", *auth),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -492,12 +499,18 @@ def test_bench_run_turns_a_job_on_the_real_node_into_a_measured_profile(
     deployed: str, real_cluster: Any, node_net: realnode.NodeNet, tmp_path: Path
 ) -> None:
     """`energysched bench run`: the benchmark kernels (in the workflow image) run as a Job
-    on the real node, read a Gen1 plug over the pod network, and the result in the pod's
-    log becomes an EnergyProfile with measured performance and measured wall power."""
+    on the real node, read a Gen1 plug with a password over the pod network (the password
+    from a Secret mounted into the Job), and the result in the pod's log becomes an
+    EnergyProfile with measured performance and measured wall power."""
     if "energysched-mlworkflow" not in archives():
         pytest.skip("the workflow image energysched-mlworkflow:dev is not built (make images)")
     out = tmp_path / "profiles"
-    with plug_for_pods(node_net, 1) as plug:
+    password = tmp_path / "plug-password"
+    password.write_text(f"pw-{uuid.uuid4().hex[:12]}\n")
+    rk = Kubectl(real_cluster.kubeconfig)
+    secret = f"bench-plug-{uuid.uuid4().hex[:6]}"
+    rk("-n", NAMESPACE, "create", "secret", "generic", secret, f"--from-file=password={password}")
+    with plug_for_pods(node_net, 1, password) as plug:
         short = ["--repeats", "1", "--seconds", "0.3", "--warmup", "0.1", "--idle-seconds", "1"]
         args = [*short, "--no-gpu", "--power", "shelly", "--shelly-url", plug]
         proc = subprocess.run(
@@ -515,12 +528,15 @@ def test_bench_run_turns_a_job_on_the_real_node_into_a_measured_profile(
                 "300",
                 "--out",
                 str(out),
+                "--shelly-password-secret",
+                secret,
                 *(f"--bench-arg={a}" for a in args),
             ],
             capture_output=True,
             text=True,
             timeout=400,
         )
+    rk("-n", NAMESPACE, "delete", "secret", secret)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (manifest,) = [yaml.safe_load(p.read_text()) for p in sorted(out.glob("*.yaml"))]
     spec = manifest["spec"]

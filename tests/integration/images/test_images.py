@@ -105,7 +105,7 @@ def test_product_image_has_no_lab_or_test_code(
     assert not [f for f in files if f.startswith(("energysched_lab/", "tests/"))]
     assert "LAB None" in files
     # The wheel itself, as built for the image.
-    wheel = build.product_wheel(build.cache_root())
+    wheel = build.product_wheel(build.images_root())
     names = zipfile.ZipFile(wheel).namelist()
     assert "energysched/cli.py" in names
     assert not [n for n in names if n.startswith(("energysched_lab/", "tests/"))]
@@ -188,7 +188,7 @@ def workflow_results(
             results[arch][stage] = result
         assert {p.name for p in data.iterdir()} >= {"dataset.npz", "model.npz", "inference.json"}
     # Kept for the record (the README's figures): accuracy and rates per architecture.
-    record = build.cache_root() / "out" / "workflow-test-results.json"
+    record = build.images_root() / "out" / "workflow-test-results.json"
     record.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
 

@@ -197,3 +197,38 @@ async def test_job_path_on_a_simulated_node_times_out_honestly(
     template = job["spec"]["template"]["spec"]
     assert template["nodeSelector"] == {"kubernetes.io/hostname": "wyse"}
     assert template["containers"][0]["image"] == "bench:test"
+
+
+async def test_the_plug_password_reaches_the_job_as_a_mounted_secret_only(
+    kube: KubeClient, local_cluster: LocalCluster, namespace: str, tmp_path: Path
+) -> None:
+    """A missing Secret is refused before any Job; with it, the Job mounts it and the
+    password appears nowhere in the Job (the real node's run: tests/integration/deploy)."""
+    common = [
+        "--kubeconfig", str(local_cluster.kubeconfig), "--image", "bench:test",
+        "--namespace", namespace, "--node", "wyse", "--include-simulated",
+        "--out", str(tmp_path), "--bench-arg=--power", "--bench-arg=shelly",
+        "--bench-arg=--shelly-url=http://plug.invalid",
+    ]  # fmt: skip
+    proc = _cli(*common, "--shelly-password-secret", "plug-auth")
+    assert proc.returncode == 1 and f"secret {namespace}/plug-auth does not exist" in proc.stderr
+    assert not (await kube.get(api_path("batch/v1", "jobs", namespace)))["items"]
+
+    password = "s3cret-" + uuid.uuid4().hex[:8]
+    await kube.create(
+        api_path("v1", "secrets", namespace),
+        {"metadata": {"name": "plug-auth"}, "stringData": {"wyse": password}},
+    )
+    proc = _cli(*common, "--shelly-password-secret", "plug-auth/password")
+    assert proc.returncode == 1 and "has no key 'password' (has: wyse)" in proc.stderr
+
+    proc = _cli(
+        *common, "--shelly-password-secret", "plug-auth/wyse", "--timeout", "6", "--keep-jobs"
+    )
+    assert proc.returncode == 1 and "timed out" in proc.stderr  # KWOK runs no container
+    (job,) = (await kube.get(api_path("batch/v1", "jobs", namespace)))["items"]
+    assert password not in json.dumps(job)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["secret"]["secretName"] == "plug-auth"
+    assert "--shelly-password-file" in pod["containers"][0]["command"]
+    assert password not in proc.stdout + proc.stderr

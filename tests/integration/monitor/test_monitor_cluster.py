@@ -42,10 +42,10 @@ from energysched.kube.client import ApiError, KubeClient, api_path
 from energysched.kube.config import load_kubeconfig
 from energysched_lab.fake_shelly import FakeShelly
 from energysched_monitor.config import ConfigStore, parse_config_text
+from energysched_monitor.interfaces import NodeInfo, PodInfo
 from energysched_monitor.kubeio import KubeNodeAnnotator, KubeNodeReader, ReflectorClusterView
 from energysched_monitor.metrics import Metrics
 from energysched_monitor.node_monitor import NodeMonitor
-from energysched_monitor.ports import NodeInfo, PodInfo
 from energysched_monitor.power_model_monitor import ModelMonitor
 from energysched_monitor.tracker import Reporter
 from tests.support import pod_manifest, wait_for

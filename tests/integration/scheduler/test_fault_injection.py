@@ -185,7 +185,7 @@ async def test_api_server_down_for_20_s_while_pods_arrive(
             assert 1 in sup.exit_codes, sup.log()[-3000:]
         else:
             # Not ready while the watches were down, and the same process recovered.
-            assert 500 in statuses, statuses
+            assert 503 in statuses, statuses
             assert sup.exit_codes == [], sup.log()[-3000:]
             assert "watches up: deciding again" in sup.log()
 
@@ -329,7 +329,7 @@ async def test_a_watch_cut_mid_event_with_garbage(
             await kube.create(api_path("v1", "pods", namespace), energy_pod("cut"))
             await wait_for(lambda: _true(proxy.cuts == 1), 30, "the cut")
             # The pod watch is refused for a while: not ready, no decisions.
-            assert await wait_for(lambda: _is(readyz(port), 500), 5, "not ready while down")
+            assert await wait_for(lambda: _is(readyz(port), 503), 5, "not ready while down")
             await kube.create(api_path("v1", "pods", namespace), energy_pod("after"))
             await all_bound_once(kube, namespace, ["before", "cut", "after"], sup)
             assert await wait_for(lambda: _is(readyz(port), 200), 30, "ready again")

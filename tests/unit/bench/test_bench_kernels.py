@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from energysched.kb.convert import ConversionError, convert_result
 from energysched.kb.io import load_profiles
 from energysched.kb.profiles import ProfileSpec
 from energysched.kb.validate import parse_profile
+from energysched.kbtools.convert import ConversionError, convert_result
 from energysched_bench import __main__ as cli
 from energysched_bench import kernels
 from energysched_bench.kernels import TINY, KernelConfig, NumpyMLP

@@ -62,8 +62,16 @@ SEED = 1
 SITUATIONS = ("empty", "loaded", "skewed")
 
 
+#: The scenarios the goldens cover. thesis, concurrent and trace-sample were written by
+#: the code before the plugin kernel was rebuilt (the proof that it changed nothing);
+#: four-class, added after, guards against regressions from then on. A new scenario is
+#: added here (and written with --write) when its decisions are worth pinning: large
+#: generated ones (traces at scale) are not.
+GOLDEN_SCENARIOS = ("concurrent", "four-class", "thesis", "trace-sample")
+
+
 def scenario_dirs() -> list[Path]:
-    return sorted(p for p in SCENARIOS.iterdir() if (p / "workload.yaml").is_file())
+    return [SCENARIOS / name for name in GOLDEN_SCENARIOS]
 
 
 def _pod(job: Job, *, uid: str, node: str = "", started: dt.datetime | None = None) -> Any:

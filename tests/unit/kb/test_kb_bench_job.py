@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from energysched.kb.bench_job import BENCH_NODE_LABEL, COMMAND, build_bench_job, job_name
+from energysched.kbtools.bench_job import (
+    BENCH_NODE_LABEL,
+    COMMAND,
+    PASSWORD_FILE,
+    SECRET_GROUP,
+    build_bench_job,
+    job_name,
+)
 from energysched_bench.result import (
     BEGIN_MARKER,
     END_MARKER,
@@ -114,3 +121,34 @@ def test_job_defaults_and_long_names() -> None:
     assert "ttlSecondsAfterFinished" not in job["spec"]
     assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["limits"]
     assert job_name("rpi", "x") == "energysched-bench-rpi-x"
+
+
+def test_the_plug_password_is_a_mounted_secret_not_an_argument() -> None:
+    job = build_bench_job(
+        "tvpc",
+        "bench:1",
+        run_id="r1",
+        args=["--power", "shelly", "--shelly-url", "http://plug"],
+        password_secret=("plug-auth", "tvpc-password"),
+    )
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"][-2:] == ["--shelly-password-file", PASSWORD_FILE]
+    assert "--shelly-password" not in container["command"]  # only the file's path goes in
+    (volume,) = pod["volumes"]
+    assert volume["secret"]["secretName"] == "plug-auth"
+    assert volume["secret"]["items"] == [{"key": "tvpc-password", "path": "password"}]
+    assert volume["secret"]["defaultMode"] == 0o440
+    # Not world-readable: the container's user reads it through the pod's fsGroup.
+    assert pod["securityContext"]["fsGroup"] == SECRET_GROUP
+    (mount,) = container["volumeMounts"]
+    assert (mount["name"], mount["readOnly"]) == (volume["name"], True)
+    assert f"{mount['mountPath']}/password" == PASSWORD_FILE
+    assert not any("valueFrom" in e and "secretKeyRef" in e["valueFrom"] for e in container["env"])
+
+
+def test_without_a_secret_no_volume_and_no_password_argument() -> None:
+    pod = build_bench_job("tvpc", "bench:1", run_id="r1")["spec"]["template"]["spec"]
+    assert "volumes" not in pod and "volumeMounts" not in pod["containers"][0]
+    assert "securityContext" not in pod
+    assert not any("password" in a for a in pod["containers"][0]["command"])

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from energysched.kb.convert import ConversionError, convert_result, main
 from energysched.kb.io import load_profiles
 from energysched.kb.profiles import ProfileSpec
 from energysched.kb.validate import parse_profile
+from energysched.kbtools.convert import ConversionError, convert_result, main
 from energysched_bench.kernels import STANDARD
 from energysched_bench.result import SCHEMA, format_result
 

@@ -3,13 +3,14 @@ broken proxy or a cut connection would: garbage, half an event, very long lines.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
 
-from energysched.kube.client import ApiError, KubeClient, WatchEvent
+from energysched.kube.client import ApiError, KubeClient, WatchEvent, WatchSilent
 from energysched.kube.config import ClusterAccess
 
 pytestmark = pytest.mark.unit
@@ -108,3 +109,83 @@ async def test_an_error_event_carries_the_status(serve_stream: Serve) -> None:
     kube = await serve_stream([json.dumps({"type": "ERROR", "object": status}).encode() + b"\n"])
     _, error = await collect(kube)
     assert error is not None and error.gone and error.message == "too old"
+
+
+async def _hanging_server(
+    before: list[bytes], every: float | None, answer: bool = True
+) -> tuple[web.AppRunner, KubeClient]:
+    """Sends ``before``, then (``every``) a bookmark every so often, or nothing, keeping the
+    connection open; ``answer=False``: never even sends the response headers."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not answer:
+            await asyncio.Event().wait()
+        resp = web.StreamResponse()
+        resp.content_type = "application/json"
+        await resp.prepare(request)
+        for chunk in before:
+            await resp.write(chunk)
+        for i in range(1000):
+            await asyncio.sleep(every or 3600)
+            await resp.write(line("BOOKMARK", "", str(100 + i)))
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/api/v1/pods", handler)
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, KubeClient(ClusterAccess(f"http://127.0.0.1:{port}", None), qps=0)
+
+
+async def test_a_silent_stream_ends_with_watch_silent_after_its_idle_limit() -> None:
+    runner, kube = await _hanging_server([line("ADDED", "a", "2")], every=None)
+    events: list[WatchEvent] = []
+    try:
+        async with kube:
+            with pytest.raises(WatchSilent) as silent:
+                async with asyncio.timeout(10):
+                    async for ev in kube.watch("/api/v1/pods", "1", idle_seconds=0.3):
+                        events.append(ev)
+    finally:
+        await runner.cleanup()
+    assert [e.object["metadata"]["name"] for e in events] == ["a"]
+    assert "no event and no bookmark for 0.3 s" in str(silent.value)
+
+
+async def test_bookmarks_keep_a_quiet_watch_alive() -> None:
+    runner, kube = await _hanging_server([], every=0.1)
+    bookmarks = 0
+    try:
+        async with kube:
+            async with asyncio.timeout(10):
+                async for ev in kube.watch("/api/v1/pods", "1", idle_seconds=0.5):
+                    assert ev.type == "BOOKMARK"
+                    bookmarks += 1
+                    if bookmarks == 12:  # 1.2 s: more than twice the idle limit
+                        break
+    finally:
+        await runner.cleanup()
+    assert bookmarks == 12
+
+
+async def test_a_server_that_does_not_answer_is_an_api_error() -> None:
+    runner, kube = await _hanging_server([], every=None, answer=False)
+    connected: list[bool] = []
+    try:
+        async with kube:
+            with pytest.raises(ApiError) as error:
+                async with asyncio.timeout(10):
+                    async for _ in kube.watch(
+                        "/api/v1/pods",
+                        "1",
+                        answer_seconds=0.3,
+                        on_connect=lambda: connected.append(True),
+                    ):
+                        pass
+    finally:
+        await runner.cleanup()
+    assert error.value.reason == "WatchNoAnswer" and error.value.status == 0
+    assert connected == []

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from energysched.kube.client import JSON, ApiError, KubeClient, WatchEvent
+from energysched.kube.client import JSON, ApiError, KubeClient, WatchEvent, WatchSilent
 from energysched.kube.config import ClusterAccess
 from energysched.kube.reflector import Reflector
 
 pytestmark = pytest.mark.unit
 
-Step = list[WatchEvent] | BaseException
+Step = list[WatchEvent | BaseException] | BaseException  # an error inside: raised mid-stream
 
 
 def obj(name: str, rv: str, ns: str = "ns") -> JSON:
@@ -68,6 +68,8 @@ class ScriptedKube(KubeClient):
         if on_connect:
             on_connect()
         for ev in step:
+            if isinstance(ev, BaseException):
+                raise ev
             yield ev
 
 
@@ -199,3 +201,42 @@ _real_sleep = asyncio.sleep
 async def _no_sleep(delay: float, result: Any = None) -> Any:
     """Backoff without waiting (the loop still yields, so the test can observe)."""
     return await _real_sleep(0, result)
+
+
+async def test_a_silent_watch_is_re_established_from_its_resource_version_and_stays_up() -> None:
+    """Silence (no event, no bookmark) ends the watch; a server that answers the next one
+    resumes it: no relist, no error, the cache never counted as down."""
+    kube = ScriptedKube(
+        lists=[[obj("a", "1")]],
+        watches=[[WatchEvent("MODIFIED", obj("a", "7")), WatchSilent(62)], []],
+    )
+    health: list[bool] = []
+    reflector = Reflector(kube, "/p", Recorder(), on_health=lambda name, up: health.append(up))
+    await run_until(reflector, lambda: len(kube.watch_rvs) >= 3)
+    assert kube.watch_rvs[:2] == ["1", "7"]
+    assert reflector.stats.silent_watches == 1
+    assert (reflector.stats.errors, kube.list_calls) == (0, 1)
+    assert health == [True] and reflector.up
+
+
+async def test_silence_then_no_answer_takes_the_reflector_down_until_a_watch_is_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stopped server: the watch goes silent, the next one is not answered (down), a later
+    one is (up again), from the last resourceVersion."""
+    monkeypatch.setattr(asyncio, "sleep", _no_sleep)
+    kube = ScriptedKube(
+        lists=[[obj("a", "1")]],
+        watches=[
+            [WatchEvent("MODIFIED", obj("a", "7")), WatchSilent(62)],
+            ApiError(0, "WatchNoAnswer", "the server did not answer within 15 s"),
+            [WatchEvent("ADDED", obj("b", "9"))],
+        ],
+    )
+    rec = Recorder()
+    health: list[bool] = []
+    reflector = Reflector(kube, "/p", rec, on_health=lambda name, up: health.append(up))
+    await run_until(reflector, lambda: ("ADDED", "b") in rec.seen)
+    assert health == [True, False, True]
+    assert kube.watch_rvs[:3] == ["1", "7", "7"]
+    assert (reflector.stats.silent_watches, reflector.stats.errors) == (1, 1)

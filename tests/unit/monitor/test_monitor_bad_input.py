@@ -25,9 +25,9 @@ from energysched_monitor.config import (
     parse_config_text,
     parse_override,
 )
+from energysched_monitor.interfaces import NodeInfo, node_info
 from energysched_monitor.metrics import Metrics
 from energysched_monitor.node_monitor import NodeMonitor
-from energysched_monitor.ports import NodeInfo, node_info
 from energysched_monitor.readings import ReadError
 from energysched_monitor.shelly import MAX_REPLY_BYTES, ShellySource
 

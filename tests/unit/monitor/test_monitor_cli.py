@@ -72,8 +72,10 @@ async def test_dry_run_end_to_end(fake_shelly: Start, tmp_path: Path) -> None:
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
                 text = await resp.text()
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
-                assert resp.status == 200
+            for probe in ("healthz", "readyz"):
+                async with http.get(f"http://127.0.0.1:{port}/{probe}?verbose") as resp:
+                    assert resp.status == 200
+                    assert "[+]loop ok" in await resp.text()
         stop.set()
         assert await asyncio.wait_for(task, 5) == 0
     patch = next(e for e in logs if e["event"] == "dry-run: would patch node")

@@ -18,7 +18,7 @@ from energysched_monitor.config import (
     parse_override,
     resolve_source,
 )
-from energysched_monitor.ports import NodeInfo
+from energysched_monitor.interfaces import NodeInfo
 
 pytestmark = pytest.mark.unit
 

@@ -82,10 +82,10 @@ def monitor_closure() -> dict[str, Path]:
 
 
 def test_monitor_imports_only_its_allowed_layers() -> None:
-    """The monitor may use the kube client, the contract, the strict reader, the knowledge
-    base, the power-reading core and the scheduling core's light readers (quantities,
-    nodes and pods; no numpy, no plugins); never the scheduler, the operator, the rest of
-    the core or the lab."""
+    """The monitor may use the kube client, the contract, the strict reader, the probe
+    server, the knowledge base, the power-reading core and the scheduling core's light
+    readers (quantities, nodes and pods; no numpy, no plugins); never the scheduler, the
+    operator, the rest of the core or the lab."""
     allowed = (
         "monitor/energysched_monitor/",
         "bench/energysched_bench/__init__.py",
@@ -93,6 +93,7 @@ def test_monitor_imports_only_its_allowed_layers() -> None:
         "energysched/__init__.py",
         "energysched/contract.py",
         "energysched/strict.py",
+        "energysched/probes.py",
         "energysched/kube/",
         "energysched/kb/",
         # the one reader of Kubernetes values (tests/unit/core/test_core_layers.py

@@ -13,8 +13,8 @@ from aiohttp import web
 
 from energysched.contract import API_VERSION, KWOK_NODE_ANNOTATION, WORKLOAD_TYPE_LABEL
 from energysched.kube import ClusterAccess, KubeClient
+from energysched_monitor.interfaces import simulated
 from energysched_monitor.kubeio import KubeNodeAnnotator, KubeNodeReader, ReflectorClusterView
-from energysched_monitor.ports import simulated
 
 pytestmark = pytest.mark.unit
 

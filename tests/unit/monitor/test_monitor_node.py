@@ -19,9 +19,9 @@ from energysched.contract import (
 )
 from energysched_lab.fake_shelly import FakeShelly
 from energysched_monitor.config import ConfigStore
+from energysched_monitor.interfaces import NodeInfo
 from energysched_monitor.metrics import Metrics
 from energysched_monitor.node_monitor import NodeMonitor
-from energysched_monitor.ports import NodeInfo
 
 from .conftest import PASSWORD, Clock, RecordingAnnotator
 

@@ -18,8 +18,7 @@ from energysched.contract import (
 )
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched_monitor.config import ConfigStore, parse_config_text
-from energysched_monitor.metrics import Metrics
-from energysched_monitor.ports import (
+from energysched_monitor.interfaces import (
     NodeInfo,
     PodInfo,
     is_daemon,
@@ -27,6 +26,7 @@ from energysched_monitor.ports import (
     pod_info,
     simulated,
 )
+from energysched_monitor.metrics import Metrics
 from energysched_monitor.power_model import ModelSource, model_power
 from energysched_monitor.power_model_monitor import ModelMonitor
 from energysched_monitor.readings import ReadError

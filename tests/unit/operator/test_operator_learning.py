@@ -210,7 +210,7 @@ def test_learned_updates_are_throttled_per_profile_but_first_writes_and_resets_a
     import time
 
     from energysched.operator.runtime import OperatorOptions, OperatorRuntime
-    from energysched.operator.state import ProfileRecord
+    from energysched.operator.status import ProfileRecord
 
     rt = OperatorRuntime(OperatorOptions(learned_interval_seconds=10.0))
     rt.state.profiles["wyse"] = ProfileRecord(

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from energysched import contract
+from energysched.core.params import ScheduleParams
 from energysched.scheduler.config import (
     ConfigError,
     ConfigSource,
@@ -30,7 +31,7 @@ def test_an_empty_document_gives_the_defaults() -> None:
     (profile,) = cfg.profiles
     assert profile == ProfileConfig()
     assert profile.scheduler_name == contract.SCHEDULER_NAME == "energy-scheduler"
-    assert (profile.mode, profile.default_weight) == ("normalized", 0.5)
+    assert (profile.mode, profile.default_weight) == ("cluster-energy", 0.5)
     assert (profile.hybrid_buffer_watts, profile.staleness_seconds) == (5.0, 60.0)
     assert profile.stale_policy == "ignore"
     assert cfg.leader_election == LeaderElectionConfig()
@@ -355,3 +356,14 @@ def test_the_clock_skew_allowance_is_read_and_checked() -> None:
     assert parse_config({}).profiles[0].params().clock_skew_allowance.total_seconds() == 30.0
     with pytest.raises(ConfigError, match=r"profiles\[0\]\.hybrid\.clockSkewSeconds.*-1"):
         parse_config({"profiles": [{"hybrid": {"clockSkewSeconds": -1}}]})
+
+
+def test_one_default_mode_without_a_config_in_the_core_and_in_the_base_manifests() -> None:
+    """cluster-energy everywhere a user does not choose (the thesis' modes lose energy on
+    a cluster whose big node idles high: README "Scoring, in short")."""
+    assert contract.DEFAULT_SCORING_MODE == "cluster-energy"
+    assert ScheduleParams().mode == contract.DEFAULT_SCORING_MODE
+    assert parse_config({}).profiles[0].mode == contract.DEFAULT_SCORING_MODE
+    base = Path(__file__).resolve().parents[3] / "manifests/base/scheduler/config.yaml"
+    shipped = parse_config(yaml.safe_load(yaml.safe_load(base.read_text())["data"]["config.yaml"]))
+    assert [p.mode for p in shipped.profiles] == [contract.DEFAULT_SCORING_MODE]

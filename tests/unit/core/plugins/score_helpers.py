@@ -26,6 +26,9 @@ def hybrid_node(b: ScoreBreakdown) -> HybridNode:
 
 
 def decide(p: PodInfo, snap: ClusterSnapshot, explain: bool = False, **params: Any) -> Decision:
+    """One decision; ``normalized`` (v1.1) unless a mode is given (the tests' reference mode,
+    not the shipped default)."""
+    params.setdefault("mode", "normalized")
     d = schedule_one(p, snap, ScheduleParams(**params), explain=explain)
     assert d.error is None, d.error
     return d

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from energysched.operator.state import (
+from energysched.operator.status import (
     REASON_INVALID,
     REASON_NO_PROFILE,
     REASON_OVERLAP,

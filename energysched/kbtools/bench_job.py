@@ -20,6 +20,12 @@ BENCH_NODE_LABEL = f"{GROUP}/bench-node"
 #: Label grouping the Jobs of one ``bench run`` (to list and clean them up).
 BENCH_RUN_LABEL = f"{GROUP}/bench-run"
 COMMAND = ("python", "-m", "energysched_bench", "--json")
+#: Where the plug's password is mounted (a Secret volume): the bench reads it from the
+#: file, so it is in neither the Job's spec nor the process list.
+PASSWORD_DIR = "/var/run/secrets/energysched/plug"
+PASSWORD_FILE = f"{PASSWORD_DIR}/password"
+#: The pod's fsGroup when the password is mounted: the group of the project's images' user.
+SECRET_GROUP = 10001
 
 
 def _dns_label(text: str, max_len: int = 63) -> str:
@@ -50,10 +56,13 @@ def build_bench_job(
     active_deadline_seconds: int = 1800,
     ttl_seconds_after_finished: int | None = 3600,
     service_account: str | None = None,
+    password_secret: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     """A batch/v1 Job that runs the benchmark on ``node`` and nowhere else.
 
     ``args`` are extra bench arguments (``--power shelly --shelly-url ...``).
+    ``password_secret`` (Secret name, key in it): the plug's password, mounted
+    read-only at :data:`PASSWORD_FILE` and passed as ``--shelly-password-file``.
     ``gpu`` requests one ``nvidia.com/gpu`` (and ``runtime_class``, e.g.
     ``nvidia`` on k3s). The default scheduler places the pod: nodeSelector
     pins it, tolerations let it onto a tainted control-plane node.
@@ -87,6 +96,26 @@ def build_bench_job(
         "nodeSelector": {HOSTNAME_LABEL: node},
         "containers": [container],
     }
+    if password_secret is not None:
+        secret, key = password_secret
+        container["command"].extend(["--shelly-password-file", PASSWORD_FILE])
+        container["volumeMounts"] = [
+            {"name": "plug-password", "mountPath": PASSWORD_DIR, "readOnly": True}
+        ]
+        pod_spec["volumes"] = [
+            {
+                "name": "plug-password",
+                "secret": {
+                    "secretName": secret,
+                    "items": [{"key": key, "path": "password"}],
+                    "defaultMode": 0o440,
+                },
+            }
+        ]
+        # The file is owner and group readable only; the image's user (any non-root uid)
+        # reads it through the pod's fsGroup, which the kubelet gives the file and adds to
+        # the container's groups (as the monitor's DaemonSet does).
+        pod_spec["securityContext"] = {"fsGroup": SECRET_GROUP}
     if tolerate_all_taints:
         pod_spec["tolerations"] = [{"operator": "Exists"}]
     if runtime_class:

@@ -1,6 +1,6 @@
-"""``energysched kb show``, ``energysched bench run`` and ``energysched operator``.
+"""``energysched kb show`` and ``energysched bench run``.
 
-Heavy modules (kopf, aiohttp sessions, the bench package) are imported inside
+Heavy modules (aiohttp sessions, the bench package) are imported inside
 the handlers, so building the parser stays cheap.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,11 +25,8 @@ DEFAULT_PROFILES_DIR = REPO_KB_DIR / "profiles"
 
 
 def add_parsers(sub: Any) -> None:
-    from energysched.operator.commands import add_parser as add_operator_parser
-
     _add_kb(sub)
     _add_bench(sub)
-    add_operator_parser(sub)
 
 
 # -- kb show ---------------------------------------------------------------------------------
@@ -224,7 +222,15 @@ def _add_bench(sub: Any) -> None:
         action="append",
         default=[],
         metavar="ARG",
-        help="extra argument for `python -m energysched_bench` (repeatable)",
+        help="extra argument for `python -m energysched_bench` (repeatable; never a "
+        "password: see --shelly-password-secret)",
+    )
+    run.add_argument(
+        "--shelly-password-secret",
+        metavar="NAME[/KEY]",
+        help="a Secret in --namespace holding the plug's password (key 'password' unless "
+        "given): mounted into each Job and read from the file, so it is in neither the "
+        "Job's spec nor the process list",
     )
     run.add_argument(
         "--gpu-node",
@@ -292,14 +298,14 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def _bench_run(args: argparse.Namespace) -> int:
-    from energysched.kb.fill import (
+    from energysched.kb.io import load_profiles
+    from energysched.kbtools.fill import (
         ConvertOptions,
         JobOptions,
         collect_local,
         convert_collected,
         write_manifests,
     )
-    from energysched.kb.io import load_profiles
     from energysched.kube.client import ApiError
     from energysched.kube.config import KubeConfigError
 
@@ -328,6 +334,18 @@ def _bench_run(args: argparse.Namespace) -> int:
     else:
         if not args.image:
             return _fail("--image is required to run Jobs (or give --local-results)", 2)
+        leaked = [a for a in args.bench_arg if a.split("=", 1)[0] == "--shelly-password"]
+        if leaked:
+            # The value would sit in the Job's spec (readable by anyone who can read Jobs)
+            # and in the node's process list.
+            return _fail(
+                "--bench-arg=--shelly-password would put the password into the Job's spec "
+                "and the process list; put it in a Secret and pass --shelly-password-secret",
+                2,
+            )
+        secret = _secret_ref(args.shelly_password_secret)
+        if isinstance(secret, str):
+            return _fail(secret, 2)
         options = JobOptions(
             image=args.image,
             namespace=args.namespace,
@@ -338,6 +356,7 @@ def _bench_run(args: argparse.Namespace) -> int:
             gpu_nodes=tuple(args.gpu_node),
             gpu_runtime_class=args.gpu_runtime_class,
             keep_jobs=args.keep_jobs,
+            password_secret=secret,
         )
         try:
             converted, apply_errors, skipped, code = asyncio.run(
@@ -351,6 +370,24 @@ def _bench_run(args: argparse.Namespace) -> int:
     _report(converted, skipped, apply_errors, args.json)
     failed = [c for c in converted if c.manifest is None]
     return 1 if failed or apply_errors or not converted else 0
+
+
+def _secret_ref(value: str | None) -> tuple[str, str] | str | None:
+    """``NAME`` or ``NAME/KEY`` -> (name, key); a message when malformed."""
+    if value is None:
+        return None
+    name, _, key = value.partition("/")
+    key = key or "password"
+    if not _DNS_SUBDOMAIN.fullmatch(name) or not _SECRET_KEY.fullmatch(key):
+        return (
+            f"--shelly-password-secret {value!r}: expected NAME or NAME/KEY (a Secret's name "
+            "and one of its keys)"
+        )
+    return name, key
+
+
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 
 
 def _report(
@@ -391,7 +428,7 @@ def _report(
 
 
 async def _apply_only(kubeconfig: str | None, converted: list[Any]) -> list[str]:
-    from energysched.kb.fill import apply_manifests
+    from energysched.kbtools.fill import apply_manifests
     from energysched.kube.client import KubeClient
     from energysched.kube.config import load_access
 
@@ -402,7 +439,7 @@ async def _apply_only(kubeconfig: str | None, converted: list[Any]) -> list[str]
 async def _cluster_run(
     kubeconfig: str | None, options: Any, convert: Any, apply: bool
 ) -> tuple[list[Any], list[str], list[str], int]:
-    from energysched.kb.fill import (
+    from energysched.kbtools.fill import (
         apply_manifests,
         convert_collected,
         is_simulated,
@@ -449,6 +486,27 @@ async def _cluster_run(
                     f"(kubectl create namespace {options.namespace}) or pass --namespace"
                 ),
             )
+        if options.password_secret is not None:
+            secret, key = options.password_secret
+            try:
+                got = await kube.get(api_path("v1", "secrets", options.namespace, secret))
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+                got = None
+            if got is None or key not in (got.get("data") or {}):
+                where = f"secret {options.namespace}/{secret}"
+                return (
+                    [],
+                    [],
+                    skipped,
+                    _fail(
+                        f"{where} does not exist"
+                        if got is None
+                        else f"{where} has no key {key!r} (has: "
+                        f"{', '.join(sorted(got.get('data') or {})) or 'none'})"
+                    ),
+                )
         simulated = {str(o["metadata"]["name"]) for o in node_objects if is_simulated(o)}
         collected = await run_jobs(
             kube,

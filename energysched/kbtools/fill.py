@@ -1,9 +1,9 @@
 """``energysched bench run``: benchmark every Ready node, turn the results into EnergyProfiles.
 
 Cluster path: one Job per Ready node, pinned by ``kubernetes.io/hostname``
-(:func:`energysched.kb.bench_job.build_bench_job`); wait until each completes; read
+(:func:`energysched.kbtools.bench_job.build_bench_job`); wait until each completes; read
 its pod's log; :func:`~energysched_bench.result.extract_result`;
-:func:`~energysched.kb.convert.convert_result`; write one manifest per node
+:func:`~energysched.kbtools.convert.convert_result`; write one manifest per node
 (and server-side apply it with ``--apply``).
 
 Simulated (KWOK) nodes run no container at all: a Job pinned to one would stay
@@ -69,7 +69,7 @@ class ConvertOptions:
 
 def convert_collected(collected: Iterable[Collected], options: ConvertOptions) -> list[Converted]:
     """extract_result → convert_result for every collected log, errors kept per node."""
-    from energysched.kb.convert import ConversionError, convert_result
+    from energysched.kbtools.convert import ConversionError, convert_result
     from energysched_bench.result import ResultNotFound, extract_result
 
     out = []
@@ -104,7 +104,7 @@ def collect_local(paths: Sequence[Path]) -> list[Collected]:
     Each document becomes the same marked text a pod log holds, so it takes the
     same extraction path as a log read from the cluster.
     """
-    from energysched.kb.convert import read_results
+    from energysched.kbtools.convert import read_results
     from energysched_bench.result import ResultNotFound, format_result
 
     files: list[Path] = []
@@ -179,6 +179,8 @@ class JobOptions:
     gpu_nodes: tuple[str, ...] = ()
     gpu_runtime_class: str | None = None
     keep_jobs: bool = False
+    #: (Secret, key): the plug's password, mounted into each Job (never an argument).
+    password_secret: tuple[str, str] | None = None
 
 
 def _ready(node: Mapping[str, Any]) -> bool:
@@ -251,7 +253,7 @@ async def run_jobs(
     say: Any = print,
 ) -> list[Collected]:
     """Create one Job per node, wait, read logs; the Jobs are deleted afterwards."""
-    from energysched.kb.bench_job import build_bench_job
+    from energysched.kbtools.bench_job import build_bench_job
 
     run_id = run_id_now()
     kwok = frozenset(simulated)
@@ -267,6 +269,7 @@ async def run_jobs(
             gpu=node in options.gpu_nodes,
             runtime_class=options.gpu_runtime_class if node in options.gpu_nodes else None,
             active_deadline_seconds=max(60, int(options.timeout)),
+            password_secret=options.password_secret,
         )
         name = manifest["metadata"]["name"]
         try:

@@ -48,9 +48,9 @@ def _run_scheduler(args: argparse.Namespace) -> int:
     from energysched import logs
     from energysched.kube.client import KubeClient
     from energysched.kube.config import KubeConfigError, load_access
+    from energysched.probes import make_app, serve
     from energysched.scheduler.config import ConfigError, ConfigSource
     from energysched.scheduler.controller import EnergyScheduler, SchedulerStopped
-    from energysched.scheduler.health import make_app, serve
     from energysched.scheduler.metrics import SchedulerMetrics
 
     logs.configure(args.log_level)
