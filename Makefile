@@ -60,7 +60,7 @@ clean:
 # The main job: a scenario's workload placed by kube-scheduler and by energysched on a
 # local cluster (started and stopped here), judged by the scenario's ground truth.
 # make experiment WEIGHT=0.5 | WEIGHTS=0,0.25,0.5,0.75,1 REPEATS=3 | MODE=static-raw,normalized,hybrid
-# | SCENARIO=kb/scenarios/concurrent | CLUSTER=current (a real cluster: $$KUBECONFIG;
+# | SCENARIO=kb/scenarios/quiet-hours | POWER=on|off|both | CLUSTER=current (a real cluster: $$KUBECONFIG;
 # EXPERIMENT_ARGS='--data-claim NAME --image IMAGE' for the workflow's volume and image). See README.
 # MODE defaults to the scheduler's own default (energysched/contract.py DEFAULT_SCORING_MODE).
 MODE ?= cluster-energy
@@ -68,11 +68,15 @@ WEIGHTS ?= $(WEIGHT)
 REPEATS ?= 1
 SCENARIO ?= kb/scenarios/thesis
 CLUSTER ?= local
+# POWER=off|on|both: every scheduler without and/or with the power manager (idle nodes
+# sleep, pods that fit no awake node wake one); the default shows the difference.
+# A real cluster (CLUSTER=current) runs without it.
+POWER ?= $(if $(filter local,$(CLUSTER)),both,off)
 EXPERIMENT_ARGS ?=
 # Only the local cluster needs the control plane binaries: CLUSTER=current builds nothing.
 experiment: install $(if $(filter local,$(CLUSTER)),cluster-build)
 	$(BIN)/energysched experiment --weights $(WEIGHTS) --repeats $(REPEATS) --mode $(MODE) \
-		--scenario $(SCENARIO) --cluster $(CLUSTER) $(EXPERIMENT_ARGS)
+		--scenario $(SCENARIO) --cluster $(CLUSTER) --power $(POWER) $(EXPERIMENT_ARGS)
 
 # Container images, built here from Debian packages (no registry needed): the product
 # image (energysched) and the ML workflow image for amd64, arm64 and arm/v7, saved to

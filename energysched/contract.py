@@ -67,3 +67,67 @@ KWOK_NODE_ANNOTATION: Final = "kwok.x-k8s.io/node"
 
 #: Node annotation naming the simulated node's class in kb/nodes (local cluster only).
 NODE_CLASS_ANNOTATION: Final = f"{GROUP}/node-class"
+
+# -- Power states (sleeping idle nodes, waking them for work) ---------------------------------
+
+#: Node label: power management is opt-in per node; without ``enabled`` nothing is ever
+#: done to a node.
+POWER_MANAGEMENT_LABEL: Final = f"{GROUP}/power-management"
+POWER_MANAGEMENT_ENABLED: Final = "enabled"
+#: Node label: ``true`` puts a node in the never-touch set (as the control plane is).
+KEEP_AWAKE_LABEL: Final = f"{GROUP}/keep-awake"
+#: The power manager config's default keep-awake selector matches this label key.
+CONTROL_PLANE_LABEL: Final = "node-role.kubernetes.io/control-plane"
+
+#: Node annotation: the node's power state (one of POWER_STATES) and since when (RFC 3339 UTC).
+POWER_STATE_ANNOTATION: Final = f"{GROUP}/power-state"
+POWER_STATE_SINCE_ANNOTATION: Final = f"{GROUP}/power-state-since"
+PowerState = Literal["awake", "draining", "asleep", "waking", "wake-failed"]
+POWER_STATES: Final[tuple[PowerState, ...]] = (
+    "awake",
+    "draining",
+    "asleep",
+    "waking",
+    "wake-failed",
+)
+#: The condition reason of each state (CamelCase, as Kubernetes reasons are).
+POWER_STATE_REASONS: Final[dict[PowerState, str]] = {
+    "awake": "Awake",
+    "draining": "Draining",
+    "asleep": "Asleep",
+    "waking": "Waking",
+    "wake-failed": "WakeFailed",
+}
+
+#: Node annotations: the latest wake request (RFC 3339 UTC) and the pod that asked
+#: (``namespace/name``), written by the scheduler or, for other schedulers' pods, the manager.
+WAKE_REQUESTED_ANNOTATION: Final = f"{GROUP}/wake-requested"
+WAKE_REQUESTED_BY_ANNOTATION: Final = f"{GROUP}/wake-requested-by"
+
+#: Node annotation: how the node is woken and put to sleep, strictly validated JSON, e.g.
+#: ``{"method": "wol", "mac": "aa:bb:cc:dd:ee:ff", "broadcast": "192.168.1.255", "port": 9}``.
+POWER_CONTROL_ANNOTATION: Final = f"{GROUP}/power-control"
+WakeMethod = Literal["wol", "shelly-relay", "command", "none"]
+WAKE_METHODS: Final[tuple[WakeMethod, ...]] = ("wol", "shelly-relay", "command", "none")
+
+#: Taint (effect NoSchedule) on a node from before its drain/sleep until it is awake and Ready.
+ASLEEP_TAINT_KEY: Final = f"{GROUP}/asleep"
+ASLEEP_TAINT_EFFECT: Final = "NoSchedule"
+
+#: Node condition type: True when awake; reason = POWER_STATE_REASONS[state].
+POWER_STATE_CONDITION: Final = "EnergyschedPowerState"
+
+#: PodScheduled=False reason of a pod waiting for its node to wake, and the pod's Event reason.
+WAITING_FOR_NODE_WAKE_REASON: Final = "WaitingForNodeWake"
+WAKING_NODE_EVENT_REASON: Final = "WakingNode"
+
+#: How a node without a suspend state is put to sleep (``spec.powerStates.sleepKind``).
+SleepKind = Literal["suspend", "halt"]
+SLEEP_KINDS: Final[tuple[SleepKind, ...]] = ("suspend", "halt")
+
+#: Prometheus metric names of the power manager.
+METRIC_POWER_STATE: Final = "energysched_power_state"
+METRIC_POWER_TRANSITIONS: Final = "energysched_power_transitions_total"
+METRIC_POWER_SLEEP_SKIPPED: Final = "energysched_power_sleep_skipped_total"
+METRIC_POWER_WAKE_SECONDS: Final = "energysched_power_wake_seconds"
+METRIC_POWER_WAKE_FAILURES: Final = "energysched_power_wake_failures_total"

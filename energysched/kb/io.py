@@ -180,6 +180,20 @@ def dump_profile(spec: ProfileSpec, *, labels: Mapping[str, str] | None = None) 
     if spec.max_power_watts is not None:
         body["maxPowerWatts"] = _number(spec.max_power_watts)
     body["workloads"] = workloads
+    if spec.power_states is not None:
+        ps = spec.power_states
+        states: dict[str, Any] = {
+            "sleepWatts": _number(ps.sleep_watts),
+            "sleepKind": ps.sleep_kind,
+            "suspendSeconds": _number(ps.suspend_seconds),
+            "wakeSeconds": _number(ps.wake_seconds),
+            "wakeJoules": _number(ps.wake_joules),
+        }
+        if ps.source is not None:
+            states["source"] = ps.source
+        if ps.provenance:
+            states["provenance"] = ps.provenance
+        body["powerStates"] = states
     if spec.provenance:
         body["provenance"] = spec.provenance
     metadata: dict[str, Any] = {"name": spec.name}

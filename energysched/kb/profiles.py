@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
-from energysched.contract import WorkloadType
+from energysched.contract import SleepKind, WorkloadType
 
 #: Where a figure comes from. An estimate is never presented as a measurement.
 FigureSource = Literal["measured", "estimated"]
@@ -39,6 +39,26 @@ class WorkloadFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class PowerStates:
+    """``spec.powerStates``: how a node of this class sleeps and wakes, and what it costs.
+
+    ``wake_joules`` is the energy the whole wake draws (from the wake request until the node
+    is Ready again, ``wake_seconds`` long); the energy of falling asleep is modelled as idle
+    power for ``suspend_seconds``.
+    """
+
+    sleep_watts: float  # wall power while asleep (suspended, or halted with the plug on)
+    sleep_kind: SleepKind  # "suspend" (S3, woken by WoL) or "halt" (woken by a power cycle)
+    suspend_seconds: float  # from the sleep command until the node draws sleep_watts
+    wake_seconds: float  # from the wake request until the node is Ready
+    wake_joules: float  # energy drawn during the wake
+    #: "measured" or "estimated"; None when the profile does not say.
+    source: FigureSource | None = None
+    #: Where the figures come from.
+    provenance: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ProfileSpec:
     """A validated EnergyProfile."""
 
@@ -53,6 +73,8 @@ class ProfileSpec:
     provenance: str = ""
     #: ``metadata.generation`` of the object this was read from (0 for files).
     generation: int = 0
+    #: ``spec.powerStates``; None: a node of this class is never put to sleep.
+    power_states: PowerStates | None = None
 
     def matches(self, node_labels: Mapping[str, str]) -> bool:
         """Equality-based label selector, as in ``spec.nodeSelector`` of a pod.

@@ -46,8 +46,14 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from energysched.contract import API_VERSION, PROFILE_KIND, WORKLOAD_TYPES, WorkloadType
-from energysched.kb.profiles import FigureSource, ProfileSpec, WorkloadFigures
+from energysched.contract import (
+    API_VERSION,
+    PROFILE_KIND,
+    WORKLOAD_TYPES,
+    SleepKind,
+    WorkloadType,
+)
+from energysched.kb.profiles import FigureSource, PowerStates, ProfileSpec, WorkloadFigures
 from energysched.strict import DocumentError, Problem, StrictModel, validate
 
 # Kubernetes label syntax (k8s.io/apimachinery/pkg/util/validation).
@@ -69,6 +75,10 @@ MIN_WATTS: Final = 1e-3
 UNIT_MAX_LEN: Final = 128
 FIGURE_PROVENANCE_MAX_LEN: Final = 4096
 PROFILE_PROVENANCE_MAX_LEN: Final = 8192
+#: Seconds to fall asleep or wake (a day: far above any real machine's boot).
+MAX_TRANSITION_SECONDS: Final = 86400.0
+#: Joules of one wake (a megawatt node for 1,000 s).
+MAX_WAKE_JOULES: Final = 1e9
 
 #: One violated rule: where (the path as written) and what is wrong, with the value.
 #: The strict reader's shape, shared by every document energysched reads.
@@ -257,6 +267,29 @@ class Workloads(StrictModel):
         return {w: f for w in WORKLOAD_TYPES if (f := given[w]) is not None}
 
 
+class PowerStatesFigures(StrictModel):
+    """``spec.powerStates``: sleep power, the time to fall asleep and to wake, a wake's energy."""
+
+    sleep_watts: IdleWatts
+    sleep_kind: SleepKind
+    suspend_seconds: Annotated[float, Field(ge=0, le=MAX_TRANSITION_SECONDS)] = 0.0
+    wake_seconds: Annotated[float, Field(gt=0, le=MAX_TRANSITION_SECONDS)]
+    wake_joules: Annotated[float, Field(ge=0, le=MAX_WAKE_JOULES)]
+    source: Annotated[FigureSource | None, NotNull] = None
+    provenance: Annotated[str, Field(max_length=FIGURE_PROVENANCE_MAX_LEN)] = ""
+
+    def value(self) -> PowerStates:
+        return PowerStates(
+            sleep_watts=self.sleep_watts,
+            sleep_kind=self.sleep_kind,
+            suspend_seconds=self.suspend_seconds,
+            wake_seconds=self.wake_seconds,
+            wake_joules=self.wake_joules,
+            source=self.source,
+            provenance=self.provenance,
+        )
+
+
 class Spec(StrictModel):
     """``spec``."""
 
@@ -265,11 +298,21 @@ class Spec(StrictModel):
     max_power_watts: Annotated[Watts | None, NotNull] = None
     workloads: Workloads
     provenance: Annotated[str, Field(max_length=PROFILE_PROVENANCE_MAX_LEN)] = ""
+    power_states: Annotated[PowerStatesFigures | None, NotNull] = None
 
     @model_validator(mode="after")
     def _power_is_ordered(self) -> Spec:
         idle, top = self.idle_power_watts, self.max_power_watts
         found: list[tuple[tuple[str | int, ...], str, object]] = []
+        if self.power_states is not None and self.power_states.sleep_watts >= idle:
+            found.append(
+                (
+                    ("powerStates", "sleepWatts"),
+                    f"must be below spec.idlePowerWatts {_as_written(idle)} "
+                    "(a node that draws as much asleep as idle saves nothing by sleeping)",
+                    _as_written(self.power_states.sleep_watts),
+                )
+            )
         if top is not None and top < idle:
             found.append(
                 (
@@ -335,6 +378,7 @@ class EnergyProfile(StrictModel):
             resource_version=self.metadata.resource_version,
             provenance=spec.provenance,
             generation=self.metadata.generation,
+            power_states=None if spec.power_states is None else spec.power_states.value(),
         )
 
 

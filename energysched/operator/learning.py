@@ -21,7 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from energysched.contract import POWER_SOURCE_ANNOTATION, WORKLOAD_TYPES, WorkloadType
+from energysched.contract import (
+    POWER_SOURCE_ANNOTATION,
+    # A node's power state: anything but "awake" during a run means a sleep interrupted it.
+    POWER_STATE_ANNOTATION,
+    POWER_STATE_SINCE_ANNOTATION,
+    WORKLOAD_TYPES,
+    WorkloadType,
+)
 from energysched.core.errors import InputError
 from energysched.core.parse import parse_node, parse_power_reading
 from energysched.kb.profiles import KnowledgeBase
@@ -44,10 +51,6 @@ from energysched.learning.status import learned_block
 #: (dynamic + idle share), e.g. ``"1234.5"``; and how it was split.
 POD_ENERGY_ANNOTATION: Final = "energy.thesis.io/energy-joules"
 POD_ENERGY_DETAIL_ANNOTATION: Final = "energy.thesis.io/energy-detail"
-#: A node's power-state annotation (power management, when merged); anything but
-#: "awake" during a run means the run was interrupted by a sleep.
-POWER_STATE_ANNOTATION: Final = "energy.thesis.io/power-state"
-POWER_STATE_SINCE_ANNOTATION: Final = "energy.thesis.io/power-state-since"
 
 
 @dataclass
@@ -120,7 +123,7 @@ class Collector:
                 mem.readings.popleft()
         state = node.annotations.get(POWER_STATE_ANNOTATION)
         if state is not None:
-            awake = state == "awake"
+            awake = state in ("awake", "draining")  # draining: still running its pods
             # The first state seen is taken as the state since ever (nothing says otherwise);
             # a change dates from the node's latest reading (the annotation has no time here).
             now = mem.readings[-1][0] if mem.readings and mem.states else -math.inf

@@ -78,6 +78,14 @@ def add_parser(sub: Any) -> None:
         help="both (default), kube-scheduler or energysched",
     )
     p.add_argument(
+        "--power",
+        choices=("off", "on", "both"),
+        default="off",
+        help="power management: off (default; every node stays on), on (the power manager "
+        "sleeps idle nodes, pods that fit no awake node wake one; nodes need powerStates in "
+        "truth.yaml and their profile), both (every scheduler with and without it)",
+    )
+    p.add_argument(
         "--time-factor",
         type=float,
         help="wall seconds per simulated second (default: the scenario's)",
@@ -142,7 +150,10 @@ def _main(args: argparse.Namespace) -> int:
         return fail(f"--time-factor must be within (0, 10], got {args.time_factor}")
     weights = args.weights or args.weight or [0.5]
     seeds = list(range(args.seed, args.seed + args.repeats))
-    specs = plan(args.schedulers, args.mode, weights, seeds)
+    powers = {"off": [False], "on": [True], "both": [False, True]}[args.power]
+    specs = plan(args.schedulers, args.mode, weights, seeds, powers)
+    if any(powers) and (args.kubeconfig is not None or args.cluster == "current"):
+        return fail("--power on|both runs on the local cluster only (a simulation)")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.kubeconfig is not None or args.cluster == "current":
         from energysched_lab.experiment.realcluster import main as real_main
@@ -160,7 +171,8 @@ def _main(args: argparse.Namespace) -> int:
     print(
         f"batch {batch}: scenario {scenario.name}, {len(specs)} runs "
         f"({', '.join(args.schedulers)}; modes {','.join(args.mode)}; weights "
-        f"{','.join(f'{w:g}' for w in weights)}; seeds {seeds[0]}..{seeds[-1]}), "
+        f"{','.join(f'{w:g}' for w in weights)}; seeds {seeds[0]}..{seeds[-1]}; "
+        f"power management {args.power}), "
         f"time factor {args.time_factor or scenario.time_factor:g}",
         file=sys.stderr,
     )

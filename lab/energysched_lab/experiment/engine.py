@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from energysched_lab.experiment.jobs import Job
 from energysched_lab.experiment.scenario import NodeTruth, Truth, WorkTruth
@@ -28,6 +29,15 @@ EPS = 1e-9
 
 class NoTruth(LookupError):
     """The truth has no figures for this workload type on this node class: it cannot run."""
+
+
+class NodeAsleep(NoTruth):
+    """A job was bound to a node that is not on (a race the power manager must prevent)."""
+
+
+#: What a node's power supply sees: on (idle or working), falling asleep (idle power, no
+#: work), asleep (sleep power), waking (the wake's energy spread over its duration).
+PowerMode = Literal["on", "falling", "asleep", "waking"]
 
 
 @dataclass
@@ -51,8 +61,14 @@ class NodeState:
     running: dict[str, Running] = field(default_factory=dict)
     #: Step function of wall power: (time s, watts from then on).
     power: list[tuple[float, float]] = field(default_factory=list)
+    mode: PowerMode = "on"
 
     def watts(self) -> float:
+        figures = self.truth.power
+        if self.mode == "asleep" and figures is not None:
+            return figures.sleep_watts
+        if self.mode == "waking" and figures is not None:
+            return figures.wake_watts
         return self.truth.idle_watts + sum(
             r.speed * (r.figures.power_watts - self.truth.idle_watts) for r in self.running.values()
         )
@@ -113,10 +129,23 @@ class ClusterSim:
         elif not st.power or abs(st.power[-1][1] - w) > EPS:
             st.power.append((self.t, w))
 
+    def set_mode(self, node: str, mode: PowerMode, t: float) -> None:
+        """From ``t`` on, ``node`` is in power ``mode`` (its power step function follows)."""
+        st = self.nodes[node]
+        if mode != "on" and st.running:
+            raise NodeAsleep(f"node {node} runs {len(st.running)} job(s): it cannot go {mode}")
+        if mode != "on" and st.truth.power is None:
+            raise NodeAsleep(f"truth.yaml has no powerStates for node class {st.truth.node_class}")
+        self.advance(t)
+        st.mode = mode
+        self._reshare(st)
+
     def start(self, job: Job, node: str, t: float) -> None:
         self.advance(t)
         fig = self.figures(job, node)
         st = self.nodes[node]
+        if st.mode != "on":
+            raise NodeAsleep(f"bound to node {node} while it is {st.mode}: the job cannot run")
         st.running[job.id] = Running(job, node, fig, t, job.work)
         self._reshare(st)
 

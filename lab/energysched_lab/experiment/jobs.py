@@ -55,9 +55,13 @@ def instantiate(scenario: Scenario, seed: int) -> list[Job]:
             )
         return jobs
     t = 0.0
-    width = max(2, len(str(wl.count - 1)))
-    for w in range(wl.count):
-        if w > 0:
+    arrivals = diurnal_arrivals(wl.per_day, wl.hourly_weights, wl.count, rng)
+    count = len(arrivals) if wl.process == "diurnal" else wl.count
+    width = max(2, len(str(count - 1)))
+    for w in range(count):
+        if wl.process == "diurnal":
+            t = arrivals[w]
+        elif w > 0:
             t += (
                 rng.expovariate(1.0 / wl.interval_s)
                 if wl.process == "poisson" and (wl.interval_s > 0)
@@ -66,7 +70,7 @@ def instantiate(scenario: Scenario, seed: int) -> list[Job]:
         scale = math.exp(rng.gauss(0.0, wl.work_jitter)) if wl.work_jitter > 0 else 1.0
         prev: str | None = None
         for st in wl.stages:
-            jid = st.name if wl.count == 1 else f"wf{w:0{width}d}-{st.name}"
+            jid = st.name if count == 1 else f"wf{w:0{width}d}-{st.name}"
             jobs.append(
                 Job(
                     id=jid,
@@ -84,3 +88,26 @@ def instantiate(scenario: Scenario, seed: int) -> list[Job]:
             )
             prev = jid
     return jobs
+
+
+def diurnal_arrivals(
+    per_day: float, weights: tuple[float, ...], limit: int, rng: random.Random
+) -> list[float]:
+    """Arrival times over one day (s): a Poisson process whose rate in hour h is
+    ``per_day x weights[h] / sum(weights)`` per hour; at most ``limit`` arrivals.
+    Empty unless the workload's arrivals are diurnal (no weights)."""
+    if not weights or per_day <= 0:
+        return []
+    total = sum(weights)
+    out: list[float] = []
+    for hour, weight in enumerate(weights):
+        rate = per_day * weight / total / 3600.0  # per second
+        if rate <= 0:
+            continue
+        t = hour * 3600.0
+        while True:
+            t += rng.expovariate(rate)
+            if t >= (hour + 1) * 3600.0:
+                break
+            out.append(round(t, 3))
+    return sorted(out)[:limit]

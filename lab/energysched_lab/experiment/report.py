@@ -32,12 +32,15 @@ class Group:
     mode: str
     weight: str
     rows: tuple[Row, ...]
+    #: "on": with the power manager (idle nodes sleep); "off" or "" (older rows): without.
+    power: str = ""
 
     @property
     def label(self) -> str:
+        pm = " + power manager" if self.power == "on" else ""
         if self.scheduler == KUBE:
-            return KUBE
-        return f"energysched {self.mode} w={self.weight}"
+            return KUBE + pm
+        return f"energysched {self.mode} w={self.weight}{pm}"
 
     def complete(self) -> list[Row]:
         return [r for r in self.rows if r["status"] == "complete"]
@@ -53,14 +56,15 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float] | None:
 
 
 def groups(rows: Sequence[Row]) -> list[Group]:
-    by: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
+    by: dict[tuple[str, str, str, str], list[Row]] = defaultdict(list)
     for r in rows:
-        by[(r["scheduler"], r["mode"], r["weight"])].append(r)
+        power = "on" if r.get("power") == "on" else "off"
+        by[(r["scheduler"], r["mode"], r["weight"], power)].append(r)
 
-    def order(k: tuple[str, str, str]) -> tuple[int, str, float]:
-        return (0 if k[0] == KUBE else 1, k[1], float(k[2] or 0))
+    def order(k: tuple[str, str, str, str]) -> tuple[int, str, float, str]:
+        return (0 if k[0] == KUBE else 1, k[1], float(k[2] or 0), k[3])
 
-    return [Group(k[0], k[1], k[2], tuple(by[k])) for k in sorted(by, key=order)]
+    return [Group(k[0], k[1], k[2], tuple(by[k]), k[3]) for k in sorted(by, key=order)]
 
 
 def placements(g: Group) -> str:
@@ -88,7 +92,8 @@ def _pm(v: tuple[float, float] | None, scale: float = 1.0, digits: int = 2) -> s
 def table(rows: Sequence[Row]) -> tuple[list[str], list[str]]:
     """Markdown table lines and verdict sentences for one scenario's runs."""
     gs = groups(rows)
-    kube = next((g for g in gs if g.scheduler == KUBE), None)
+    # The baseline: kube-scheduler with every node on.
+    kube = next((g for g in gs if g.scheduler == KUBE and g.power != "on"), None)
     kube_e = mean_sd(kube.values("cluster_joules")) if kube else None
     kube_t = mean_sd(kube.values("makespan_s")) if kube else None
     lines = [
@@ -159,6 +164,85 @@ def verdict(g: Group, kube: Group | None, makespan_change: str) -> str:
         f"{g.label}: no measurable difference in cluster energy (not below -{MEASURABLE_PCT:g} % "
         f"in every seed: {span}); {times}."
     )
+
+
+def power_lines(rows: Sequence[Row]) -> list[str]:
+    """With power management: per seed, each scheduler with the power manager against
+    kube-scheduler with every node on, against itself without, and against kube-scheduler
+    with the power manager (the fair baseline); the waits that wakes add; the cycles."""
+    gs = groups(rows)
+    on = [g for g in gs if g.power == "on"]
+    if not on:
+        return []
+    kube_off = next((g for g in gs if g.scheduler == KUBE and g.power != "on"), None)
+    kube_on = next((g for g in on if g.scheduler == KUBE), None)
+
+    def twin(g: Group) -> Group | None:
+        return next(
+            (
+                o
+                for o in gs
+                if o.power != "on"
+                and (o.scheduler, o.mode, o.weight) == (g.scheduler, g.mode, g.weight)
+            ),
+            None,
+        )
+
+    def per_seed(g: Group, base: Group | None) -> str:
+        if base is None or base is g:
+            return "-"
+        d = paired(g, base, "cluster_joules")
+        if not d:
+            return "-"
+        return f"{statistics.fmean(d):+.1f} % ({', '.join(f'{x:+.1f}' for x in d)})"
+
+    by_seed: dict[str, Row] = {}
+    for r in (r for g in on for r in g.rows):
+        by_seed.setdefault(r["seed"], r)
+    bound = mean_sd([x for r in by_seed.values() if (x := _f(r, "opt_energy_joules")) is not None])
+    kind = next(iter(by_seed.values())).get("opt_energy_kind", "") if by_seed else ""
+    lines = [
+        "",
+        "With power management (simulated; per seed in brackets, seeds in order). The "
+        "optimum's ratios for these rows are to a bound where every node that can sleep "
+        f"sleeps whenever idle, free and at once: {_pm(bound, 1000)} kJ ({kind}); no "
+        "manager reaches it (a wake costs energy and time, a node must stay empty past "
+        "break-even before it sleeps).",
+        "",
+        "| scheduler | energy vs kube-scheduler, every node on | vs itself without power "
+        "management | vs kube-scheduler + power manager | workflow time mean s (without) "
+        "| wake wait p50 / p99 / max s | waiting p99 s (without) | sleeps / wakes (failed) per run "
+        "| sleep cycles per node and day |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for g in on:
+        off = twin(g)
+        waits = [
+            f"{statistics.fmean(v):.1f}" if (v := g.values(k)) else "-"
+            for k in ("wake_wait_p50_s", "wake_wait_p99_s", "wake_wait_max_s")
+        ]
+        p99 = g.values("wait_p99_s")
+        p99_off = off.values("wait_p99_s") if off else []
+        sleeps = g.values("sleeps")
+        wakes = g.values("wakes")
+        failed = g.values("wake_failures")
+        flow = g.values("flow_mean_s")
+        flow_off = off.values("flow_mean_s") if off else []
+        cycles = "; ".join(r.get("cycles_per_node_day", "") for r in g.complete())
+        lines.append(
+            f"| {g.label} | {per_seed(g, kube_off)} | {per_seed(g, off)} "
+            f"| {per_seed(g, kube_on)} "
+            f"| {f'{statistics.fmean(flow):.0f}' if flow else '-'}"
+            f" ({f'{statistics.fmean(flow_off):.0f}' if flow_off else '-'}) "
+            f"| {' / '.join(waits)} "
+            f"| {f'{statistics.fmean(p99):.1f}' if p99 else '-'}"
+            f" ({f'{statistics.fmean(p99_off):.1f}' if p99_off else '-'}) "
+            f"| {f'{statistics.fmean(sleeps):.1f}' if sleeps else '-'} / "
+            f"{f'{statistics.fmean(wakes):.1f}' if wakes else '-'}"
+            f" ({f'{statistics.fmean(failed):.1f}' if failed else '-'}) "
+            f"| {cycles} |"
+        )
+    return lines
 
 
 def stage_lines(stages: Sequence[Row]) -> list[str]:
@@ -483,6 +567,7 @@ def write_section(
             "",
             *(f"- {v}" for v in verdicts),
             *mode_differences(rows),
+            *power_lines(rows),
             *stage_lines(stages),
             "",
             *(f"![{p.stem}](plots/{p.name})" for p in made),
@@ -541,7 +626,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.print:
         lines, verdicts = table(rows)
-        print("\n".join([*lines, "", *(f"- {v}" for v in verdicts), *mode_differences(rows)]))
+        print(
+            "\n".join(
+                [
+                    *lines,
+                    "",
+                    *(f"- {v}" for v in verdicts),
+                    *mode_differences(rows),
+                    *power_lines(rows),
+                ]
+            )
+        )
     print("\n".join(str(p) for p in made if p))
     return 0
 

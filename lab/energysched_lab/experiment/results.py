@@ -18,7 +18,7 @@ from typing import Any
 
 from energysched_lab.experiment.accounting import PowerTrace, write_trace
 from energysched_lab.experiment.optimum import Optimum
-from energysched_lab.experiment.simulator import RunOutcome
+from energysched_lab.experiment.simulator import JobRecord, RunOutcome
 
 STAGE_COLUMNS = (
     "run_id",
@@ -70,6 +70,18 @@ RUN_COLUMNS = (
     "source",
     "status",
     "placement",
+    "power",
+    "sleeps",
+    "wakes",
+    "wake_failures",
+    "cycles_per_node_day",
+    "wait_p50_s",
+    "wait_p99_s",
+    "wake_wait_p50_s",
+    "wake_wait_p99_s",
+    "wake_wait_max_s",
+    "flow_mean_s",
+    "flow_p99_s",
 )
 
 
@@ -84,6 +96,8 @@ class RunMeta:
     weight: float | None
     time_factor: float
     source: str
+    #: Run with the power manager (idle nodes sleep, pods wake them).
+    power: bool = False
 
 
 def append_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -118,6 +132,17 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return "" if math.isnan(v) else f"{v:.6f}".rstrip("0").rstrip(".")
     return str(v)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100), linear between closest ranks; None when empty."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def traces(outcome: RunOutcome) -> dict[str, PowerTrace]:
@@ -204,7 +229,39 @@ def record(
         if complete
         else ("interrupted" if outcome.interrupted else "incomplete: " + "; ".join(outcome.notes)),
         "placement": " ".join(f"{r.job.id}={r.node or '-'}" for r in outcome.records),
+        "power": "on" if meta.power else "off",
     }
+    # Waiting: from a job's release (arrival or predecessor's end) to its bind.
+    waits = [
+        r.start - r.released
+        for r in outcome.records
+        if r.start is not None and r.released is not None and r.node
+    ]
+    run.update(wait_p50_s=percentile(waits, 50), wait_p99_s=percentile(waits, 99))
+    # Workflow time: from a workflow's arrival to its last stage's end (completed ones).
+    flows: dict[int, list[JobRecord]] = {}
+    for r in outcome.records:
+        if r.job.workflow is not None:
+            flows.setdefault(r.job.workflow, []).append(r)
+    times = [
+        max(r.end for r in recs if r.end is not None) - min(r.job.arrival_s for r in recs)
+        for recs in flows.values()
+        if all(r.status == "succeeded" and r.end is not None for r in recs)
+    ]
+    if times:
+        run.update(flow_mean_s=sum(times) / len(times), flow_p99_s=percentile(times, 99))
+    ps = outcome.power_summary
+    if ps is not None:
+        wake_waits = list(ps.get("waits", []))
+        run.update(
+            sleeps=ps.get("sleeps"),
+            wakes=ps.get("wakes"),
+            wake_failures=ps.get("wake_failures"),
+            cycles_per_node_day=ps.get("cycles_per_node_day"),
+            wake_wait_p50_s=percentile(wake_waits, 50),
+            wake_wait_p99_s=percentile(wake_waits, 99),
+            wake_wait_max_s=max(wake_waits) if wake_waits else None,
+        )
     if opt_energy is not None:
         run.update(
             opt_energy_joules=opt_energy.energy_j,

@@ -25,8 +25,10 @@ from energysched import contract
 from energysched.kube.client import ApiError, KubeClient, api_path
 from energysched.kube.config import load_kubeconfig
 from energysched_lab.experiment import results
+from energysched_lab.experiment.engine import ClusterSim
 from energysched_lab.experiment.jobs import Job, instantiate
 from energysched_lab.experiment.optimum import Optimum, candidates, solve
+from energysched_lab.experiment.powersim import PowerManagerSim
 from energysched_lab.experiment.scenario import (
     Scenario,
     ScenarioError,
@@ -51,23 +53,31 @@ class RunSpec:
     mode: str  # "" for kube-scheduler
     weight: float | None
     seed: int
+    #: With the power manager (idle nodes sleep, pods that fit no awake node wake one).
+    power: bool = False
 
     def run_id(self, batch: str) -> str:
+        pm = "-pm" if self.power else ""
         if self.scheduler == KUBE:
-            return f"{batch}-ks-s{self.seed}"
+            return f"{batch}-ks{pm}-s{self.seed}"
         w = f"{self.weight:g}".replace(".", "")
-        return f"{batch}-es-{self.mode}-w{w}-s{self.seed}"
+        return f"{batch}-es-{self.mode}-w{w}{pm}-s{self.seed}"
 
 
 def plan(
-    schedulers: Sequence[str], modes: Sequence[str], weights: Sequence[float], seeds: Sequence[int]
+    schedulers: Sequence[str],
+    modes: Sequence[str],
+    weights: Sequence[float],
+    seeds: Sequence[int],
+    powers: Sequence[bool] = (False,),
 ) -> list[RunSpec]:
     specs: list[RunSpec] = []
     for seed in seeds:
-        if KUBE in schedulers:
-            specs.append(RunSpec(KUBE, "", None, seed))
-        if ENERGY in schedulers:
-            specs.extend(RunSpec(ENERGY, m, w, seed) for m in modes for w in weights)
+        for power in powers:
+            if KUBE in schedulers:
+                specs.append(RunSpec(KUBE, "", None, seed, power))
+            if ENERGY in schedulers:
+                specs.extend(RunSpec(ENERGY, m, w, seed, power) for m in modes for w in weights)
     return specs
 
 
@@ -223,7 +233,7 @@ async def run_batch(
     prog = progress or Progress(len(specs), _Quiet())
     logs = workdir or out / "logs"
     rows: list[dict[str, Any]] = []
-    optima: dict[int, tuple[Optimum | None, Optimum | None]] = {}
+    optima: dict[tuple[int, bool], tuple[Optimum | None, Optimum | None]] = {}
     sched: SchedulerProcess | None = None
     sched_mode = ""
     async with KubeClient(load_kubeconfig(kubeconfig), qps=0) as kube:
@@ -233,20 +243,36 @@ async def run_batch(
         try:
             for i, spec in enumerate(specs, start=1):
                 jobs = instantiate(scenario, spec.seed)
-                if spec.seed not in optima:
+                key = (spec.seed, spec.power)
+                if key not in optima:
                     try:
-                        optima[spec.seed] = (
-                            solve(scenario.truth, classes, scenario.node_classes, jobs, "energy"),
-                            solve(scenario.truth, classes, scenario.node_classes, jobs, "makespan"),
+                        optima[key] = (
+                            solve(
+                                scenario.truth,
+                                classes,
+                                scenario.node_classes,
+                                jobs,
+                                "energy",
+                                sleep=spec.power,
+                                horizon_s=scenario.horizon_s,
+                            ),
+                            solve(
+                                scenario.truth,
+                                classes,
+                                scenario.node_classes,
+                                jobs,
+                                "makespan",
+                                horizon_s=scenario.horizon_s,
+                            ),
                         )
                     except ImportError as exc:  # scipy: the 'lab' extra
                         print(f"offline optimum not computed: {exc}", file=sys.stderr)
-                        optima[spec.seed] = (None, None)
+                        optima[key] = (None, None)
                 label = (
                     f"{KUBE} seed {spec.seed}"
                     if spec.scheduler == KUBE
                     else f"{ENERGY} {spec.mode} w={spec.weight:g} seed {spec.seed}"
-                )
+                ) + (" +power" if spec.power else "")
                 prog.begin(i, label)
                 if spec.scheduler == ENERGY and sched_mode != spec.mode:
                     if sched is not None:
@@ -259,6 +285,18 @@ async def run_batch(
                 run_id = spec.run_id(batch)
                 ns = f"exp-{run_id}"
                 await kube.create(api_path("v1", "namespaces"), {"metadata": {"name": ns}})
+                power = (
+                    PowerManagerSim(
+                        kube,
+                        ClusterSim(scenario.truth, classes),
+                        classes,
+                        list(scenario.node_classes),
+                        scenario.knowledge_base,
+                        seed=f"{scenario.name}:{spec.seed}",
+                    )
+                    if spec.power
+                    else None
+                )
                 live = LiveRun(
                     kube,
                     truth=scenario.truth,
@@ -273,6 +311,8 @@ async def run_batch(
                     time_factor=factor,
                     publisher=publisher,
                     progress=prog.update,
+                    power=power,
+                    horizon_s=scenario.horizon_s,
                 )
                 meta = results.RunMeta(
                     run_id=run_id,
@@ -284,18 +324,24 @@ async def run_batch(
                     weight=spec.weight,
                     time_factor=factor,
                     source=SOURCE,
+                    power=spec.power,
                 )
+                budget = max_wall(scenario, jobs, classes, factor) + factor * scenario.horizon_s
                 try:
-                    outcome = await live.run(max_wall(scenario, jobs, classes, factor))
+                    outcome = await live.run(budget)
                 except BaseException:
                     partial = getattr(live, "outcome", None)
                     if partial is not None:
-                        results.record(out, meta, partial, *optima[spec.seed])
+                        results.record(out, meta, partial, *optima[key])
                     prog.end("interrupted: partial rows written")
                     raise
                 finally:
+                    if power is not None:  # every node awake, Ready, untainted again
+                        await asyncio.shield(power.wake_all())
                     await asyncio.shield(_cleanup(kube, ns))
-                row = results.record(out, meta, outcome, *optima[spec.seed])
+                if power is not None and power.notes and outcome.power_summary is not None:
+                    outcome.notes.extend(n for n in power.notes if n not in outcome.notes)
+                row = results.record(out, meta, outcome, *optima[key])
                 rows.append(row)
                 if on_run:
                     on_run(row)

@@ -53,10 +53,31 @@ class WorkTruth:
 
 
 @dataclass(frozen=True)
+class PowerTruth:
+    """How a node class really sleeps and wakes (truth.yaml ``nodes.<class>.powerStates``)."""
+
+    sleep_watts: float  # wall power while asleep
+    suspend_seconds: float  # falling asleep, at idle power
+    wake_seconds: float  # median time from the wake request until Ready
+    wake_joules: float  # energy of a wake (drawn evenly over it)
+    #: Probability that a wake fails (the node stays asleep: a lost WoL packet, a relay
+    #: that does not switch); the power manager notices at its wake timeout.
+    wake_failure_probability: float = 0.0
+    #: Per wake: wake_seconds x exp(N(0, jitter)), the long tail of resume times.
+    wake_jitter: float = 0.0
+
+    @property
+    def wake_watts(self) -> float:
+        return self.wake_joules / self.wake_seconds
+
+
+@dataclass(frozen=True)
 class NodeTruth:
     node_class: str
     idle_watts: float
     workloads: Mapping[str, WorkTruth]
+    #: None: the node class cannot sleep in the simulation.
+    power: PowerTruth | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +114,7 @@ class TraceJob:
     num_gpu: int
 
 
-Process = Literal["fixed", "poisson"]
+Process = Literal["fixed", "poisson", "diurnal"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +126,11 @@ class Workload:
     interval_s: float = 0.0  # fixed: between arrivals; poisson: mean
     work_jitter: float = 0.0  # per workflow: work x exp(N(0, jitter))
     jobs: tuple[TraceJob, ...] = ()
+    #: diurnal: workflows per day on average, and the relative arrival rate of each hour
+    #: of the day (24 weights); arrivals are a Poisson process with that hourly rate over
+    #: one day, ``count`` at most.
+    per_day: float = 0.0
+    hourly_weights: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +146,8 @@ class Scenario:
     workload: Workload
     time_factor: float = 0.01
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: A run lasts at least this many simulated seconds (0: until its last job ends).
+    horizon_s: float = 0.0
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -200,8 +228,9 @@ def parse_truth(doc: Any, file: Path, classes: set[str] | None = None) -> Truth:
                 f"(have {', '.join(sorted(classes))})"
             )
         n = _mapping(raw, file, where)
-        _check_keys(n, {"idlePowerWatts", "workloads"}, file, where)
+        _check_keys(n, {"idlePowerWatts", "workloads", "powerStates"}, file, where)
         idle = _num(n, "idlePowerWatts", file, where)
+        power = _power_truth(n.get("powerStates"), idle, file, f"{where}.powerStates")
         wls: dict[str, WorkTruth] = {}
         for wt, wraw in _mapping(n.get("workloads"), file, f"{where}.workloads").items():
             ww = f"{where}.workloads.{wt}"
@@ -209,20 +238,53 @@ def parse_truth(doc: Any, file: Path, classes: set[str] | None = None) -> Truth:
             w = _mapping(wraw, file, ww)
             _check_keys(w, {"performance", "powerWatts", "resource", "demand"}, file, ww)
             perf = _num(w, "performance", file, ww, strict_low=True)
-            power = _num(w, "powerWatts", file, ww)
-            if power < idle:
+            watts = _num(w, "powerWatts", file, ww)
+            if watts < idle:
                 raise ScenarioError(
-                    f"{file}: {ww}.powerWatts must be >= idlePowerWatts {idle:g}, got {power:g}"
+                    f"{file}: {ww}.powerWatts must be >= idlePowerWatts {idle:g}, got {watts:g}"
                 )
             resource = w.get("resource", "cpu")
             if not isinstance(resource, str) or not resource:
                 raise ScenarioError(f"{file}: {ww}.resource must be a name, got {resource!r}")
             demand = _num(w, "demand", file, ww, 1.0, high=1.0, strict_low=True)
-            wls[wt] = WorkTruth(perf, power, resource, demand)
-        nodes[str(cls)] = NodeTruth(str(cls), idle, wls)
+            wls[wt] = WorkTruth(perf, watts, resource, demand)
+        nodes[str(cls)] = NodeTruth(str(cls), idle, wls, power)
     if not nodes:
         raise ScenarioError(f"{file}: nodes must name at least one node class")
     return Truth(nodes, run_noise, str(top.get("provenance", "")))
+
+
+def _power_truth(raw: Any, idle: float, file: Path, where: str) -> PowerTruth | None:
+    if raw is None:
+        return None
+    p = _mapping(raw, file, where)
+    _check_keys(
+        p,
+        {
+            "sleepWatts",
+            "suspendSeconds",
+            "wakeSeconds",
+            "wakeJoules",
+            "wakeFailureProbability",
+            "wakeJitter",
+        },
+        file,
+        where,
+    )
+    sleep = _num(p, "sleepWatts", file, where)
+    if sleep >= idle:
+        raise ScenarioError(
+            f"{file}: {where}.sleepWatts must be below idlePowerWatts {idle:g} "
+            f"(sleeping must draw less than idling), got {sleep:g}"
+        )
+    return PowerTruth(
+        sleep_watts=sleep,
+        suspend_seconds=_num(p, "suspendSeconds", file, where, 0.0),
+        wake_seconds=_num(p, "wakeSeconds", file, where, strict_low=True),
+        wake_joules=_num(p, "wakeJoules", file, where),
+        wake_failure_probability=_num(p, "wakeFailureProbability", file, where, 0.0, high=1.0),
+        wake_jitter=_num(p, "wakeJitter", file, where, 0.0, high=2.0),
+    )
 
 
 # -- workload.yaml -------------------------------------------------------------------------
@@ -355,17 +417,44 @@ def parse_workload(doc: Any, file: Path, truth: Truth) -> Workload:
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000:
         raise ScenarioError(f"{file}: count must be an integer 1..1000, got {count!r}")
     arr = _mapping(top.get("arrivals", {"process": "fixed"}), file, "arrivals")
-    _check_keys(arr, {"process", "intervalSeconds"}, file, "arrivals")
+    _check_keys(
+        arr,
+        {"process", "intervalSeconds", "perDay", "hourlyWeights", "source"},
+        file,
+        "arrivals",
+    )
     process = arr.get("process", "fixed")
-    if process not in ("fixed", "poisson"):
-        raise ScenarioError(f"{file}: arrivals.process must be fixed or poisson, got {process!r}")
+    if process not in ("fixed", "poisson", "diurnal"):
+        raise ScenarioError(
+            f"{file}: arrivals.process must be fixed, poisson or diurnal, got {process!r}"
+        )
+    per_day, weights = 0.0, tuple[float, ...]()
+    if process == "diurnal":
+        per_day = _num(arr, "perDay", file, "arrivals", strict_low=True, high=1000.0)
+        raw = arr.get("hourlyWeights")
+        if not isinstance(raw, list) or len(raw) != 24:
+            raise ScenarioError(
+                f"{file}: arrivals.hourlyWeights must be a list of 24 numbers (one per hour "
+                f"of the day), got {raw!r:.80}"
+            )
+        weights = tuple(
+            _num({"w": w}, "w", file, f"arrivals.hourlyWeights[{i}]") for i, w in enumerate(raw)
+        )
+        if sum(weights) <= 0:
+            raise ScenarioError(f"{file}: arrivals.hourlyWeights must not all be 0")
     return Workload(
         kind="workflows",
         stages=stages,
         count=count,
-        process="poisson" if process == "poisson" else "fixed",
+        process="poisson"
+        if process == "poisson"
+        else "diurnal"
+        if process == "diurnal"
+        else "fixed",
         interval_s=_num(arr, "intervalSeconds", file, "arrivals", 0.0),
         work_jitter=_num(top, "workJitter", file, "", 0.0, high=1.0),
+        per_day=per_day,
+        hourly_weights=weights,
     )
 
 
@@ -380,8 +469,14 @@ def load_scenario(path: Path) -> Scenario:
     meta: Mapping[str, Any] = {}
     if meta_file.exists():
         meta = _mapping(_yaml(meta_file) or {}, meta_file, "the document")
-        _check_keys(meta, {"name", "description", "nodes", "profiles", "timeFactor"}, meta_file, "")
+        _check_keys(
+            meta,
+            {"name", "description", "nodes", "profiles", "timeFactor", "horizonSeconds"},
+            meta_file,
+            "",
+        )
     time_factor = _num(meta, "timeFactor", meta_file, "", 0.01, high=10.0, strict_low=True)
+    horizon = _num(meta, "horizonSeconds", meta_file, "", 0.0, high=366 * 86400.0)
 
     def sub(key: str) -> Path:
         rel = meta.get(key, key)
@@ -416,4 +511,5 @@ def load_scenario(path: Path) -> Scenario:
         truth=truth,
         workload=workload,
         time_factor=time_factor,
+        horizon_s=horizon,
     )

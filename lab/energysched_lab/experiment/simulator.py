@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from energysched import contract
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
@@ -32,6 +32,9 @@ from energysched.kube.reflector import EventType, Reflector
 from energysched_lab.experiment.engine import ClusterSim, Finished, NoTruth
 from energysched_lab.experiment.jobs import Job
 from energysched_lab.experiment.scenario import Truth
+
+if TYPE_CHECKING:
+    from energysched_lab.experiment.powersim import PowerManagerSim
 
 RUN_LABEL = "energysched.lab.experiment/run"
 JOB_LABEL = "energysched.lab.experiment/job"
@@ -86,6 +89,8 @@ class JobRecord:
     end: float | None = None
     holding: bool = False
     submitted_wall: float = 0.0
+    #: When the job was released (its arrival, or its predecessor's end).
+    released: float | None = None
 
 
 @dataclass
@@ -96,6 +101,8 @@ class RunOutcome:
     end: float  # simulated end of the run (the makespan when all finished)
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
+    #: With power management: sleeps, wakes, failures, cycles per node and day, wake waits.
+    power_summary: dict[str, Any] | None = None
 
 
 def job_manifest(
@@ -240,8 +247,14 @@ class LiveRun:
         attempt_timeout_s: float = 60.0,
         stall_timeout_s: float = 120.0,
         progress: Callable[[int, int, float], None] | None = None,
+        power: PowerManagerSim | None = None,
+        horizon_s: float = 0.0,
     ) -> None:
         self.kube = kube
+        #: The power manager (None: every node stays on, as without power management).
+        self.power = power
+        #: The run lasts at least this long (a day's scenario: the night counts too).
+        self.horizon_s = horizon_s
         self.truth = truth
         self.node_classes = node_classes
         self.records = {j.id: JobRecord(j) for j in jobs}
@@ -255,7 +268,9 @@ class LiveRun:
         self.attempt_timeout_s = attempt_timeout_s
         self.stall_timeout_s = stall_timeout_s
         self.progress = progress
-        self.sim = ClusterSim(truth, node_classes)
+        self.sim = power.sim if power is not None else ClusterSim(truth, node_classes)
+        if power is not None:
+            power.attach(self)
         self._events: list[tuple[float, str, str, str]] = []  # (t, kind, job id, detail)
         self._wake = asyncio.Event()
         self._successors: dict[str, list[str]] = {}
@@ -281,11 +296,29 @@ class LiveRun:
             if why:
                 self._events.append((self.clock.now(), "unschedulable", rec.job.id, why))
                 self._wake.set()
+        elif not node and rec.status == "submitted" and self.power is not None:
+            # Tried again and still unschedulable: the power manager may wake a node for it.
+            why = _unschedulable(obj)
+            if why:
+                self.power.on_unschedulable(rec.job, self.clock.now())
+                self._wake.set()
 
     # -- the loop -------------------------------------------------------------------------
 
     def _publish(self, node: str) -> None:
         self.publisher.set(node, self.sim.nodes[node].watts())
+
+    def publish(self, node: str) -> None:
+        """Publish ``node``'s current power (the power manager changed its mode)."""
+        self._publish(node)
+
+    def pending_events(self) -> list[tuple[float, str, str, str]]:
+        """Pod events received and not yet processed by the loop."""
+        return list(self._events)
+
+    def in_flight(self) -> bool:
+        """Whether a submitted pod still awaits its first scheduling attempt."""
+        return any(r.holding for r in self.records.values())
 
     def _done(self, finished: list[Finished]) -> list[str]:
         pods = []
@@ -294,6 +327,8 @@ class LiveRun:
             rec.status, rec.end = "succeeded", f.end
             if rec.pod:
                 pods.append(rec.pod)
+            if self.power is not None:
+                self.power.on_finished(f.job, f.node, f.end)
             self._publish(f.node)
             for succ in self._successors.get(f.job.id, []):
                 self._release[succ] = f.end
@@ -311,6 +346,7 @@ class LiveRun:
 
     async def _submit(self, rec: JobRecord, at: float) -> None:
         rec.status, rec.holding, rec.submitted_wall = "submitted", True, time.monotonic()
+        rec.released = at
         self.clock.hold(at)
         # The readings are current before the pod exists (an ideal monitor: with the
         # clock held, publishing takes no simulated time); else hybrid would race the
@@ -339,6 +375,10 @@ class LiveRun:
     def _finished(self) -> bool:
         return all(r.status in ("succeeded", "failed") for r in self.records.values())
 
+    def _over(self) -> bool:
+        """Every job done and the horizon reached."""
+        return self._finished() and self.clock.now() >= self.horizon_s
+
     def _report(self) -> None:
         if self.progress:
             done = sum(r.status in ("succeeded", "failed") for r in self.records.values())
@@ -363,7 +403,7 @@ class LiveRun:
         notes: list[str] = []
         self.clock = SimClock(self.clock.factor)  # t = 0 now
         try:
-            while not self._finished():
+            while not self._over():
                 now = self.clock.now()
                 # 1. pod events, in order: completions up to each event first
                 events, self._events = self._events, []
@@ -378,13 +418,21 @@ class LiveRun:
                             self.sim.start(rec.job, detail, self.sim.t)
                             rec.status, rec.start = "running", self.sim.t
                             self._publish(detail)
+                            if self.power is not None:
+                                self.power.on_started(rec.job, detail, self.sim.t)
                         except NoTruth as exc:
                             rec.status, rec.reason, rec.start = "failed", str(exc), self.sim.t
                             rec.end = self.sim.t
+                            if self.power is not None:
+                                self.power.on_failed(rec.job)
                         self._unhold(rec)
                         last_progress = time.monotonic()
                     elif kind == "unschedulable" and rec.status == "submitted":
                         rec.reason = detail
+                        if self.power is not None:
+                            # Its wake starts at this very moment (the clock is still held).
+                            self.power.on_unschedulable(rec.job, self.sim.t)
+                            await self.power.fire(self.sim.t)
                         self._unhold(rec)
                 # 2. completions and releases due, in time order, each at its exact time:
                 # a release holds the clock at its own moment, so the loop's lag never
@@ -398,7 +446,22 @@ class LiveRun:
                         if self.records[jid].status == "waiting"
                     ]
                     rel = min(waiting) if waiting else None
-                    if nxt is not None and nxt[0] <= now and (rel is None or nxt[0] <= rel[0]):
+                    pw = self.power.next_event() if self.power is not None else None
+                    first = min(
+                        [
+                            x
+                            for x in (nxt[0] if nxt else None, rel[0] if rel else None)
+                            if x is not None
+                        ],
+                        default=None,
+                    )
+                    if pw is not None and pw <= now and (first is None or pw <= first):
+                        assert self.power is not None
+                        self.sim.advance(max(pw, self.sim.t))  # no completion before pw
+                        await self.power.fire(max(pw, self.sim.t))
+                        if self.power.next_event() == pw:
+                            break  # nothing more it can do at this moment (e.g. a pod in flight)
+                    elif nxt is not None and nxt[0] <= now and (rel is None or nxt[0] <= rel[0]):
                         pods = self._done(self.sim.complete_until(nxt[0]))
                         last_progress = time.monotonic()
                         await self._complete_pods(pods)
@@ -420,11 +483,16 @@ class LiveRun:
                             f"(is {self.scheduler_name} running?)"
                         )
                         self._unhold(rec)
+                if self.power is not None:
+                    self.power.check_holds()
                 self._report()
-                if self._finished():
+                if self._over():
                     break
                 # 5. give up on what cannot be placed
-                stalled = time.monotonic() - last_progress > self.stall_timeout_s
+                stalled = (
+                    time.monotonic() - last_progress > self.stall_timeout_s
+                    and not self._finished()  # all done, waiting for the horizon
+                )
                 if (
                     not self.sim.busy() and not self._release and stalled
                 ) or time.monotonic() > deadline:
@@ -441,6 +509,10 @@ class LiveRun:
                 nxt = self.sim.next_completion()
                 if nxt:
                     targets.append(nxt[0])
+                if self.power is not None and (pw := self.power.next_event()) is not None:
+                    targets.append(pw)
+                if self._finished():
+                    targets.append(self.horizon_s)
                 wait = min([self.clock.wall_until(t) for t in targets] + [0.5])
                 self._wake.clear()
                 if not self._events:
@@ -455,8 +527,12 @@ class LiveRun:
                 # Partial rows cover the run up to the interruption.
                 self.sim.advance(max(self.clock.now(), self.sim.t))
             ends = [r.end for r in self.records.values() if r.end is not None]
-            # The run ends with its last job; the loop may have looked a moment later.
+            # The run ends with its last job (or its horizon); the loop may have looked a
+            # moment later.
             end = max(ends) if ends and self._finished() else self.sim.t
+            if self._finished() and self.horizon_s > end:
+                self.sim.advance(self.horizon_s)
+                end = self.horizon_s
             for rec in self.records.values():
                 if rec.status == "running":
                     rec.status, rec.reason = (
@@ -475,7 +551,8 @@ class LiveRun:
                 idle={n: st.truth.idle_watts for n, st in self.sim.nodes.items()},
                 end=end,
                 interrupted=interrupted,
-                notes=notes,
+                notes=notes + (self.power.notes if self.power is not None else []),
+                power_summary=self.power.summary(end) if self.power is not None else None,
             )
         # Leave every pod Succeeded before the next run (resources free for the schedulers).
         await self._wait_pods_done()

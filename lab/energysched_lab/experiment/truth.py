@@ -12,6 +12,14 @@ Per node class: idle x exp(N(0, 0.10)); per workload type performance x
 exp(N(0, 0.30)) and dynamic power (powerWatts - idle) x exp(N(0, 0.20)).
 Resources (the sharing model): training on a node with a GPU occupies the GPU,
 other training and inference all cores, sequential one core.
+
+Power states (a profile with ``spec.powerStates``), drawn from their own seeded stream so
+that adding them left every other figure unchanged: sleep power, the time to fall asleep,
+the wake's median duration and its energy each x exp(N(0, 0.20)); each wake's duration
+varies by exp(N(0, 0.30)) around the median (resume has a long tail); a wake fails with
+probability 0.02 for a node that suspends (Wake-on-LAN: the NIC setting reset, the packet
+lost) and 0.01 for one that halts (a smart plug's relay). These are priors from the
+published failure modes, not measured rates.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from energysched_lab.cluster.nodes import NodeClass, load_node_classes
 SIGMA_PERFORMANCE = 0.30
 SIGMA_DYNAMIC_POWER = 0.20
 SIGMA_IDLE = 0.10
+SIGMA_POWER_STATES = 0.20
+WAKE_JITTER = 0.30
+WAKE_FAILURE_PROBABILITY = {"suspend": 0.02, "halt": 0.01}
 
 
 def _resource(wt: str, cls: NodeClass) -> tuple[str, float]:
@@ -48,6 +59,7 @@ def generate(
 ) -> dict[str, Any]:
     kb = load_profiles(profiles_dir).knowledge_base()
     rng = random.Random(seed)
+    power_rng = random.Random(f"{seed}:power-states")
     nodes: dict[str, Any] = {}
     for cls in load_node_classes(nodes_dir):
         res = kb.resolve({**cls.labels, "kubernetes.io/hostname": cls.name})
@@ -69,6 +81,21 @@ def generate(
                 "demand": demand,
             }
         nodes[cls.name] = {"idlePowerWatts": round(idle, 2), "workloads": wls}
+        ps = p.power_states
+        if ps is not None:
+
+            def noisy(value: float) -> float:
+                return value * math.exp(power_rng.gauss(0, SIGMA_POWER_STATES))
+
+            sleep = min(noisy(ps.sleep_watts), 0.5 * idle)
+            nodes[cls.name]["powerStates"] = {
+                "sleepWatts": float(f"{sleep:.3g}"),
+                "suspendSeconds": round(noisy(ps.suspend_seconds), 2),
+                "wakeSeconds": round(noisy(ps.wake_seconds), 2),
+                "wakeJoules": round(noisy(ps.wake_joules), 1),
+                "wakeFailureProbability": WAKE_FAILURE_PROBABILITY[ps.sleep_kind],
+                "wakeJitter": WAKE_JITTER,
+            }
     return {
         "seed": seed,
         "generatedFrom": str(profiles_dir),

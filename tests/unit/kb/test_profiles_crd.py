@@ -114,6 +114,8 @@ def test_printer_columns(crd: dict[str, Any], schema: Schema) -> None:
     assert list(columns) == [
         "Nodes",
         "Idle W",
+        "Sleep W",
+        "Wake s",
         "Best eff.",
         "Valid",
         "Learned",
@@ -128,6 +130,8 @@ def test_printer_columns(crd: dict[str, Any], schema: Schema) -> None:
     assert columns["Nodes"]["jsonPath"] == ".status.matchedNodeCount"
     assert columns["Idle W"]["jsonPath"] == ".spec.idlePowerWatts"
     assert columns["Best eff."]["jsonPath"] == ".status.bestEfficiency"
+    assert columns["Sleep W"]["jsonPath"] == ".spec.powerStates.sleepWatts"
+    assert columns["Wake s"]["jsonPath"] == ".spec.powerStates.wakeSeconds"
     assert columns["Valid"]["jsonPath"] == '.status.conditions[?(@.type=="Valid")].status'
     assert columns["Age"] == {
         "name": "Age",
@@ -135,7 +139,7 @@ def test_printer_columns(crd: dict[str, Any], schema: Schema) -> None:
         "jsonPath": ".metadata.creationTimestamp",
     }
     learned = [n for n in columns if n.startswith("Learned ")]
-    for name in ("Nodes", "Idle W", "Best eff.", "Learned", *learned):
+    for name in ("Nodes", "Idle W", "Sleep W", "Wake s", "Best eff.", "Learned", *learned):
         node = schema
         for part in columns[name]["jsonPath"].strip(".").split("."):
             node = node["properties"][part]
@@ -233,6 +237,26 @@ def _del(path: str) -> Mutation:
     return apply
 
 
+_STATES: dict[str, Any] = {
+    "sleepWatts": 1.5,
+    "sleepKind": "suspend",
+    "suspendSeconds": 5,
+    "wakeSeconds": 8,
+    "wakeJoules": 80,
+}
+
+
+def _states(value: object, key: str = "sleepWatts") -> dict[str, Any]:
+    """spec.powerStates with ``key`` set to ``value`` (left out when value is None or -1 for
+    suspendSeconds)."""
+    states = dict(_STATES)
+    if value is None or (key == "suspendSeconds" and value == -1):
+        del states[key]
+    else:
+        states[key] = value
+    return states
+
+
 # Examples whose rule the schema can express: both must agree.
 EXPRESSIBLE: list[tuple[str, Mutation, bool]] = [
     ("unchanged", lambda obj: None, True),
@@ -262,6 +286,18 @@ EXPRESSIBLE: list[tuple[str, Mutation, bool]] = [
     ("long unit", _set("spec.workloads.inference.unit", "u" * 129), False),
     ("provenance not a string", _set("spec.provenance", 1), False),
     ("no spec", _del("spec"), False),
+    ("power states", _set("spec.powerStates", dict(_STATES)), True),
+    (
+        "power states without suspendSeconds",
+        _set("spec.powerStates", _states(-1, "suspendSeconds")),
+        True,
+    ),
+    ("negative sleepWatts", _set("spec.powerStates", _states(-1.0)), False),
+    ("sleepWatts string", _set("spec.powerStates", _states("3")), False),
+    ("bad sleepKind", _set("spec.powerStates", _states("hibernate", "sleepKind")), False),
+    ("wakeSeconds zero", _set("spec.powerStates", _states(0, "wakeSeconds")), False),
+    ("negative wakeJoules", _set("spec.powerStates", _states(-5, "wakeJoules")), False),
+    ("no wakeJoules", _set("spec.powerStates", _states(None, "wakeJoules")), False),
 ]
 
 # Rules only validate.py enforces (the schema cannot express them, or prunes instead).
@@ -273,6 +309,7 @@ SEMANTIC_ONLY: list[tuple[str, Mutation]] = [
         "unknown workload type (pruned by the API server)",
         _set("spec.workloads.gaming", {"performance": 1, "powerWatts": 7}),
     ),
+    ("sleepWatts not below idle", _set("spec.powerStates", _states(50.0))),
 ]
 
 

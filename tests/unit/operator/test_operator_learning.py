@@ -12,12 +12,13 @@ from energysched.contract import (
     CURRENT_WATTS_ANNOTATION,
     CURRENT_WATTS_TIMESTAMP_ANNOTATION,
     POWER_SOURCE_ANNOTATION,
+    POWER_STATE_ANNOTATION,
     WORK_ANNOTATION,
     WORKLOAD_TYPE_LABEL,
 )
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched.learning.observe import Observation, Rejected
-from energysched.operator.learning import POWER_STATE_ANNOTATION, Collector
+from energysched.operator.learning import Collector
 
 T0 = 1_800_000_000.0
 KB = KnowledgeBase.of(
@@ -232,7 +233,7 @@ def test_learned_updates_are_throttled_per_profile_but_first_writes_and_resets_a
 
 
 def test_a_sleep_dated_by_its_since_annotation_refuses_the_run_it_interrupted() -> None:
-    from energysched.operator.learning import POWER_STATE_SINCE_ANNOTATION
+    from energysched.contract import POWER_STATE_SINCE_ANNOTATION
 
     c = Collector()
     feed(c, [(0, 5.0), (10, 25.0), (40, 25.0), (70, 25.0), (100, 25.0), (110, 5.0)])
