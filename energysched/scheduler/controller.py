@@ -88,6 +88,7 @@ class EnergyScheduler:
         self.cfg: SchedulerConfig = self.config.current
         #: Objects → the core's state, parsed once (shared with ``explain``).
         self.mirror = ClusterMirror()
+        self.mirror.set_knowledge(self.cfg.knowledge, self.cfg.exploration)
         self.state = self.mirror.state
         self.book = self.mirror.book
         self.queue = SchedulingQueue()
@@ -348,6 +349,10 @@ class EnergyScheduler:
                 continue
             if new is not None:
                 self.cfg = new
+                if self.mirror.set_knowledge(new.knowledge, new.exploration):
+                    log.info(
+                        "knowledge switched", knowledge=new.knowledge, exploration=new.exploration
+                    )
                 self.metrics.config_reloads.labels("applied").inc()
                 log.info("config reloaded", profiles=[p.scheduler_name for p in new.profiles])
                 # Pods of a newly added profile name were ignored until now.
