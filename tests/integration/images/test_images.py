@@ -24,7 +24,7 @@ import yaml
 
 from energysched_lab.cluster.local import LocalCluster
 from energysched_lab.images import build, qemu
-from energysched_lab.images.engine import Engine, docker_run_args
+from energysched_lab.images.dockerd import Engine, docker_run_args
 from energysched_mlworkflow.stages import parse_result
 from tests.support import pod_manifest
 
