@@ -37,10 +37,8 @@ import binascii
 import contextlib
 import datetime as dt
 import hmac
-import json
 import os
 import secrets
-import signal
 import ssl
 import sys
 import time
@@ -50,6 +48,8 @@ from email.utils import formatdate
 from typing import Any, Literal
 
 from aiohttp import web
+
+from energysched_lab.fake_device import serve_until_signalled
 
 FakeSchema = Literal["power", "environment", "both", "neither"]
 CHASSIS = "1U"
@@ -413,20 +413,6 @@ class FakeRedfish:
         await self.stop()
 
 
-async def _serve(device: FakeRedfish) -> None:
-    await device.start()
-    print(json.dumps(device.state()), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await device.stop()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m energysched_lab.fake_redfish", description=__doc__.split("\n\n")[0]
@@ -458,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         keyfile=args.keyfile,
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(device))
+        asyncio.run(serve_until_signalled(device))
     return 0
 
 

@@ -52,7 +52,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -60,6 +59,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
+
+from energysched_lab.fake_device import serve_until_signalled
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FakeComponent = Literal["switch", "pm1"]
@@ -647,20 +648,6 @@ def _password(args: argparse.Namespace) -> str | None:
     return None
 
 
-async def _serve(device: FakeShelly) -> None:
-    await device.start()
-    print(json.dumps(device.state()), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await device.stop()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m energysched_lab.fake_shelly", description=__doc__.split("\n\n")[0]
@@ -686,7 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **({"mac": args.mac.upper()} if args.mac else {}),
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(device))
+        asyncio.run(serve_until_signalled(device))
     return 0
 
 
