@@ -8,7 +8,7 @@ WEIGHT ?= 0.5
 NODES ?= 0
 PERF_ARGS ?=
 
-.PHONY: install lint typecheck test test-unit test-integration cluster-up cluster-down cluster-build clean experiment perf images deploy undeploy
+.PHONY: install lint typecheck check test test-unit test-integration test-images cluster-up cluster-down cluster-build clean experiment perf images deploy undeploy
 
 $(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,11 +26,21 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
+# The contributor's loop (every few minutes): static checks and the unit tests that need
+# nothing outside the venv (no Go, no Debian PyTorch, no cluster). README, "Contributing".
+check: lint typecheck
+	$(BIN)/pytest tests/unit -m "unit and not go and not torch" -q
+
 test-unit: install
 	$(BIN)/pytest -m unit -q
 
+# The local control plane's tests; the image tests have their own target (test-images).
 test-integration: install cluster-build
 	$(BIN)/pytest -m integration -q
+
+# Builds the images (cached, as make images) and runs them: docker, mmdebstrap, qemu-user.
+test-images: install cluster-build
+	$(BIN)/pytest -m images -q
 
 # The README's test command: static checks, then unit and integration tests
 # (one local control plane per session, started and stopped by the tests).

@@ -54,6 +54,16 @@ COMMANDS: dict[str, Command] = {
         "energysched.kbtools.cli",
         "add_parsers",
     ),
+    "power-manager": Command(
+        "put idle opted-in nodes to sleep and wake them for pending pods",
+        "energysched.powermanager.cli",
+        "add_parser",
+    ),
+    "power-agent": Command(
+        "the node agent: suspend or power off this node when the power manager asks",
+        "energysched.powermanager.cli",
+        "add_agent_parser",
+    ),
     "operator": Command(
         "validate EnergyProfiles and keep their status (matched nodes) current",
         "energysched.operator.cli",

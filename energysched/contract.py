@@ -107,8 +107,14 @@ WAKE_REQUESTED_BY_ANNOTATION: Final = f"{GROUP}/wake-requested-by"
 #: Node annotation: how the node is woken and put to sleep, strictly validated JSON, e.g.
 #: ``{"method": "wol", "mac": "aa:bb:cc:dd:ee:ff", "broadcast": "192.168.1.255", "port": 9}``.
 POWER_CONTROL_ANNOTATION: Final = f"{GROUP}/power-control"
-WakeMethod = Literal["wol", "shelly-relay", "command", "none"]
-WAKE_METHODS: Final[tuple[WakeMethod, ...]] = ("wol", "shelly-relay", "command", "none")
+WakeMethod = Literal["wol", "shelly-relay", "command", "none", "redfish"]
+WAKE_METHODS: Final[tuple[WakeMethod, ...]] = (
+    "wol",
+    "shelly-relay",
+    "command",
+    "none",
+    "redfish",
+)
 
 #: Taint (effect NoSchedule) on a node from before its drain/sleep until it is awake and Ready.
 ASLEEP_TAINT_KEY: Final = f"{GROUP}/asleep"
@@ -131,3 +137,10 @@ METRIC_POWER_TRANSITIONS: Final = "energysched_power_transitions_total"
 METRIC_POWER_SLEEP_SKIPPED: Final = "energysched_power_sleep_skipped_total"
 METRIC_POWER_WAKE_SECONDS: Final = "energysched_power_wake_seconds"
 METRIC_POWER_WAKE_FAILURES: Final = "energysched_power_wake_failures_total"
+
+#: Node annotation written by the power manager for the node agent: RFC 3339 UTC time of the
+#: request and what to do, ``<time> suspend`` or ``<time> poweroff``. The agent acts once per
+#: request, and only on a node that carries the asleep taint and runs no workload pod.
+SLEEP_REQUESTED_ANNOTATION: Final = f"{GROUP}/sleep-requested"
+#: Node annotation: consecutive failed wakes (the wake backoff survives a manager restart).
+WAKE_FAILURES_ANNOTATION: Final = f"{GROUP}/wake-failures"

@@ -6,9 +6,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
 from energysched_lab.cluster.build import bin_dir
 from energysched_lab.scheduler_process import SchedulerProcess as SchedulerProcess
-from energysched_lab.waiting import wait_for as wait_for  # re-exported for the tests
+from tests.eventually import eventually as eventually  # re-exported for the tests
+from tests.eventually import eventually_sync as eventually_sync
+from tests.eventually import wait_for as wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,3 +56,26 @@ def pod_manifest(name: str, **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
+
+
+class Metrics(dict[tuple[str, tuple[tuple[str, str], ...]], float]):
+    """One scrape of a Prometheus endpoint: (sample name, sorted labels) -> value."""
+
+    def get_sample(self, name: str, **labels: str) -> float:
+        """The sample's value; 0.0 when it was never set (a counter nobody incremented)."""
+        return self.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def scrape(port: int, host: str = "127.0.0.1") -> Metrics:
+    """GET /metrics of a component serving on loopback (e.g. a scheduler's metricsAddress)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://{host}:{port}/metrics", timeout=aiohttp.ClientTimeout(10)) as resp,
+    ):
+        resp.raise_for_status()
+        text = await resp.text()
+    metrics = Metrics()
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            metrics[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return metrics

@@ -48,6 +48,7 @@ ErrorKind = Literal[
     "out_of_range",  # a value outside the device's physical range
     "unsupported",  # the device or host has no such meter (no RAPL, no NVML, gen 5)
     "config",  # nothing (valid) configured for this node, no profile for the model
+    "stale",  # the meter's own timestamp is too old (a Prometheus sample nobody refreshed)
 ]
 ERROR_KINDS: Final[tuple[ErrorKind, ...]] = (
     "unreachable",
@@ -58,6 +59,7 @@ ERROR_KINDS: Final[tuple[ErrorKind, ...]] = (
     "out_of_range",
     "unsupported",
     "config",
+    "stale",
 )
 
 #: Longest excerpt of an offending reply that goes into an error message.

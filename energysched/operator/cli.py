@@ -32,6 +32,17 @@ def add_parser(sub: Any) -> None:
         metavar="SECONDS",
         help="coalesce changes for this long before writing statuses (default %(default)s)",
     )
+    p.add_argument(
+        "--metrics",
+        default="",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics (learning, per-pod energy) here (default: none)",
+    )
+    p.add_argument(
+        "--no-learning",
+        action="store_true",
+        help="do not learn from finished pods nor attribute their energy",
+    )
     p.add_argument("--log-level", default="info")
     p.set_defaults(handler=_run)
 
@@ -54,6 +65,8 @@ def _run(args: argparse.Namespace) -> int:
             kubeconfig=args.kubeconfig,
             liveness_endpoint=args.liveness,
             debounce_seconds=args.debounce,
+            metrics_address=args.metrics,
+            learning=not args.no_learning,
         )
     )
     return 0

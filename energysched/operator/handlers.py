@@ -45,6 +45,12 @@ def build_registry(runtime: OperatorRuntime) -> kopf.OperatorRegistry:
     async def node_event(event: kopf.RawEvent, **_: Any) -> None:
         runtime.on_node(event.get("type"), event["object"])
 
+    if runtime.options.learning:
+
+        @kopf.on.event("v1", "pods", registry=registry)
+        async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+            runtime.on_pod(event.get("type"), event["object"])
+
     return registry
 
 

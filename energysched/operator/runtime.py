@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import random
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -30,6 +31,15 @@ from energysched.contract import API_VERSION, PROFILE_KIND, PROFILE_PLURAL
 from energysched.kube.client import ApiError, KubeClient, api_path
 from energysched.kube.config import load_access
 from energysched.kube.events import EventWriter, ObjectRef
+from energysched.learning.observe import Observation
+from energysched.learning.status import restore
+from energysched.operator.learning import (
+    POD_ENERGY_ANNOTATION,
+    POD_ENERGY_DETAIL_ANNOTATION,
+    Collector,
+    Finished,
+)
+from energysched.operator.metrics import OperatorMetrics
 from energysched.operator.status import OperatorState, Plan, WarningMemory, plan
 
 log = structlog.get_logger(__name__)
@@ -56,6 +66,12 @@ class OperatorOptions:
     event_burst: int = 50
     #: kopf's liveness endpoint, e.g. ``http://0.0.0.0:8080/healthz``.
     liveness_endpoint: str | None = None
+    #: Learn from finished pods (status.learned) and attribute their energy.
+    learning: bool = True
+    #: At most one learned-figures update per profile this often (a first one at once).
+    learned_interval_seconds: float = 10.0
+    #: Prometheus endpoint ``HOST:PORT`` ("" serves none; the registry is kept anyway).
+    metrics_address: str = ""
 
 
 def _now() -> str:
@@ -80,6 +96,15 @@ class OperatorRuntime:
         self._task: asyncio.Task[None] | None = None
         self._event_kube: KubeClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.collector = Collector()
+        self.metrics = OperatorMetrics()
+        #: Finished pods whose energy and lesson are still to be written.
+        self._finished: list[Finished] = []
+        self._pod_events: EventWriter | None = None
+        #: reason -> refusals already counted in the metric
+        self._exported: dict[str, int] = {}
+        #: profile -> when its learned figures were last written (monotonic seconds)
+        self._learned_written: dict[str, float] = {}
 
     # -- lifecycle (kopf's startup and cleanup handlers) ---------------------------------
 
@@ -107,6 +132,13 @@ class OperatorRuntime:
             workers=1,  # in order
         )
         self.events.start()
+        # Events about pods go to the pod's own namespace.
+        self._pod_events = EventWriter(
+            self._event_kube, OPERATOR_NAME, "Attribute", dedup_window=0, workers=1
+        )
+        self._pod_events.start()
+        if self.options.metrics_address:
+            self.metrics.serve(self.options.metrics_address)
         self._dirty = asyncio.Event()
         await self._seed()
         self._task = asyncio.create_task(self._reconcile_forever(), name="operator-reconciler")
@@ -120,6 +152,8 @@ class OperatorRuntime:
             self._task = None
         if self.events is not None:
             await self.events.stop()
+        if self._pod_events is not None:
+            await self._pod_events.stop()
         for client in (self.kube, self._event_kube):
             if client is not None:
                 await client.close()
@@ -148,6 +182,15 @@ class OperatorRuntime:
                 delay = min(delay * 2, 30.0)
                 continue
             self.state.replace_all(profiles.get("items") or [], nodes.get("items") or [])
+            for body in nodes.get("items") or []:
+                self.collector.on_node(body)
+            restored = restore(
+                self.collector.estimator,
+                self.state.kb,
+                {name: rec.status for name, rec in self.state.profiles.items()},
+            )
+            if restored:
+                log.info("learned figures resumed from profile status", figures=restored)
             log.info(
                 "operator state seeded",
                 profiles=len(self.state.profiles),
@@ -184,10 +227,121 @@ class OperatorRuntime:
         if event_type == "DELETED":
             name = str((body.get("metadata") or {}).get("name") or "")
             changed = self.state.delete_node(name)
+            self.collector.delete_node(name)
         else:
             changed = self.state.upsert_node(body)
+            if self.options.learning:
+                self.collector.on_node(body)
         if changed:
             self.mark_dirty()
+
+    def on_pod(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """A pod changed: a finished one is observed and its energy attributed (no I/O)."""
+        if not self.options.learning:
+            return
+        if event_type == "DELETED":
+            self.collector.forget_pod(body)
+            # A pod deleted at once after it finished still teaches; a running one does not.
+            if (body.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                return
+        finished = self.collector.on_pod(body, self.state.kb)
+        self._export_refusals()
+        if finished is None:
+            return
+        wt = finished.workload_type or "none"
+        if isinstance(finished.outcome, Observation):
+            self.metrics.observations.labels(wt).inc()
+        if finished.energy is not None:
+            self.metrics.pod_energy.labels(finished.namespace, wt).inc(finished.energy.joules)
+        self._finished.append(finished)
+        self.mark_dirty()
+
+    def _throttle_learned(self, learned: dict[str, dict[str, Any] | None]) -> None:
+        """At most one learned update per profile per ``learned_interval_seconds``.
+
+        Each one is a status write here and a knowledge-base swap in every scheduler
+        (~10-100 ms at 5,000 nodes): a busy cluster finishing pods every second must not
+        make either continuous. A first write and a reset go out at once.
+        """
+        now = time.monotonic()
+        wait = self.options.learned_interval_seconds
+        for name, block in learned.items():
+            record = self.state.profiles.get(name)
+            current = record.status.get("learned") if record is not None else None
+            if block is None or current is None or block == current:
+                continue
+            last = self._learned_written.get(name)
+            if last is not None and now - last < wait:
+                learned[name] = current  # keep what is there; come back when it is due
+                if self._loop is not None and self._dirty is not None:
+                    self._loop.call_later(wait - (now - last), self._dirty.set)
+
+    def _export_refusals(self) -> None:
+        """Observe's and the estimator's refusal counts into the counter, by reason."""
+        for counts in (self.collector.rejections, self.collector.estimator.counts):
+            for reason, n in counts.items():
+                seen = self._exported.get(reason, 0)
+                if n > seen:
+                    self.metrics.rejected.labels(reason).inc(n - seen)
+                    self._exported[reason] = n
+
+    async def _write_finished(self) -> None:
+        """Each finished pod: its energy as an annotation, and one Event saying what it taught."""
+        assert self.kube is not None and self._pod_events is not None
+        todo, self._finished = self._finished, []
+        for f in todo:
+            ref = ObjectRef("v1", "Pod", f.name, namespace=f.namespace, uid=f.uid)
+            if isinstance(f.outcome, Observation):
+                o = f.outcome
+                parts = []
+                if o.performance is not None:
+                    parts.append(f"performance {o.performance:.4g}/s")
+                if o.power_watts is not None:
+                    parts.append(f"working power {o.power_watts:.4g} W")
+                lesson = f"observed on profile {o.profile}: " + ", ".join(parts)
+                if o.partial:
+                    lesson += f" (not observed: {', '.join(o.partial)})"
+            else:
+                lesson = f"not learned from: {f.outcome.reason}"
+                if f.outcome.detail:
+                    lesson += f" ({f.outcome.detail})"
+            if f.energy is None:
+                self._pod_events.post(
+                    ref,
+                    "Normal",
+                    "EnergyNotAttributed",
+                    f"No energy: the node's readings do not cover the run; {lesson}",
+                )
+                continue
+            e = f.energy
+            self._pod_events.post(
+                ref,
+                "Normal",
+                "EnergyAttributed",
+                f"Used {e.joules:.1f} J ({e.dynamic_joules:.1f} J above idle, "
+                f"{e.idle_joules:.1f} J share of idle); {lesson}",
+            )
+            path = api_path("v1", "pods", namespace=f.namespace, name=f.name)
+            patch = {
+                "metadata": {
+                    "annotations": {
+                        POD_ENERGY_ANNOTATION: f"{e.joules:.1f}",
+                        POD_ENERGY_DETAIL_ANNOTATION: (
+                            f"dynamic={e.dynamic_joules:.1f} idle={e.idle_joules:.1f}"
+                        ),
+                    }
+                }
+            }
+            try:
+                await self.kube.patch(path, patch)
+            except ApiError as exc:
+                if not exc.not_found:
+                    log.warning(
+                        "pod energy annotation failed",
+                        pod=f"{f.namespace}/{f.name}",
+                        status=exc.status,
+                        error=exc.message[:300],
+                    )
 
     # -- the reconciler ------------------------------------------------------------------
 
@@ -216,7 +370,20 @@ class OperatorRuntime:
         Returns True when something failed and the pass should be retried.
         """
         assert self.kube is not None and self.events is not None
-        the_plan = plan(self.state, self.memory, _now())
+        learned = self.collector.learned_blocks(self.state.kb) if self.options.learning else None
+        if learned is not None:
+            self._throttle_learned(learned)
+        self._export_refusals()  # a spec change counts as it resets
+        for name, block in (learned or {}).items():
+            for wt, entry in ((block or {}).get("workloads") or {}).items():
+                for figure, got, spec in (
+                    ("performance", entry["performance"], entry["specPerformance"]),
+                    ("power", entry["powerWatts"], entry["specPowerWatts"]),
+                ):
+                    self.metrics.learned_ratio.labels(name, wt, figure).set(got / spec)
+        the_plan = plan(self.state, self.memory, _now(), learned)
+        if self._finished:
+            await self._write_finished()
         self.last_plan = the_plan
         self.passes += 1
         for spec in the_plan.warnings:
@@ -249,6 +416,8 @@ class OperatorRuntime:
                 failed = True
                 continue
             self.status_patches += 1
+            if "learned" in status:
+                self._learned_written[name] = time.monotonic()
             new_status = result.get("status")
             self.state.record_status(name, new_status if isinstance(new_status, Mapping) else {})
             log.info(

@@ -258,6 +258,8 @@ def status_matches(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bo
             return False
     if not _number_equal(current.get("bestEfficiency"), desired.get("bestEfficiency")):
         return False
+    if "learned" in desired and current.get("learned") != desired["learned"]:
+        return False
     conditions = current.get("conditions")
     if not isinstance(conditions, list) or len(conditions) != len(desired["conditions"]):
         return False
@@ -301,8 +303,17 @@ def _selector_text(labels: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "no labels"
 
 
-def plan(state: OperatorState, memory: WarningMemory, now: str) -> Plan:
-    """Statuses to patch and warnings to post; updates ``memory`` with what is reported."""
+def plan(
+    state: OperatorState,
+    memory: WarningMemory,
+    now: str,
+    learned: Mapping[str, Mapping[str, Any] | None] | None = None,
+) -> Plan:
+    """Statuses to patch and warnings to post; updates ``memory`` with what is reported.
+
+    ``learned``: each profile's ``status.learned`` (None: nothing learned, or reset by a
+    spec change: the key is removed); None: learning is off, the key is left alone.
+    """
     kb = state.kb
     matched: dict[str, list[str]] = {name: [] for name in state.profiles}
     assignments: dict[str, str | None] = {}
@@ -324,6 +335,8 @@ def plan(state: OperatorState, memory: WarningMemory, now: str) -> Plan:
     patches: dict[str, dict[str, Any]] = {}
     for name, record in state.profiles.items():
         desired = desired_status(record, kb.profiles.get(name), matched.get(name, ()), now)
+        if learned is not None:
+            desired["learned"] = learned.get(name)
         if not status_matches(record.status, desired):
             patches[name] = desired
 

@@ -10,13 +10,14 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from energysched import contract
 from energysched.core.params import DEFAULT_CLOCK_SKEW, ScheduleParams, StalePolicy
 from energysched.kube.files import WatchedFile
+from energysched.learning.knowledge import Knowledge
 from energysched.strict import DocumentError, StrictModel, load_yaml, show, validate
 
 
@@ -71,6 +72,12 @@ class SchedulerConfig:
     metrics_address: str = "127.0.0.1:10261"  # "" disables the endpoint
     qps: float = 50.0
     burst: int = 100
+    #: Which figures every mode reads: the profiles' spec, or the operator's learned
+    #: figures (status.learned) where it has some (README, "Learning from finished pods":
+    #: ``learned`` is the default because it was better at cluster level there).
+    knowledge: Knowledge = "learned"
+    #: Optimism for uncertain learned figures, in posterior standard deviations (UCB); 0: none.
+    exploration: float = 0.0
 
     def profile_for(self, scheduler_name: str) -> ProfileConfig | None:
         return next((p for p in self.profiles if p.scheduler_name == scheduler_name), None)
@@ -152,6 +159,8 @@ class _ConfigDoc(StrictModel):
     leader_election: _LeaderElectionDoc | None = None
     metrics_address: str = "127.0.0.1:10261"
     client_connection: _ClientConnectionDoc | None = None
+    knowledge: Literal["spec", "learned"] = "learned"
+    exploration: Annotated[float, _within(0.0, 3.0)] = 0.0
 
     @field_validator("metrics_address")
     @classmethod
@@ -188,6 +197,8 @@ class _ConfigDoc(StrictModel):
             metrics_address=self.metrics_address,
             qps=client.qps,
             burst=client.burst,
+            knowledge=self.knowledge,
+            exploration=self.exploration,
         )
 
 

@@ -39,6 +39,7 @@ from energysched.kube.background import BackgroundWriter
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.events import EventWriter, ObjectRef
 from energysched.kube.reflector import EventType, Reflector, object_key
+from energysched.scheduler import wake
 from energysched.scheduler.config import ConfigError, ConfigSource, SchedulerConfig
 from energysched.scheduler.events import set_pod_scheduled_false
 from energysched.scheduler.leader import LeaderElector
@@ -87,6 +88,7 @@ class EnergyScheduler:
         self.cfg: SchedulerConfig = self.config.current
         #: Objects → the core's state, parsed once (shared with ``explain``).
         self.mirror = ClusterMirror()
+        self.mirror.set_knowledge(self.cfg.knowledge, self.cfg.exploration)
         self.state = self.mirror.state
         self.book = self.mirror.book
         self.queue = SchedulingQueue()
@@ -129,6 +131,8 @@ class EnergyScheduler:
         self._bind_slots = asyncio.Semaphore(self.max_binds_in_flight)
         self._bind_tasks: set[asyncio.Task[None]] = set()
         self._gated: set[str] = set()  # pods held back by scheduling gates
+        #: Pods waiting for a node we asked to wake (pod key -> node).
+        self._waking: dict[str, str] = {}
         self.bound = 0  # binds that succeeded (tests and the perf benchmark read it)
 
     # -- event handlers (synchronous, quick) --------------------------------------------
@@ -141,6 +145,7 @@ class EnergyScheduler:
         key = object_key(obj)
         update = self.mirror.pod_event(event, obj, old)
         if update.change == "deleted":
+            self._waking.pop(key, None)
             self.queue.forget(key)
             self._gated.discard(key)
             self._first_seen.pop(key, None)
@@ -149,6 +154,7 @@ class EnergyScheduler:
         if update.change != "updated":
             return
         if update.bound or update.terminating:
+            self._waking.pop(key, None)
             self.queue.forget(key)
             return
         phase = (pod_view(obj).get("status") or PodStatusView()).get("phase")
@@ -343,6 +349,10 @@ class EnergyScheduler:
                 continue
             if new is not None:
                 self.cfg = new
+                if self.mirror.set_knowledge(new.knowledge, new.exploration):
+                    log.info(
+                        "knowledge switched", knowledge=new.knowledge, exploration=new.exploration
+                    )
                 self.metrics.config_reloads.labels("applied").inc()
                 log.info("config reloaded", profiles=[p.scheduler_name for p in new.profiles])
                 # Pods of a newly added profile name were ignored until now.
@@ -416,7 +426,8 @@ class EnergyScheduler:
             self._reject(obj, key, decision.error.message, "SchedulerError", "invalid")
             return
         if decision.node is None:
-            self._reject(obj, key, decision.message, "Unschedulable", "unschedulable")
+            if not self._wait_for_wake(obj, key):
+                self._reject(obj, key, decision.message, "Unschedulable", "unschedulable")
             return
         if decision.fallback:
             self.metrics.neutral_fallbacks.inc()
@@ -441,6 +452,52 @@ class EnergyScheduler:
         log.info("pod not scheduled", pod=key, reason=reason, message=message)
         self._event(obj, key, "Warning", "FailedScheduling", message)
         self.writer.submit(key, lambda: set_pod_scheduled_false(self.kube, obj, reason, message))
+
+    def _wait_for_wake(self, obj: JSON, key: str) -> bool:
+        """Fits no awake node: wake a sleeping one that takes it (True), or not (False)."""
+        pending = self._waking.get(key)
+        if pending is not None:
+            node = self.nodes.store.get(pending)
+            if node is not None and wake.waiting_on(node):
+                self._bind_slots.release()
+                self.queue.park_unschedulable(key)
+                return True
+            del self._waking[key]  # that wake is over (failed, or done): decide anew
+        choice = wake.wake_target(
+            obj, self.nodes.store, self.pods.store.values(), self.book.kb, time.time()
+        )
+        if choice is None:
+            return False
+        self._waking[key] = choice.node
+        self._bind_slots.release()
+        self.metrics.attempts.labels(
+            "waiting-for-wake", str(obj["spec"].get("schedulerName"))
+        ).inc()
+        self.queue.park_unschedulable(key)
+        message = (
+            f"0/{len(self.nodes.store)} awake nodes fit; waking node {choice.node}"
+            f" (about {choice.wake_seconds:g} s)"
+        )
+        log.info("waking a node for the pod", pod=key, node=choice.node)
+        self._event(obj, key, "Normal", contract.WAKING_NODE_EVENT_REASON, message)
+        stamp = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.writer.submit(
+            f"wake {choice.node}",
+            lambda: self._request_wake(choice.node, wake.request_patch(key, stamp)),
+        )
+        self.writer.submit(
+            key,
+            lambda: set_pod_scheduled_false(
+                self.kube, obj, contract.WAITING_FOR_NODE_WAKE_REASON, message
+            ),
+        )
+        return True
+
+    async def _request_wake(self, node: str, patch: JSON) -> None:
+        try:
+            await self.kube.patch(api_path("v1", "nodes", name=node), patch)
+        except ApiError as exc:
+            log.warning("wake request not written", node=node, error=str(exc))
 
     def _event(self, obj: JSON, key: str, type_: str, reason: str, note: str) -> None:
         self.events.post(ObjectRef.pod(obj), type_, reason, note)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from energysched import contract
+from energysched.contract import WorkloadType
 from energysched.core.errors import InputError
 from energysched.core.framework import Decision, schedule_one
 from energysched.core.parse import parse_pod
@@ -19,13 +20,17 @@ from energysched.core.snapshot import ClusterSnapshot
 from energysched.core.state import ClusterState
 from energysched.kb.book import ProfileBook
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
+from energysched.learning.knowledge import Knowledge
 from energysched.scheduler.config import SchedulerConfig
 from energysched.scheduler.mirror import TERMINAL_PODS_EXCLUDED, ClusterMirror
 
 
-async def load_state(kube: KubeClient) -> tuple[ClusterState, ProfileBook]:
+async def load_state(
+    kube: KubeClient, knowledge: Knowledge = "spec", exploration: float = 0.0
+) -> tuple[ClusterState, ProfileBook]:
     """One LIST of profiles, nodes and pods, fed through the scheduler's own mapping."""
     mirror = ClusterMirror()
+    mirror.set_knowledge(knowledge, exploration)
     try:
         profiles = await kube.list_all(api_path(contract.API_VERSION, contract.PROFILE_PLURAL))
         for obj in profiles["items"]:
@@ -41,7 +46,38 @@ async def load_state(kube: KubeClient) -> tuple[ClusterState, ProfileBook]:
     return mirror.state, mirror.book
 
 
-def render(decision: Decision, snapshot: ClusterSnapshot) -> str:
+def knowledge_lines(
+    book: ProfileBook, workload_type: WorkloadType | None, knowledge: Knowledge
+) -> list[str]:
+    """Per profile: the spec figure, the learned one, its uncertainty and observations."""
+    if workload_type is None:
+        return []
+    learned = book.learned()
+    lines = [f"figures for {workload_type} (the modes read: {knowledge}):"]
+    for name, p in sorted(book.kb.profiles.items()):
+        fig = p.workloads.get(workload_type)
+        if fig is None:
+            continue
+        text = f"  profile {name}: spec {fig.performance:.4g}/s at {fig.power_watts:.4g} W"
+        got = learned.get((name, workload_type))
+        if got is None:
+            text += "; learned: nothing yet"
+        else:
+            text += (
+                f"; learned {got.performance:.4g}/s (x/ {got.performance_factor:.3g}, "
+                f"{got.performance_count} runs) at {got.power_watts:.4g} W "
+                f"(x/ {got.power_factor:.3g}, {got.power_count} runs)"
+            )
+        lines.append(text)
+    return lines
+
+
+def render(
+    decision: Decision,
+    snapshot: ClusterSnapshot,
+    book: ProfileBook | None = None,
+    knowledge: Knowledge = "spec",
+) -> str:
     """The table: one row per node, its verdict and numbers; ``liveW`` is the node's
     latest reading as the snapshot holds it (whatever the mode makes of it)."""
     table = snapshot.table
@@ -69,13 +105,16 @@ def render(decision: Decision, snapshot: ClusterSnapshot) -> str:
             f"{r.node:<16} {'yes':<9} {(b.profile or 'none'):<12} {num(b.norm_p):>7} "
             f"{num(b.norm_e):>7} {num(live):>7} {b.score:>7.2f}  {b.why}"
         )
+    if book is not None:
+        lines.append("")
+        lines.extend(knowledge_lines(book, decision.workload_type, knowledge))
     lines.append("")
     lines.append(f"decision: {decision.message}")
     return "\n".join(lines)
 
 
 async def explain(kube: KubeClient, pod_obj: JSON, cfg: SchedulerConfig, mode: Any = None) -> str:
-    state, _ = await load_state(kube)
+    state, book = await load_state(kube, cfg.knowledge, cfg.exploration)
     pod = parse_pod(pod_obj)
     if isinstance(pod, InputError):
         return f"pod is invalid: {pod.message}"
@@ -86,4 +125,5 @@ async def explain(kube: KubeClient, pod_obj: JSON, cfg: SchedulerConfig, mode: A
     if mode:
         params = replace(params, mode=mode)
     snapshot = state.snapshot(dt.datetime.now(dt.UTC))
-    return render(schedule_one(pod, snapshot, params, explain=True), snapshot)
+    decision = schedule_one(pod, snapshot, params, explain=True)
+    return render(decision, snapshot, book, cfg.knowledge)

@@ -26,6 +26,7 @@ from energysched.core.values import PodInfo
 from energysched.kb.book import ProfileBook
 from energysched.kube.client import JSON
 from energysched.kube.reflector import EventType, object_key
+from energysched.learning.knowledge import Knowledge
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +114,9 @@ class PodUpdate:
 class ClusterMirror:
     state: ClusterState = field(default_factory=ClusterState)
     book: ProfileBook = field(default_factory=ProfileBook)
+    #: Which figures the modes read (config ``knowledge``, ``exploration``).
+    knowledge: Knowledge = "spec"
+    exploration: float = 0.0
     #: Every pod parsed once, by key (a PodInfo, or why it cannot be used).
     pods: dict[str, PodInfo | InputError] = field(default_factory=dict)
     _bad_readings: dict[str, str] = field(default_factory=dict)
@@ -192,7 +196,14 @@ class ClusterMirror:
         meta = (obj.get("metadata") or {}) if isinstance(obj, Mapping) else {}
         name = str(meta.get("name"))
         if event == "MODIFIED" and old is not None and generation(old) == generation(obj):
-            return False  # a status-only change (the operator's): nothing scores use
+            # A status-only change (the operator's): only learned figures matter, and
+            # only when the modes read them.
+            before = self.book.learned_of(name)
+            self.book.set_status(name, obj.get("status"))
+            if self.knowledge == "spec" or self.book.learned_of(name) == before:
+                return False  # matchedNodes and the like: no figure changed
+            self.state.set_knowledge_base(self.book.knowledge_base("learned", self.exploration))
+            return True
         if event == "DELETED":
             self.book.delete(name)
         else:
@@ -204,7 +215,15 @@ class ClusterMirror:
                     else "not used"
                 )
                 log.warning("invalid EnergyProfile", profile=name, error=str(failure), action=kept)
-        self.state.set_knowledge_base(self.book.kb)
+        self.state.set_knowledge_base(self.book.knowledge_base(self.knowledge, self.exploration))
+        return True
+
+    def set_knowledge(self, knowledge: Knowledge, exploration: float) -> bool:
+        """Switch which figures the modes read; True when it changed (hot reload)."""
+        if (knowledge, exploration) == (self.knowledge, self.exploration):
+            return False
+        self.knowledge, self.exploration = knowledge, exploration
+        self.state.set_knowledge_base(self.book.knowledge_base(knowledge, exploration))
         return True
 
 

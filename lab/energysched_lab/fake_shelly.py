@@ -28,7 +28,15 @@ compare a monitor's integral with it. A control API under ``/_fake/``
 * ``/_fake/hang {"on": true}``: accept connections, never answer
 * ``/_fake/garbage {"on": true}``: answer 200 with a truncated, non-JSON body
 * ``/_fake/password {"password": "new"}`` (or null): change or drop the credentials
+* ``/_fake/relay {"on": false}``: switch the relay by hand (the plug's button)
 * ``GET /_fake/state``
+
+The relay (the plug's switch) is real: Gen1 ``GET /relay/0?turn=on|off|toggle`` (Basic
+auth, answers the relay's status), Gen2+ ``GET /rpc/Switch.Set?id=0&on=true|false``
+(digest auth, answers ``{"was_on": ...}``; a PM Mini has no relay: no handler). While it
+is off the load draws nothing: the meter reads 0 W and the counters stand still.
+``relay_changes`` records every switching (``True`` = on), and ``on_relay`` is called
+with the new state (a test's "machine behind the plug" powers on with it).
 """
 
 from __future__ import annotations
@@ -44,7 +52,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -52,6 +59,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
+
+from energysched_lab.fake_device import serve_until_signalled
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FakeComponent = Literal["switch", "pm1"]
@@ -169,6 +178,9 @@ class FakeShelly:
     garbage: bool = False
     #: (path with query, authorized) of every device request, for assertions.
     requests: list[tuple[str, bool]] = field(default_factory=list)
+    relay_on: bool = True
+    relay_changes: list[bool] = field(default_factory=list)
+    on_relay: Callable[[bool], None] | None = None
 
     def __post_init__(self) -> None:
         if (self.gen, self.component) not in _MODELS:
@@ -187,7 +199,7 @@ class FakeShelly:
     def _accrue(self) -> None:
         now = self.clock()
         if self.realtime:
-            self._consume(self.power * (now - self._stamp) / 3600.0)
+            self._consume(self.drawn * (now - self._stamp) / 3600.0)
         self._stamp = now
 
     def _consume(self, wh: float) -> None:
@@ -205,7 +217,22 @@ class FakeShelly:
     def advance(self, seconds: float) -> None:
         """Add ``seconds`` of consumption at the current power (deterministic tests)."""
         self._accrue()
-        self._consume(self.power * seconds / 3600.0)
+        self._consume(self.drawn * seconds / 3600.0)
+
+    @property
+    def drawn(self) -> float:
+        """What the load draws through the plug now: nothing while the relay is off."""
+        return self.power if self.relay_on else 0.0
+
+    def set_relay(self, on: bool) -> bool:
+        """Switch the relay; returns whether it was on (the Gen2+ reply's ``was_on``)."""
+        self._accrue()
+        was_on, self.relay_on = self.relay_on, on
+        if on != was_on:
+            self.relay_changes.append(on)
+            if self.on_relay is not None:
+                self.on_relay(on)
+        return was_on
 
     def reboot(self) -> None:
         self._accrue()
@@ -251,6 +278,7 @@ class FakeShelly:
             "hanging": self.hanging,
             "garbage": self.garbage,
             "auth": self.password is not None,
+            "relay_on": self.relay_on,
         }
 
     # -- documented JSON shapes ----------------------------------------------------
@@ -295,24 +323,14 @@ class FakeShelly:
             "mac": self.mac,
             "cfg_changed_cnt": 0,
             "actions_stats": {"skipped": 0},
-            "relays": [
-                {
-                    "ison": True,
-                    "has_timer": False,
-                    "timer_started": 0,
-                    "timer_duration": 0,
-                    "timer_remaining": 0,
-                    "overpower": False,
-                    "source": "http",
-                }
-            ],
+            "relays": [self.gen1_relay()],
             "meters": [
                 {
-                    "power": round(self.power, 2),
+                    "power": round(self.drawn, 2),
                     "overpower": 0.0,
                     "is_valid": True,
                     "timestamp": now,
-                    "counters": [round(self.power, 3)] * 3,
+                    "counters": [round(self.drawn, 3)] * 3,
                     "total": total,
                 }
             ],
@@ -327,10 +345,22 @@ class FakeShelly:
             "uptime": self.uptime,
         }
 
+    def gen1_relay(self) -> dict[str, Any]:
+        """Gen1 ``/relay/0`` (and ``/status``'s ``relays[0]``)."""
+        return {
+            "ison": self.relay_on,
+            "has_timer": False,
+            "timer_started": 0,
+            "timer_duration": 0,
+            "timer_remaining": 0,
+            "overpower": False,
+            "source": "http",
+        }
+
     def _aenergy(self) -> dict[str, Any]:
         self._accrue()
         minute = int(time.time()) // 60 * 60
-        per_minute_mwh = round(self.power / 60.0 * 1000.0, 3)
+        per_minute_mwh = round(self.drawn / 60.0 * 1000.0, 3)
         return {
             "total": round(self.energy_wh, 3),
             "by_minute": [per_minute_mwh] * 3,
@@ -339,15 +369,15 @@ class FakeShelly:
 
     def rpc_status(self) -> dict[str, Any]:
         voltage = 230.1
-        current = round(self.power / voltage, 3)
+        current = round(self.drawn / voltage, 3)
         ret = {"total": 0.0, "by_minute": [0.0, 0.0, 0.0], "minute_ts": int(time.time())}
         if self.component == "pm1":
             return {
                 "id": 0,
                 "voltage": voltage,
                 "current": current,
-                "apower": round(self.power, 1),
-                "aprtpower": round(self.power * 1.05, 1),
+                "apower": round(self.drawn, 1),
+                "aprtpower": round(self.drawn * 1.05, 1),
                 "pf": 0.95,
                 "freq": 50.0,
                 "aenergy": self._aenergy(),
@@ -356,8 +386,8 @@ class FakeShelly:
         status: dict[str, Any] = {
             "id": 0,
             "source": "init",
-            "output": True,
-            "apower": round(self.power, 1),
+            "output": self.relay_on,
+            "apower": round(self.drawn, 1),
             "voltage": voltage,
             "freq": 50.0,
             "current": current,
@@ -490,6 +520,7 @@ class FakeShelly:
             self.requests.append((request.path_qs, True))
             return web.json_response(self.shelly_info())
         known = {
+            "Switch.Set": "switch",
             "Switch.GetStatus": "switch",
             "PM1.GetStatus": "pm1",
             "Sys.GetStatus": "sys",
@@ -515,7 +546,32 @@ class FakeShelly:
                 {"code": -105, "message": f"Argument 'id', value {request.query['id']} not found!"},
                 status=500,
             )
+        if method == "Switch.Set":
+            on = request.query.get("on")
+            if on not in ("true", "false"):
+                return web.json_response(
+                    {"code": -103, "message": f"Invalid argument 'on': {on!r}"}, status=400
+                )
+            return web.json_response({"was_on": self.set_relay(on == "true")})
         return web.json_response(self.rpc_status())
+
+    async def _relay(self, request: web.Request) -> web.StreamResponse:
+        """Gen1 ``GET /relay/0[?turn=on|off|toggle]``: the relay's status after the command."""
+        if self.gen != 1:
+            return web.json_response({"code": 404, "message": "No handler"}, status=404)
+        denied = self._authorized(request)
+        if denied is not None:
+            return denied
+        if request.match_info["id"] != "0":
+            return web.Response(status=404, text="Not Found")
+        turn = request.query.get("turn")
+        if turn == "toggle":
+            self.set_relay(not self.relay_on)
+        elif turn in ("on", "off"):
+            self.set_relay(turn == "on")
+        elif turn is not None:
+            return web.Response(status=400, text="Bad turn!")
+        return web.json_response(self.gen1_relay())
 
     async def _control(self, request: web.Request) -> web.StreamResponse:
         action = request.match_info["action"]
@@ -537,6 +593,8 @@ class FakeShelly:
             self.set_garbage(bool(body.get("on", True)))
         elif action == "password":
             self.set_password(body.get("password"))
+        elif action == "relay":
+            self.set_relay(bool(body["on"]))
         elif action != "state":
             return web.json_response({"error": f"unknown action {action}"}, status=404)
         return web.json_response(self.state())
@@ -546,6 +604,7 @@ class FakeShelly:
         app.router.add_get("/shelly", self._shelly)
         app.router.add_get("/status", self._status)
         app.router.add_get("/rpc/{method}", self._rpc)
+        app.router.add_get("/relay/{id}", self._relay)
         app.router.add_route("*", "/_fake/{action}", self._control)
         return app
 
@@ -589,20 +648,6 @@ def _password(args: argparse.Namespace) -> str | None:
     return None
 
 
-async def _serve(device: FakeShelly) -> None:
-    await device.start()
-    print(json.dumps(device.state()), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await device.stop()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m energysched_lab.fake_shelly", description=__doc__.split("\n\n")[0]
@@ -628,7 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **({"mac": args.mac.upper()} if args.mac else {}),
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(device))
+        asyncio.run(serve_until_signalled(device))
     return 0
 
 

@@ -208,12 +208,21 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--decisions", type=int, default=300, help="decisions per size and mode")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
+    ap.add_argument(
+        "--knowledge",
+        choices=("spec", "learned"),
+        default="spec",
+        help="learned: the modes read learned figures (UCB exploration 0.5), and the cost "
+        "of one learned update (new knowledge base + table re-resolve) is timed too",
+    )
     args = ap.parse_args(argv)
     now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     for n in args.sizes:
         rng = random.Random(n)
         t0 = time.perf_counter()
         state = cluster(n, now, rng)
+        if args.knowledge == "learned":
+            state.set_knowledge_base(_learned(knowledge_base(), 0))
         snap: ClusterSnapshot = state.snapshot(now)
         build = time.perf_counter() - t0
         workload = pods(args.decisions, rng)
@@ -227,6 +236,43 @@ def main(argv: list[str] | None = None) -> None:
         extra = pods(args.decisions, random.Random(1))
         samples = _time_assume_and_snapshot(state, extra, snap.table.names, now, rng)
         print(f"  assume + snapshot()      {_percentiles(samples)}")
+        if args.knowledge == "learned":
+            updates = []
+            for k in range(20):
+                t0 = time.perf_counter()
+                state.set_knowledge_base(_learned(knowledge_base(), k + 1))
+                state.snapshot(now)
+                updates.append(time.perf_counter() - t0)
+            print(f"  learned update (kb+table) {_percentiles(updates)}")
+
+
+def _learned(kb: KnowledgeBase, salt: int) -> KnowledgeBase:
+    """Every profile's figures learned from 30 observations (x1.1 perf, x0.9 power)."""
+    from energysched.learning.estimate import Estimator
+    from energysched.learning.knowledge import learned_knowledge_base
+    from energysched.learning.observe import Observation
+
+    est = Estimator()
+    for p in kb.profiles.values():
+        for wt, fig in p.workloads.items():
+            for i in range(30):
+                est.add(
+                    Observation(
+                        "x/y",
+                        "n",
+                        p.name,
+                        wt,
+                        float(salt * 100 + i),
+                        100.0,
+                        fig.performance * 1.1,
+                        fig.power_watts * 0.9,
+                        100.0,
+                        0.0,
+                        0,
+                    ),
+                    kb,
+                )
+    return learned_knowledge_base(kb, est.learned(kb), exploration=0.5)
 
 
 if __name__ == "__main__":

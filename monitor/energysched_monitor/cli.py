@@ -9,6 +9,10 @@ Model mode (one process for all simulated KWOK nodes)::
 
     python -m energysched_monitor --model --kubeconfig ~/.kube/config
 
+Prometheus mode (one process, one query per poll for every ``kind: prometheus`` node)::
+
+    python -m energysched_monitor --prometheus --config /etc/energysched-monitor/config.yaml
+
 ``--dry-run`` logs the patches instead of sending them (with a fake plug, no cluster
 is needed at all in the DaemonSet mode).
 """
@@ -36,6 +40,7 @@ from energysched_monitor.kubeio import KubeNodeAnnotator, KubeNodeReader, Reflec
 from energysched_monitor.metrics import Metrics
 from energysched_monitor.node_monitor import NodeMonitor
 from energysched_monitor.power_model_monitor import ModelMonitor
+from energysched_monitor.prometheus_monitor import PrometheusMonitor
 from energysched_monitor.tracker import Reporter
 
 DEFAULT_METRICS_PORT = 9101
@@ -69,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         action="store_true",
         help="serve every simulated (KWOK) node from its EnergyProfile and its pods",
+    )
+    parser.add_argument(
+        "--prometheus",
+        action="store_true",
+        help="serve every node whose source is kind prometheus: one query per poll for all",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="log the patches instead of sending them"
@@ -121,10 +131,11 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> in
         log.info("config loaded", path=args.config)
     metrics = Metrics()
     metrics.config_valid.set(1 if store.valid else 0)
-    reporter = Reporter(metrics, log, quiet_ready=args.model)
+    cluster_wide = args.model or args.prometheus
+    reporter = Reporter(metrics, log, quiet_ready=cluster_wide)
 
     client: KubeClient | None = None
-    if args.model or not args.dry_run:
+    if cluster_wide or not args.dry_run:
         try:
             access = load_access(args.kubeconfig)
         except KubeConfigError as exc:
@@ -142,10 +153,11 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> in
 
     loops: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
     monitor: NodeMonitor | ModelMonitor
-    if args.model:
+    if cluster_wide:
         assert client is not None
         view = ReflectorClusterView(client, log)
-        monitor = ModelMonitor(view, annotator, store, reporter, log)
+        mode = PrometheusMonitor if args.prometheus else ModelMonitor
+        monitor = mode(view, annotator, store, reporter, log)
         loops.append(view.run)
     else:
         monitor = NodeMonitor(args.node_name, store, annotator, metrics, log, reader=reader)
@@ -171,7 +183,7 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> in
             runner = await probes.listen(app, args.metrics_host, args.metrics_port)
         log.info(
             "monitor starting",
-            mode="model" if args.model else "node",
+            mode="prometheus" if args.prometheus else "model" if args.model else "node",
             node=args.node_name,
             config=args.config,
             metrics_port=args.metrics_port,
@@ -193,8 +205,12 @@ async def run(args: argparse.Namespace, stop: asyncio.Event | None = None) -> in
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.model and not args.node_name:
-        parser.error("--node-name (or $NODE_NAME) is required unless --model is given")
+    if args.model and args.prometheus:
+        parser.error("--model and --prometheus are two processes: give one")
+    if not args.model and not args.prometheus and not args.node_name:
+        parser.error(
+            "--node-name (or $NODE_NAME) is required unless --model or --prometheus is given"
+        )
     configure_logging(args.log_level)
     try:
         return asyncio.run(run(args))

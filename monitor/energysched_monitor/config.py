@@ -23,11 +23,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Template
 from types import MappingProxyType
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from energysched.kube.files import WatchedFile
 from energysched.strict import (
@@ -46,6 +48,27 @@ from energysched_monitor.readings import PhysicalRange, SourceKind
 from energysched_monitor.secret import Secret
 
 DEFAULT_SECRETS_DIR: Final = "/etc/energysched-monitor/secrets"
+RedfishAuth = Literal["session", "basic"]
+RedfishSchema = Literal["auto", "power", "environmentMetrics"]
+#: A BMC takes 1-5 s per request and serves many clients: poll it gently by default.
+REDFISH_POLL_SECONDS: Final = 10.0
+REDFISH_TIMEOUT_SECONDS: Final = 10.0
+#: The keys each kind alone uses; any of them with another kind is an error (a typo of
+#: the kind must not silently read a different meter).
+_KIND_KEYS: Final[dict[str, frozenset[str]]] = {
+    "redfish": frozenset({"chassis", "auth", "schema"}),
+    "prometheus": frozenset(
+        {
+            "query",
+            "timestamp_query",
+            "series_label",
+            "series_value",
+            "node_label",
+            "max_sample_age_seconds",
+        }
+    ),
+}
+_TLS_KINDS: Final = frozenset({"redfish", "prometheus"})
 _SECRET_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")  # a Secret's data key
 _PASSWORD = re.compile(r"\bpassword\b", re.IGNORECASE)  # not "passwords do not belong"
 
@@ -98,6 +121,19 @@ class SourceSpec:
     offset_watts: float = 0.0  # rapl: the rest of the box
     powercap_root: str = "/sys/class/powercap"  # rapl
     gpus: tuple[int, ...] | None = None  # nvml: all if None
+    poll_interval_seconds: float | None = None  # this source's own; None: the file's
+    timeout_seconds: float | None = None  # per request; None: the file's (redfish: 10 s)
+    ca_bundle: str | None = None  # redfish, prometheus: PEM file to verify the server with
+    insecure_skip_tls_verify: bool = False  # redfish, prometheus: no TLS verification
+    chassis: str | None = None  # redfish: Chassis id; None: the first with a power reading
+    auth: RedfishAuth = "session"  # redfish: a session (X-Auth-Token) or Basic on each request
+    schema: RedfishSchema = "auto"  # redfish: which power resource
+    query: str | None = None  # prometheus: one series per node, all nodes at once
+    timestamp_query: str | None = None  # prometheus: default timestamp(<query>)
+    series_label: str = "node"  # prometheus: the series label naming the node
+    series_value: str = "$node"  # prometheus: its value for a node ($node: see node_label)
+    node_label: str | None = None  # prometheus: $node is this node label's value, not the name
+    max_sample_age_seconds: float = 60.0  # prometheus: an older sample is no reading
 
     @property
     def physical_range(self) -> PhysicalRange:
@@ -117,7 +153,25 @@ class SourceSpec:
                 else f"env={self.credentials.env}"
             )
             parts.append(f"user={self.credentials.username} {where}")
+        if self.kind == "redfish":
+            parts.append(f"auth={self.auth} schema={self.schema}")
+            if self.chassis:
+                parts.append(f"chassis={self.chassis}")
+        if self.kind == "prometheus":
+            parts.append(f"query={self.query!r} {self.series_label}={self.series_value!r}")
+        if self.insecure_skip_tls_verify:
+            parts.append("INSECURE-skip-tls-verify")
+        elif self.ca_bundle:
+            parts.append(f"caBundle={self.ca_bundle}")
         return " ".join(parts)
+
+    def series_value_for(self, node: NodeInfo) -> str | None:
+        """prometheus: the value of ``series_label`` that is this node's series (None if the
+        node lacks the ``node_label`` it is named by)."""
+        name = node.name if self.node_label is None else node.labels.get(self.node_label)
+        if name is None:
+            return None
+        return Template(self.series_value).safe_substitute(node=name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +200,30 @@ class MonitorConfig:
     @property
     def gap_seconds(self) -> float:
         return self.gap_intervals * self.poll_interval_seconds
+
+    def poll_for(self, spec: SourceSpec | None) -> float:
+        """The source's own poll interval, else the kind's default, else the file's."""
+        if spec is not None and spec.poll_interval_seconds is not None:
+            return spec.poll_interval_seconds
+        if spec is not None and spec.kind == "redfish":
+            return max(REDFISH_POLL_SECONDS, self.poll_interval_seconds)
+        return self.poll_interval_seconds
+
+    def timeout_for(self, spec: SourceSpec | None) -> float:
+        if spec is not None and spec.timeout_seconds is not None:
+            return spec.timeout_seconds
+        if spec is not None and spec.kind == "redfish":
+            return max(REDFISH_TIMEOUT_SECONDS, self.timeout_seconds)
+        return self.timeout_seconds
+
+    def read_deadline_for(self, spec: SourceSpec | None) -> float:
+        """The safety net around one read: a Redfish read may take a login, the discovery
+        (service root, Chassis, the chassis) and the reading, one request after another."""
+        requests = 5 if spec is not None and spec.kind == "redfish" else 3
+        return self.timeout_for(spec) * requests + 1
+
+    def gap_seconds_for(self, spec: SourceSpec | None) -> float:
+        return self.gap_intervals * self.poll_for(spec)
 
     def source_for(self, node: NodeInfo) -> tuple[SourceSpec | None, str]:
         """The node's source from the file (no annotation): by name, then selectors."""
@@ -236,6 +314,19 @@ class SourceEntry(_Section):
     offset_watts: Annotated[float, Field(ge=0)] = 0.0
     powercap_root: Annotated[str, Field(min_length=1)] = "/sys/class/powercap"
     gpus: list[Annotated[int, Field(ge=0)]] | None = None
+    poll_interval_seconds: Annotated[float, Field(ge=0.1)] | None = None
+    timeout_seconds: Annotated[float, Field(ge=0.05)] | None = None
+    ca_bundle: Annotated[str, Field(min_length=1)] | None = None
+    insecure_skip_tls_verify: bool = Field(default=False, alias="insecureSkipTLSVerify")
+    chassis: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    auth: RedfishAuth = "session"
+    schema_: RedfishSchema = Field(default="auto", alias="schema")
+    query: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    timestamp_query: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    series_label: Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")] = "node"
+    series_value: Annotated[str, Field(min_length=1, max_length=253)] = "$node"
+    node_label: Annotated[str, Field(min_length=1, max_length=316)] | None = None
+    max_sample_age_seconds: Annotated[float, Field(gt=0)] = 60.0
 
     @field_validator("credentials", mode="before")
     @classmethod
@@ -251,18 +342,63 @@ class SourceEntry(_Section):
             _check_address(value)
         return value
 
-    @field_validator("powercap_root")
+    @field_validator("powercap_root", "ca_bundle")
     @classmethod
-    def _root_outside_annotations(cls, value: str, info: ValidationInfo) -> str:
+    def _path_outside_annotations(cls, value: str | None, info: ValidationInfo) -> str | None:
         # Whoever can annotate a node must not make the monitor read arbitrary paths.
-        if _in_annotation(info):
+        if _in_annotation(info) and value is not None:
             raise ValueError("not allowed in a node annotation")
+        return value
+
+    @field_validator("chassis")
+    @classmethod
+    def _chassis_id(cls, value: str | None) -> str | None:
+        # A path segment of the BMC's URL: no '/', '?', '#' or spaces that would change it.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9._~:@!$&'()*+,;=-]+", value):
+            raise ValueError(f"not a Chassis id (one URL path segment), got {show(value)}")
+        return value
+
+    @field_validator("series_value")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            names = Template(value).get_identifiers()
+        except ValueError as exc:
+            raise ValueError(f"not a template ({exc}), got {show(value)}") from None
+        if not Template(value).is_valid() or set(names) - {"node"}:
+            raise ValueError(f"only $node may be substituted, got {show(value)}")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> SourceEntry:
         if self.kind == "shelly" and self.address is None:
             raise ValueError("a shelly source needs an address")
+        http = ("http://", "https://")
+        if self.kind in ("redfish", "prometheus") and (
+            self.address is None or not self.address.strip().startswith(http)
+        ):
+            raise ValueError(
+                f"a {self.kind} source needs an address that is an http(s) URL, "
+                f"got {show(self.address)}"
+            )
+        if self.kind == "prometheus" and self.query is None:
+            raise ValueError("a prometheus source needs a query")
+        for kind, keys in _KIND_KEYS.items():
+            misplaced = sorted(
+                to_camel(k) for k in (self.model_fields_set & keys) if self.kind != kind
+            )
+            if misplaced:
+                raise ValueError(
+                    f"{', '.join(misplaced)}: only for kind {kind}, got kind {show(self.kind)}"
+                )
+        tls = {"ca_bundle", "insecure_skip_tls_verify"} & self.model_fields_set
+        if tls and self.kind not in _TLS_KINDS:
+            raise ValueError(
+                f"caBundle/insecureSkipTLSVerify: only for kinds redfish and "
+                f"prometheus, got kind {show(self.kind)}"
+            )
+        if self.insecure_skip_tls_verify and self.ca_bundle is not None:
+            raise ValueError("give caBundle or insecureSkipTLSVerify, not both")
         if self.max_watts <= self.min_watts:
             raise ValueError(
                 f"maxWatts must be above minWatts, got maxWatts {show(self.max_watts)}"
@@ -286,7 +422,24 @@ class SourceEntry(_Section):
             offset_watts=float(self.offset_watts),
             powercap_root=self.powercap_root,
             gpus=None if self.gpus is None else tuple(self.gpus),
+            poll_interval_seconds=_float_or_none(self.poll_interval_seconds),
+            timeout_seconds=_float_or_none(self.timeout_seconds),
+            ca_bundle=self.ca_bundle,
+            insecure_skip_tls_verify=self.insecure_skip_tls_verify,
+            chassis=self.chassis,
+            auth=self.auth,
+            schema=self.schema_,
+            query=self.query,
+            timestamp_query=self.timestamp_query,
+            series_label=self.series_label,
+            series_value=self.series_value,
+            node_label=self.node_label,
+            max_sample_age_seconds=float(self.max_sample_age_seconds),
         )
+
+
+def _float_or_none(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _check_address(address: str) -> None:

@@ -59,6 +59,7 @@ class _Sample:
     counter: float | None
     counter_range: float | None
     uptime: float | None
+    resolution: float  # the counter's coarsest step, joules (0: fine-grained)
 
 
 class EnergyIntegrator:
@@ -89,6 +90,7 @@ class EnergyIntegrator:
             reading.energy_joules,
             reading.counter_range_joules,
             reading.uptime_seconds,
+            reading.counter_resolution_joules or 0.0,
         )
         last, self._last = self._last, sample
         if last is None:
@@ -113,7 +115,8 @@ class EnergyIntegrator:
             if event == "reset" and dt <= self.gap_seconds:
                 step = Step(max(delta, self._trapezoid(last, now, dt).delta_joules), event)
         if self.max_watts is not None:
-            ceiling = self.max_watts * dt * 1.1 + self.counter_slack_joules
+            slack = max(self.counter_slack_joules, now.resolution)
+            ceiling = self.max_watts * dt * 1.1 + slack
             if step.delta_joules > ceiling:
                 return Step(0.0, "implausible")
         return step

@@ -33,17 +33,25 @@ def tracker_for(
     return NodeTracker(
         node,
         policy=config.publish,
-        backoff=Backoff(config.poll_interval_seconds, config.max_backoff_seconds),
+        backoff=backoff_for(config, spec),
         physical=spec.physical_range if spec else PhysicalRange(),
-        gap_seconds=config.gap_seconds,
+        gap_seconds=config.gap_seconds_for(spec),
         now=now,
     )
 
 
-async def read_guarded(source: PowerSource, config: MonitorConfig, log: Any) -> Reading | ReadError:
+def backoff_for(config: MonitorConfig, spec: SourceSpec | None) -> Backoff:
+    """The source's poll interval (a BMC's is longer), backing off up to the file's cap."""
+    poll = config.poll_for(spec)
+    return Backoff(poll, max(config.max_backoff_seconds, poll))
+
+
+async def read_guarded(
+    source: PowerSource, config: MonitorConfig, log: Any, spec: SourceSpec | None = None
+) -> Reading | ReadError:
     """One read with a safety-net deadline; never raises."""
     try:
-        async with asyncio.timeout(config.timeout_seconds * 3 + 1):
+        async with asyncio.timeout(config.read_deadline_for(spec)):
             return await source.read()
     except ReadError as exc:
         return exc
@@ -149,9 +157,9 @@ class NodeMonitor:
             spec, origin = self.spec, self.origin
         self.tracker.reconfigure(
             policy=config.publish,
-            backoff=Backoff(config.poll_interval_seconds, config.max_backoff_seconds),
+            backoff=backoff_for(config, spec),
             physical=spec.physical_range if spec else self.tracker.physical,
-            gap_seconds=config.gap_seconds,
+            gap_seconds=config.gap_seconds_for(spec),
         )
         unchanged = spec == self.spec and (self.source is not None or spec is None)
         if self._configured and unchanged and not changed:
@@ -183,6 +191,12 @@ class NodeMonitor:
             return
         self.metrics.init_node(self.node, spec.kind)
         self.log.info("power source configured", source=spec.describe(), origin=origin)
+        if spec.insecure_skip_tls_verify:
+            self.log.warning(
+                "TLS verification is OFF for this power source (insecureSkipTLSVerify): "
+                "anyone on the path can forge its readings",
+                source=spec.describe(),
+            )
 
     # -- polling -------------------------------------------------------------------
 
@@ -195,7 +209,7 @@ class NodeMonitor:
             )
             label, describe = (self.spec.kind if self.spec else "none"), "none"
         else:
-            outcome = await read_guarded(self.source, self.store.config, self.log)
+            outcome = await read_guarded(self.source, self.store.config, self.log, self.spec)
             label, describe = self.source.kind, self.source.describe
             mono, wall = self._clock(), self._wall()
         obs = self.tracker.observe(outcome, mono, wall)

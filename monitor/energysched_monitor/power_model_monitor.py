@@ -116,7 +116,7 @@ class ModelMonitor:
             return 0
         if not self._synced_logged:
             self._synced_logged = True
-            self.log.info("cluster caches synced; model mode publishing")
+            self.log.info("cluster caches synced; publishing", mode=self.source_kind)
         config = self.store.config
         nodes = {n.name: n for n in self.view.nodes() if self._served(n, config)}
         for gone in set(self.trackers) - set(nodes):
@@ -125,22 +125,17 @@ class ModelMonitor:
             self.log.info("node gone; no longer served", node=gone)
         self.metrics.nodes_served.set(len(nodes))
 
+        outcomes = await self.read_all(nodes, config)
         due: list[tuple[float, Observation]] = []
         for name, info in nodes.items():
             tracker = self.trackers.get(name)
             mono, wall = self._clock(), self._wall()
             if tracker is None:
-                tracker = self.trackers[name] = tracker_for(name, config, None, mono)
-                self.metrics.init_node(name, "model")
-            outcome: Reading | ReadError
-            try:
-                outcome = ModelSource(name, self.view).read_now(info)
-            except ReadError as exc:
-                outcome = exc
-            except Exception as exc:  # one node's odd data must not stop the others
-                outcome = ReadError("config", f"model failed: {type(exc).__name__}: {exc}")
+                tracker = self.trackers[name] = self.new_tracker(info, config, mono)
+                self.metrics.init_node(name, self.source_kind)
+            outcome = outcomes.get(name) or self.read_one(info)
             obs = tracker.observe(outcome, mono, wall)
-            self.reporter.observed(obs, "model", f"model of {name}", wall)
+            self.reporter.observed(obs, self.source_kind, self.describe(name), wall)
             if obs.publish is not None:
                 last = tracker.last_published.at if tracker.last_published else float("-inf")
                 due.append((last, obs))
@@ -167,6 +162,31 @@ class ModelMonitor:
             tasks.append(asyncio.create_task(write(obs)))
         await asyncio.gather(*tasks)
         return len(tasks)
+
+    # -- what a subclass serving another kind replaces ----------------------------------
+
+    source_kind = "model"
+
+    def describe(self, node: str) -> str:
+        return f"model of {node}"
+
+    def new_tracker(self, info: NodeInfo, config: MonitorConfig, now: float) -> NodeTracker:
+        return tracker_for(info.name, config, None, now)
+
+    async def read_all(
+        self, nodes: dict[str, NodeInfo], config: MonitorConfig
+    ) -> dict[str, Reading | ReadError]:
+        """Every node's outcome at once, where one request serves all (none here: the
+        model reads the caches node by node, :meth:`read_one`)."""
+        return {}
+
+    def read_one(self, info: NodeInfo) -> Reading | ReadError:
+        try:
+            return ModelSource(info.name, self.view).read_now(info)
+        except ReadError as exc:
+            return exc
+        except Exception as exc:  # one node's odd data must not stop the others
+            return ReadError("config", f"model failed: {type(exc).__name__}: {exc}")
 
     async def _publish(self, obs: Observation) -> None:
         assert obs.publish is not None and obs.reading is not None

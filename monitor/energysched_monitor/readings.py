@@ -31,8 +31,16 @@ __all__ = [
     "excerpt",
 ]
 
-SourceKind = Literal["shelly", "rapl", "nvml", "rapl+nvml", "model"]
-SOURCE_KINDS: Final[tuple[SourceKind, ...]] = ("shelly", "rapl", "nvml", "rapl+nvml", "model")
+SourceKind = Literal["shelly", "rapl", "nvml", "rapl+nvml", "model", "redfish", "prometheus"]
+SOURCE_KINDS: Final[tuple[SourceKind, ...]] = (
+    "shelly",
+    "rapl",
+    "nvml",
+    "rapl+nvml",
+    "model",
+    "redfish",
+    "prometheus",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +51,13 @@ class Reading:
     (None if the source has none); ``counter_range_joules`` is the value at which
     that counter wraps to zero (RAPL, NVML), or None if a decrease means a reset
     (a rebooted plug). ``uptime_seconds`` is the device's own time since boot (a plug's
-    counter restarts at boot: a short uptime reveals a reboot the counter may hide).
+    counter restarts at boot: a short uptime reveals a reboot the counter may hide), or
+    since the counter was last reset (a BMC's ``SensorResetTime``).
+    ``counter_resolution_joules`` is the counter's step where it is coarse (a BMC's kWh
+    counter moves in watt-hours): a step that large is never taken for a glitch.
+    ``sampled_at`` is the wall time the meter itself gives the sample (a Prometheus
+    sample's timestamp), when that is not the time of the read; the published timestamp
+    is then the sample's, so a stale sample looks stale.
     """
 
     watts: float
@@ -52,6 +66,8 @@ class Reading:
     energy_joules: float | None = None
     counter_range_joules: float | None = None
     uptime_seconds: float | None = None
+    counter_resolution_joules: float | None = None
+    sampled_at: float | None = None
     detail: Mapping[str, str | int | float] = field(default_factory=lambda: MappingProxyType({}))
 
     @property

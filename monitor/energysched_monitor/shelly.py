@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -34,6 +35,7 @@ from energysched_monitor.secret import Secret
 #: The most of a reply that is read: a status document is a few kB; a device (or whatever
 #: answers at its address) sending more is broken, and must not fill the monitor's memory.
 MAX_REPLY_BYTES: Final = 256 * 1024
+T = TypeVar("T")
 _ALGORITHM: Final = re.compile(r"algorithm=\"?([A-Za-z0-9-]+)", re.IGNORECASE)
 
 
@@ -113,9 +115,38 @@ class ShellySource:
             self._session = None
 
     async def read(self) -> Reading:
+        return await self._bounded(self._read)
+
+    async def call(self, gen1_path: str, rpc_path: str) -> str:
+        """One authenticated GET, on the generation the device reports: ``gen1_path`` on a
+        Gen1 device (HTTP Basic), ``rpc_path`` on Gen2+ (digest); the reply's text.
+
+        What the power manager's relay control sends (``/relay/0?turn=off``,
+        ``/rpc/Switch.Set?id=0&on=false``) goes through the same session, generation
+        detection and auth as the readings. Raises ReadError, as :meth:`read`.
+        """
+
+        async def once() -> str:
+            info = await self.device_info()
+            if info.gen == 1:
+                return await self._get_gen1(gen1_path)
+            return await self._get_rpc(rpc_path)
+
+        return await self._bounded(once)
+
+    async def device_info(self) -> DeviceInfo:
+        """The device's generation and model (``GET /shelly``, unauthenticated), cached."""
+        if self._info is None:
+            status, text, _ = await self._get("/shelly", None)
+            if status != 200:
+                raise ReadError("http", f"GET {self.base_url}/shelly: HTTP {status}")
+            self._info = parse_device_info(parse_json(text, "/shelly"))
+        return self._info
+
+    async def _bounded(self, action: Callable[[], Awaitable[T]]) -> T:
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._read()
+                return await action()
         except TimeoutError:
             raise ReadError(
                 "timeout", f"{self.base_url} did not answer within {self.timeout:g} s"
@@ -130,37 +161,31 @@ class ShellySource:
             raise
 
     async def _read(self) -> Reading:
-        if self._info is None:
-            status, text, _ = await self._get("/shelly", None)
-            if status != 200:
-                raise ReadError("http", f"GET {self.base_url}/shelly: HTTP {status}")
-            self._info = parse_device_info(parse_json(text, "/shelly"))
-        if self._info.gen == 1:
-            text = await self._read_gen1()
+        info = await self.device_info()
+        if info.gen == 1:
+            text = await self._get_gen1("/status")
         else:
-            text = await self._read_rpc()
-        return as_reading(parse_shelly_status(self._info, text, self.component))
+            text = await self._get_rpc(info.status_path)
+        return as_reading(parse_shelly_status(info, text, self.component))
 
     # -- Gen1 ----------------------------------------------------------------------
 
-    async def _read_gen1(self) -> str:
+    async def _get_gen1(self, path: str) -> str:
         basic = (
             aiohttp.encode_basic_auth(self.username, self._password.reveal())
             if self._password
             else None
         )
-        status, text, _ = await self._get("/status", basic)
+        status, text, _ = await self._get(path, basic)
         if status == 401:
             raise self._auth_error("Basic") if basic else self._no_credentials()
         if status != 200:
-            raise ReadError("http", f"GET {self.base_url}/status: HTTP {status}")
+            raise ReadError("http", f"GET {self.base_url}{path}: HTTP {status} {excerpt(text)}")
         return text
 
     # -- Gen2+ ---------------------------------------------------------------------
 
-    async def _read_rpc(self) -> str:
-        assert self._info is not None
-        uri = self._info.status_path
+    async def _get_rpc(self, uri: str) -> str:
         status, text, headers = await self._get(uri, None, digest=True)
         if status == 401:
             challenge = headers.get("WWW-Authenticate", "")

@@ -13,6 +13,7 @@ from energysched_monitor.nvml import NvmlSource
 from energysched_monitor.power_model import ModelSource
 from energysched_monitor.rapl import RaplSource
 from energysched_monitor.readings import PowerSource, ReadError, Reading, SourceKind
+from energysched_monitor.redfish import RedfishClient, RedfishSource
 from energysched_monitor.shelly import ShellySource
 
 
@@ -72,6 +73,26 @@ def build_source(
             password=password,
             component=spec.component,
             timeout=config.timeout_seconds,
+        )
+    if spec.kind == "redfish":
+        assert spec.address is not None
+        password = (
+            spec.credentials.resolve(config.secrets_dir, environ) if spec.credentials else None
+        )
+        client = RedfishClient(
+            spec.address,
+            username=spec.credentials.username if spec.credentials else "",
+            password=password,
+            auth=spec.auth,
+            ca_bundle=spec.ca_bundle,
+            insecure=spec.insecure_skip_tls_verify,
+            timeout=config.timeout_for(spec),
+        )
+        return RedfishSource(client, chassis=spec.chassis, schema=spec.schema)
+    if spec.kind == "prometheus":
+        raise ConfigError(
+            f"node {node}: kind prometheus is served by the cluster-wide mode "
+            "(--prometheus: one query for all nodes), not by the per-node DaemonSet"
         )
     if spec.kind == "rapl":
         return RaplSource(Path(spec.powercap_root), offset_watts=spec.offset_watts)

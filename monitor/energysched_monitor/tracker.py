@@ -99,7 +99,14 @@ class NodeTracker:
                 self.backoff.delay(self.errors.failures),
                 mono,
             )
-        step = self.integrator.update(mono, outcome)
+        if outcome.sampled_at is not None:
+            # The meter's own sample time (a Prometheus sample): integrate and publish at
+            # that instant, so that an old sample is published as old.
+            age = max(0.0, wall - outcome.sampled_at)
+            sample_mono, wall = mono - age, wall - age
+        else:
+            sample_mono = mono
+        step = self.integrator.update(sample_mono, outcome)
         transition = self.errors.succeeded(mono)
         decision = decide(self.last_published, outcome.watts, mono, self.policy, self.heartbeat)
         if decision.publish and mono < self.write_retry_at:

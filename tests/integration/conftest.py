@@ -74,10 +74,20 @@ def start_scheduler(
 ) -> Iterator[Callable[..., SchedulerProcess]]:
     started: list[SchedulerProcess] = []
 
-    def start(name: str = "sched-a", wait: bool = True, **profile: Any) -> SchedulerProcess:
-        proc = SchedulerProcess(
-            local_cluster.kubeconfig, scheduler_config(namespace, **profile), tmp_path, name
-        )
+    def start(
+        name: str = "sched-a",
+        wait: bool = True,
+        metrics_port: int | None = None,
+        leader_election: dict[str, Any] | None = None,
+        **profile: Any,
+    ) -> SchedulerProcess:
+        """``metrics_port``: serve /metrics there (tests that read the scheduler's counters);
+        ``leader_election``: fields that replace the test defaults (e.g. the lease's times)."""
+        config = scheduler_config(namespace, **profile)
+        if metrics_port is not None:
+            config["metricsAddress"] = f"127.0.0.1:{metrics_port}"
+        config["leaderElection"].update(leader_election or {})
+        proc = SchedulerProcess(local_cluster.kubeconfig, config, tmp_path, name)
         started.append(proc)
         if wait:
             proc.wait_synced()

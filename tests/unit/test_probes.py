@@ -5,12 +5,9 @@ from __future__ import annotations
 import socket
 
 import aiohttp
-import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from energysched.probes import FAILED, make_app, serve
-
-pytestmark = pytest.mark.unit
 
 
 def free_port() -> int:

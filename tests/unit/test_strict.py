@@ -9,8 +9,6 @@ from pydantic import Field, model_validator
 
 from energysched.strict import DocumentError, StrictModel, load_json, load_yaml, validate
 
-pytestmark = pytest.mark.unit
-
 
 class Inner(StrictModel):
     buffer_watts: Annotated[float, Field(ge=0, le=1e6)] = 5.0

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from energysched_lab.images import qemu
-from energysched_lab.images.engine import Engine, EngineError, images_root
+from energysched_lab.images.dockerd import Engine, EngineError, images_root
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
 import time
 from typing import Any
 
@@ -90,11 +90,15 @@ async def test_energy_scheduler_pod_stays_pending_without_energysched(
         pod = await kube.get(api_path("v1", "pods", namespace, "control"))
         return bool(pod["spec"].get("nodeName"))
 
+    # The witness that kube-scheduler looked: the control, created after "waits", is
+    # bound (one pod watch, delivered in order), so "waits" was seen and left alone.
     await wait_for(control_bound, 30, "the control pod to be bound")
-    await asyncio.sleep(2)
     pod = await kube.get(api_path("v1", "pods", namespace, "waits"))
     assert "nodeName" not in pod["spec"]
     assert pod["status"]["phase"] == "Pending"
+    # Not even attempted: an attempt that failed would have set PodScheduled=False.
+    conditions = pod["status"].get("conditions") or []
+    assert not [c for c in conditions if c["type"] == "PodScheduled"], conditions
 
 
 async def test_kube_scheduler_stops_and_restarts_with_other_limits(
@@ -105,8 +109,10 @@ async def test_kube_scheduler_stops_and_restarts_with_other_limits(
     stopped = local_cluster.stop_kube_scheduler()
     assert [s.split(" ")[0] for s in stopped] == ["kube-scheduler"]
     try:
+        # What keeps the pod waiting is a process that is gone: check that, not the time.
+        pid = int(stopped[0].split("pid ")[1].rstrip(")"))
+        assert not _runs(pid), f"kube-scheduler (pid {pid}) still runs"
         await kube.create(api_path("v1", "pods", namespace), pod_manifest("backlog"))
-        await asyncio.sleep(3)
         pod = await kube.get(api_path("v1", "pods", namespace, "backlog"))
         assert "nodeName" not in pod["spec"]
         proc = local_cluster.start_kube_scheduler(20, 40)
@@ -124,6 +130,11 @@ async def test_kube_scheduler_stops_and_restarts_with_other_limits(
         assert [p.pid for p in state.processes if p.name == "kube-scheduler"] == [proc.pid]
     finally:
         local_cluster.start_kube_scheduler(50, 100)  # as the session's cluster started
+
+
+def _runs(pid: int) -> bool:
+    """A zombie (exited, not yet reaped) has no exe link: it does not run."""
+    return os.path.exists(f"/proc/{pid}/exe")
 
 
 def test_scale_up_second_up_refused_and_down_leaves_nothing(local_cluster: LocalCluster) -> None:

@@ -17,6 +17,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -30,7 +31,9 @@ IMAGES_OUT = Path.home() / ".cache" / "energysched" / "images" / "out"
 NAMESPACE = "energysched"
 
 
-def unavailable(reason: str, required_by: str = "ENERGYSCHED_REQUIRE_REAL_NODE") -> None:
+def unavailable(reason: str, required_by: str = "ENERGYSCHED_REQUIRE_REAL_NODE") -> NoReturn:
+    """Skip on a developer's machine; fail where the component is required (CI sets both
+    flags in .ci/run, since it builds the real node and the images)."""
     if os.environ.get(required_by) == "1":
         pytest.fail(f"{reason} ({required_by}=1)")
     pytest.skip(reason)
@@ -97,6 +100,31 @@ def archives() -> dict[str, Path]:
     return found
 
 
+def required_archive(name: str) -> Path:
+    """The archive of image ``name`` (``make images``); missing: skip, or fail under
+    ENERGYSCHED_REQUIRE_IMAGES=1, naming the file that is missing."""
+    found = archives()
+    if name not in found:
+        unavailable(
+            f"the image {name}:dev is not built: no {IMAGES_OUT / f'{name}-dev-amd64.tar'} "
+            "(make images; or set ENERGYSCHED_IMAGE_ARCHIVES)",
+            required_by="ENERGYSCHED_REQUIRE_IMAGES",
+        )
+    return found[name]
+
+
+# The two image fixtures take no cluster: a missing archive is reported before a real
+# node is started for nothing.
+@pytest.fixture(scope="session")
+def product_image() -> Path:
+    return required_archive("energysched")
+
+
+@pytest.fixture(scope="session")
+def workflow_image() -> Path:
+    return required_archive("energysched-mlworkflow")
+
+
 @pytest.fixture(scope="session")
 def images(real_cluster: LocalCluster) -> dict[str, Path]:
     found = archives()
@@ -123,14 +151,10 @@ def make(target: str, cluster: LocalCluster, overlay: Path) -> subprocess.Comple
 
 
 @pytest.fixture(scope="session")
-def deployed(real_cluster: LocalCluster, images: dict[str, Path], rk: Kubectl) -> Iterator[str]:
+def deployed(
+    product_image: Path, real_cluster: LocalCluster, images: dict[str, Path], rk: Kubectl
+) -> Iterator[str]:
     """`make deploy OVERLAY=manifests/overlays/local`; yields its output; undeploys after."""
-    if "energysched" not in images:
-        unavailable(
-            "the product image energysched:dev is not built (make images; or set "
-            "ENERGYSCHED_IMAGE_ARCHIVES)",
-            required_by="ENERGYSCHED_REQUIRE_IMAGES",
-        )
     # The knowledge base first: the scheduler and the model monitor read it.
     rk("apply", "-f", str(ROOT / "manifests" / "crd" / "energyprofiles.yaml"))
     rk(

@@ -4,7 +4,6 @@ the pod's own token, and no route anywhere else."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -13,7 +12,7 @@ import pytest
 from energysched_lab.cluster import realnode
 from energysched_lab.cluster.local import LocalCluster
 from tests.integration.deploy.conftest import machine_sysctls
-from tests.support import Kubectl
+from tests.support import Kubectl, eventually_sync
 
 
 @pytest.fixture
@@ -21,10 +20,12 @@ def ns(rk: Kubectl) -> Iterator[str]:
     name = f"rn-{uuid.uuid4().hex[:8]}"
     rk("create", "namespace", name)
     # The ServiceAccount admission plugin is on with a real node: wait for "default".
-    deadline = time.monotonic() + 60
-    while "default" not in rk("-n", name, "get", "sa", "-o", "name", check=False):
-        assert time.monotonic() < deadline, "no default ServiceAccount"
-        time.sleep(0.5)
+    eventually_sync(
+        lambda: rk("-n", name, "get", "sa", "-o", "name", check=False),
+        until=lambda accounts: "default" in accounts,
+        timeout=60,
+        what=f"the default ServiceAccount in {name}",
+    )
     yield name
     rk("delete", "namespace", name, "--wait=false")
 
@@ -55,13 +56,14 @@ def run_pod(rk: Kubectl, ns: str, name: str, args: list[str], timeout: float = 1
         },
     }
     rk("apply", "-f", "-", input=json.dumps(pod))
-    deadline = time.monotonic() + timeout
-    while True:
-        obj = json.loads(rk("-n", ns, "get", "pod", name, "-o", "json"))
-        if obj["status"].get("phase") in {"Succeeded", "Failed"}:
-            return obj
-        assert time.monotonic() < deadline, f"pod {name} still {obj['status']}"
-        time.sleep(1)
+    obj: dict = eventually_sync(
+        lambda: json.loads(rk("-n", ns, "get", "pod", name, "-o", "json")),
+        until=lambda obj: obj["status"].get("phase") in {"Succeeded", "Failed"},
+        timeout=timeout,
+        what=f"pod {name} to finish",
+        interval=0.5,
+    )
+    return obj
 
 
 def test_node_is_ready_with_a_reachable_internal_ip(

@@ -24,11 +24,9 @@ import yaml
 
 from energysched_lab.cluster.local import LocalCluster
 from energysched_lab.images import build, qemu
-from energysched_lab.images.engine import Engine, docker_run_args
+from energysched_lab.images.dockerd import Engine, docker_run_args
 from energysched_mlworkflow.stages import parse_result
 from tests.support import pod_manifest
-
-pytestmark = pytest.mark.images
 
 ARCHES = list(build.ARCHES)
 TAG = "dev"  # the tag make images builds: a test after make images finds it warm

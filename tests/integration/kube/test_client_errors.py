@@ -6,8 +6,6 @@ import pytest
 
 from energysched.kube.client import ApiError, KubeClient
 
-pytestmark = pytest.mark.integration
-
 
 async def test_a_resource_type_the_server_does_not_serve_is_a_404_with_its_text(
     kube: KubeClient,

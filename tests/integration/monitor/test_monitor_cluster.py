@@ -47,10 +47,9 @@ from energysched_monitor.kubeio import KubeNodeAnnotator, KubeNodeReader, Reflec
 from energysched_monitor.metrics import Metrics
 from energysched_monitor.node_monitor import NodeMonitor
 from energysched_monitor.power_model_monitor import ModelMonitor
+from energysched_monitor.publish import format_timestamp
 from energysched_monitor.tracker import Reporter
-from tests.support import pod_manifest, wait_for
-
-pytestmark = pytest.mark.integration
+from tests.support import eventually, pod_manifest, wait_for
 
 PASSWORD = "integration-Pa55"
 W, TS = CURRENT_WATTS_ANNOTATION, CURRENT_WATTS_TIMESTAMP_ANNOTATION
@@ -111,6 +110,19 @@ async def nodes(kube: KubeClient) -> AsyncIterator[Callable[..., Awaitable[str]]
 async def node_annotations(kube: KubeClient, node: str) -> dict[str, str]:
     obj = await kube.get(api_path("v1", "nodes", name=node))
     return dict((obj.get("metadata") or {}).get("annotations") or {})
+
+
+async def test_annotator_null_removes_one_key_and_keeps_the_others(
+    kube: KubeClient, nodes: Callable[..., Awaitable[str]]
+) -> None:
+    """The merge patch the unit test sees on the wire, on the real API server."""
+    node = await nodes()
+    annotator = KubeNodeAnnotator(kube)
+    await annotator.patch_node_annotations(node, {"example.com/a": "1", "example.com/b": "2"})
+    assert {"example.com/a", "example.com/b"} <= set(await node_annotations(kube, node))
+    await annotator.patch_node_annotations(node, {"example.com/a": None})
+    after = await node_annotations(kube, node)
+    assert "example.com/a" not in after and after["example.com/b"] == "2", after
 
 
 def config_file(tmp_path: Path, node: str, url: str) -> Path:
@@ -182,7 +194,14 @@ async def test_annotations_follow_the_plug_reboot_and_hang(
             assert await node_annotations(kube, node) == stale
             plug.hang(False)
             clock.now += 30
-            await asyncio.sleep(1.1)  # the next timestamp is a new second
+            # The timestamp is the wall clock's, in whole seconds: wait for the next one.
+            await eventually(
+                wall_second,
+                until=lambda now: now != stale[TS],
+                timeout=5,
+                what="the wall clock's next second",
+                interval=0.05,
+            )
             await monitor.poll_once()
             assert (await node_annotations(kube, node))[TS] != stale[TS]
         finally:
@@ -317,6 +336,11 @@ class CountingAnnotator:
             raise
         self.times.append(start)
         self.latencies.append(time.monotonic() - start)
+
+
+async def wall_second() -> str:
+    """The wall clock as an annotation's timestamp shows it (whole seconds)."""
+    return format_timestamp(time.time())
 
 
 def _max_in_window(times: list[float], window: float) -> int:

@@ -14,11 +14,10 @@ to explore more), so a failure names a case that can be replayed.
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import json
 import os
 import random
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,8 @@ import pytest
 
 from energysched import contract
 from energysched.kube.client import ApiError, KubeClient, api_path
-from tests.support import SchedulerProcess, wait_for
+from tests.eventually import NotYet
+from tests.support import SchedulerProcess, eventually, wait_for
 
 JSON = dict[str, Any]
 Outcome = Literal["bound", "unschedulable"]
@@ -36,6 +36,7 @@ Outcome = Literal["bound", "unschedulable"]
 SEED = int(os.environ.get("ENERGYSCHED_DIFF_SEED", "20260214"))
 CASES = int(os.environ.get("ENERGYSCHED_DIFF_CASES", "30"))
 OBSERVE_TIMEOUT = 20.0
+RERUN_SECONDS = 5.0
 RUNTIME_CLASS = "energysched-diff"
 OVERHEAD = {"cpu": "250m", "memory": "64Mi"}
 
@@ -423,8 +424,8 @@ async def _observe(kube: KubeClient, ns: str, name: str, reporter: str) -> tuple
     """Bound (nodeName set) or a FailedScheduling event of ``reporter``; with its note."""
     pod_path = api_path("v1", "pods", ns, name)
     events_path = api_path("events.k8s.io/v1", "events", ns)
-    deadline = time.monotonic() + OBSERVE_TIMEOUT
-    while time.monotonic() < deadline:
+
+    async def outcome() -> tuple[Outcome, str] | None:
         pod = await kube.get(pod_path)
         if pod["spec"].get("nodeName"):
             return "bound", ""
@@ -440,8 +441,11 @@ async def _observe(kube: KubeClient, ns: str, name: str, reporter: str) -> tuple
                 if pod["spec"].get("nodeName"):
                     return "bound", ""
                 return "unschedulable", str(ev.get("note", ""))
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{reporter}: pod {ns}/{name} neither bound nor failed in time")
+        return None
+
+    return await wait_for(
+        outcome, OBSERVE_TIMEOUT, f"{reporter}: pod {ns}/{name} bound or failed", 0.05
+    )
 
 
 async def _delete_pod(kube: KubeClient, ns: str, name: str) -> None:
@@ -548,19 +552,29 @@ async def _run_case(kube: KubeClient, ns: str, case: Case, nodes: list[str]) -> 
         await _node_settled(kube, case)
         if case.filler is not None:
             await kube.create(api_path("v1", "pods", ns), case.filler)
-        # Both schedulers watch nodes and pods on separate streams: give the
-        # node's last update a moment to reach them before the twins arrive.
-        await asyncio.sleep(0.3)
-        default = await _run_twin(kube, ns, case, "default-scheduler", "kube")
-        energy = await _run_twin(kube, ns, case, contract.SCHEDULER_NAME, "energy")
-        result = Result(case, default, energy)
-        if not result.agree:
-            # Rule out a race with a late cache update: run the pair once more.
-            await asyncio.sleep(1.0)
-            default = await _run_twin(kube, ns, case, "default-scheduler", "kube2")
-            energy = await _run_twin(kube, ns, case, contract.SCHEDULER_NAME, "energy2")
-            result = Result(case, default, energy, retried=True)
-        return result
+        runs = itertools.count(1)
+
+        async def pair() -> Result:
+            n = next(runs)
+            again = str(n) if n > 1 else ""
+            default = await _run_twin(kube, ns, case, "default-scheduler", f"kube{again}")
+            energy = await _run_twin(kube, ns, case, contract.SCHEDULER_NAME, f"energy{again}")
+            return Result(case, default, energy, retried=n > 1)
+
+        # Both schedulers watch nodes and pods on separate streams, so a twin may meet a
+        # cache without the node's last update: a pair that differs runs again until the
+        # two agree or RERUN_SECONDS have passed (a real difference persists; a race not).
+        try:
+            return await eventually(
+                pair,
+                until=lambda r: r.agree,
+                timeout=RERUN_SECONDS,
+                what=f"case {case.index}: the two schedulers to agree",
+                interval=0.3,
+            )
+        except NotYet as exc:
+            assert isinstance(exc.last, Result)
+            return exc.last
     finally:
         if case.filler is not None:
             await _delete_pod(kube, ns, case.filler["metadata"]["name"])

@@ -25,7 +25,9 @@ from energysched.kube.config import load_kubeconfig
 from energysched_lab.cluster.local import LocalCluster
 from energysched_lab.cluster.processes import free_port
 from tests.integration.conftest import scheduler_config
-from tests.support import SchedulerProcess, pod_manifest, wait_for
+from tests.support import SchedulerProcess, eventually, pod_manifest, wait_for
+
+OUTAGE_SECONDS = 20.0
 
 
 @pytest.fixture(autouse=True)
@@ -165,14 +167,21 @@ async def test_api_server_down_for_20_s_while_pods_arrive(
                 await asyncio.sleep(0.4)
 
         creating = asyncio.create_task(creator())
-        await asyncio.sleep(2.0)  # a few pods before the outage
+
+        async def bound_so_far() -> int:
+            return len(sup.bound_lines())
+
+        # A few pods bound before the outage.
+        await eventually(
+            bound_so_far, until=lambda n: n >= 3, timeout=60, what="3 pods bound before the outage"
+        )
         statuses: list[int | None] = []
         await asyncio.to_thread(local_cluster.stop_component, "kube-apiserver")
         stopped = time.monotonic()
         try:
-            while time.monotonic() - stopped < 20:
+            while time.monotonic() - stopped < OUTAGE_SECONDS:  # the outage, sampled
                 statuses.append(await readyz(port))
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(0.5)
         finally:
             await asyncio.to_thread(local_cluster.start_component, "kube-apiserver")
             await nodes_healthy_again(kube)

@@ -3,7 +3,7 @@ invalid edit is ignored (the scheduler keeps the last valid version)."""
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,7 +11,7 @@ import pytest
 
 from energysched import contract
 from energysched.kube.client import KubeClient, api_path
-from tests.support import ROOT, Kubectl, SchedulerProcess, pod_manifest, wait_for
+from tests.support import ROOT, Kubectl, SchedulerProcess, eventually, pod_manifest, wait_for
 
 WYSE = api_path(contract.API_VERSION, contract.PROFILE_PLURAL, name="wyse")
 
@@ -57,9 +57,19 @@ async def test_profile_edit_flips_placement_and_invalid_edit_is_ignored(
     assert await _placed(kube, namespace, "before") == "tvpc"
 
     await kube.patch(WYSE, {"spec": {"workloads": {"inference": {"performance": 10_000_000}}}})
-    # Watches of different resources are not ordered: give the profile event a moment.
-    await asyncio.sleep(2)
-    assert await _placed(kube, namespace, "after-edit") == "wyse"
+    # Watches of different resources are not ordered, so no pod can say when the scheduler
+    # has the edit: new pods arrive until one lands on wyse (without the edit, none would).
+    attempt = itertools.count()
+
+    async def next_pod_placed() -> str:
+        return await _placed(kube, namespace, f"after-edit-{next(attempt)}")
+
+    await eventually(
+        next_pod_placed,
+        until=lambda node: node == "wyse",
+        timeout=30,
+        what="a pod placed on wyse after the profile edit",
+    )
 
     # Invalid: power below idle power. Were it taken, tvpc would be the fastest again.
     await kube.patch(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from energysched import contract
 from energysched.kb.io import load_profiles
 from energysched.kube.client import KubeClient, api_path
-from tests.support import ROOT, SchedulerProcess, pod_manifest, wait_for
+from tests.support import ROOT, SchedulerProcess, eventually, pod_manifest, wait_for
+
+T = TypeVar("T")
 
 THESIS_NODES = ("tvpc", "wyse", "rpi")
 
@@ -169,11 +171,23 @@ async def test_hybrid_avoids_busy_node_and_ignores_stale_reading(
     )
     await kube.create(api_path("v1", "pods", namespace), _energy_pod("avoid", weight="1"))
     assert await _node_of(kube, namespace, "avoid") != "tvpc"
-    # The same busy value, but stale: ignored by policy, tvpc wins again.
+    # The same busy value, but stale: ignored by policy, tvpc wins again. Node and pod
+    # watches are not ordered, so no pod can say when the scheduler has the new reading:
+    # new pods arrive until one lands on tvpc (with the reading taken, none would).
     await _set_watts(kube, "tvpc", 200.0, age_s=120)
-    await asyncio.sleep(1.0)
-    await kube.create(api_path("v1", "pods", namespace), _energy_pod("stale", weight="1"))
-    assert await _node_of(kube, namespace, "stale") == "tvpc"
+    attempt = itertools.count()
+
+    async def next_pod_placed() -> str:
+        name = f"stale-{next(attempt)}"
+        await kube.create(api_path("v1", "pods", namespace), _energy_pod(name, weight="1"))
+        return await _node_of(kube, namespace, name)
+
+    await eventually(
+        next_pod_placed,
+        until=lambda node: node == "tvpc",
+        timeout=30,
+        what="a pod placed on tvpc once its busy reading is stale",
+    )
 
 
 async def test_hybrid_spreads_a_burst_instead_of_piling_on_the_idle_node(
@@ -202,14 +216,23 @@ async def test_config_change_is_picked_up_without_restart(
     before = await _node_of(kube, namespace, "before")
     # An invalid config is rejected and the last good one stays.
     sched.update_config({"profiles": [{"mode": "bogus"}]})
-    await asyncio.sleep(3)
-    assert "config rejected" in sched.log() and "bogus" in sched.log()
+    await eventually(
+        lambda: _async_value(sched.log()),
+        until=lambda log: "config rejected" in log and "bogus" in log,
+        timeout=30,
+        what="the scheduler to reject the invalid config",
+    )
     sched.update_config(scheduler_config(namespace, mode="normalized", defaultWeight=0.0))
-    await wait_for(lambda: _async_true("config reloaded" in sched.log()), 15, "config reload")
+    await eventually(
+        lambda: _async_value(sched.log()),
+        until=lambda log: "config reloaded" in log,
+        timeout=30,
+        what="the scheduler to reload the config",
+    )
     await kube.create(api_path("v1", "pods", namespace), _energy_pod("after", "inference"))
     after = await _node_of(kube, namespace, "after")
     assert before != after
 
 
-async def _async_true(value: bool) -> bool:
+async def _async_value(value: T) -> T:
     return value

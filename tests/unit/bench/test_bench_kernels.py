@@ -22,8 +22,6 @@ from energysched_bench.power import SampledSource
 from energysched_bench.result import extract_result
 from energysched_bench.runner import RunOptions, run_all, spread, timed_rates
 
-pytestmark = pytest.mark.unit
-
 REPO = Path(__file__).resolve().parents[3]
 FAST = RunOptions(
     config=TINY,

@@ -12,8 +12,6 @@ from energysched_bench.__main__ import main
 from energysched_bench.result import extract_result
 from energysched_lab.fake_shelly import FakeShelly
 
-pytestmark = pytest.mark.unit
-
 QUICK = [
     "--json", "--workloads", "sequential", "--size", "tiny", "--repeats", "1",
     "--seconds", "0.05", "--warmup", "0", "--idle-seconds", "0.3", "--no-gpu",

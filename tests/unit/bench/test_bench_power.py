@@ -35,8 +35,6 @@ from energysched_bench.power import (
 )
 from energysched_lab.fake_shelly import FakeShelly
 
-pytestmark = pytest.mark.unit
-
 MAX = 262_143_328_850  # a typical max_energy_range_uj
 
 

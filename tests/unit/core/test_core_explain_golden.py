@@ -14,8 +14,6 @@ import pytest
 from energysched import contract
 from tests.unit.core import explain_golden
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize("mode", contract.SCORING_MODES)
 @pytest.mark.parametrize("scenario", explain_golden.scenario_dirs(), ids=lambda p: p.name)

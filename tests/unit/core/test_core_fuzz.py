@@ -14,7 +14,6 @@ from datetime import timedelta
 from fractions import Fraction
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,8 +49,6 @@ from energysched.core.state import build_snapshot
 from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from energysched.kb.validate import ValidationFailure, parse_profile
 from tests.unit.core.core_helpers import NOW
-
-pytestmark = pytest.mark.unit
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

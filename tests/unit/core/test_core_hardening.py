@@ -30,9 +30,6 @@ from energysched.kb.profiles import KnowledgeBase, ProfileSpec, WorkloadFigures
 from tests.unit.core.core_helpers import NOW, node, ok, pod, profile, thesis_kb, thesis_nodes
 from tests.unit.core.plugins.score_helpers import hybrid_node
 
-pytestmark = pytest.mark.unit
-
-
 # -- int64 overflow of summed requests -------------------------------------------------
 
 

@@ -13,9 +13,6 @@ import subprocess
 import sys
 
 import grimp
-import pytest
-
-pytestmark = pytest.mark.unit
 
 CORE = "energysched.core"
 

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from energysched.core import ScheduleParams, fit_error_message, schedule_one
 from energysched.core.state import build_snapshot
 from tests.unit.core.core_helpers import NOW, node, pod
-
-pytestmark = pytest.mark.unit
 
 
 def test_upstream_example() -> None:

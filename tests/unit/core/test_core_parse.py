@@ -29,7 +29,6 @@ from energysched.core import (
 )
 from tests.unit.core.core_helpers import container, node, ok, pod
 
-pytestmark = pytest.mark.unit
 GI = 2**30
 
 

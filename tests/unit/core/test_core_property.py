@@ -12,8 +12,6 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-import pytest
-
 from energysched.contract import (
     PERFORMANCE_WEIGHT_ANNOTATION,
     SCORING_MODES,
@@ -41,8 +39,6 @@ from energysched.core.scores.hybrid import counts_of
 from energysched.core.state import build_snapshot
 from energysched.kb.profiles import KnowledgeBase
 from tests.unit.core.core_helpers import NOW, profile
-
-pytestmark = pytest.mark.unit
 
 CLASSES = ("tvpc", "wyse", "rpi", "none")
 TAINTS = (

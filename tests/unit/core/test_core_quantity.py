@@ -17,8 +17,6 @@ from energysched.core.quantity import (
     value,
 )
 
-pytestmark = pytest.mark.unit
-
 F = Fraction
 
 

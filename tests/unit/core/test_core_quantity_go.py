@@ -35,24 +35,13 @@ from energysched.core.quantity import (
 )
 from energysched_lab.cluster.build import GOMOD_DIR, cache_root
 
-pytestmark = pytest.mark.unit
-
 GO_ERRORS = {
     "unable to parse numeric part of quantity": "numeric",
     "unable to parse quantity's suffix": "suffix",
 }
 
 
-def _go() -> str | None:
-    return shutil.which("go") or (
-        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
-    )
-
-
-def _build() -> Path:
-    go = _go()
-    if go is None:
-        pytest.skip("the Go toolchain is not installed: cannot build apimachinery's ParseQuantity")
+def _build(go: Path) -> Path:
     version = subprocess.run(
         [go, "env", "GOVERSION"], capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -83,8 +72,9 @@ def _build() -> Path:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Path:
-    return _build()
+def upstream(go_toolchain: Path) -> Path:
+    """apimachinery's ParseQuantity, built with Go (the ``go`` marker follows from here)."""
+    return _build(go_toolchain)
 
 
 def go_parse(binary: Path, texts: list[str]) -> list[str]:

@@ -25,9 +25,6 @@ from tests.unit.core.core_helpers import (
 )
 from tests.unit.core.plugins.score_helpers import decide, thesis, training
 
-pytestmark = pytest.mark.unit
-
-
 # -- no data never wins, neutral fallback -------------------------------------------------
 
 

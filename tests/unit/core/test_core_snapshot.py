@@ -22,8 +22,6 @@ from tests.unit.core.core_helpers import (
     thesis_nodes,
 )
 
-pytestmark = pytest.mark.unit
-
 
 def state_with(nodes: list[object] | None = None) -> ClusterState:
     s = ClusterState(thesis_kb())

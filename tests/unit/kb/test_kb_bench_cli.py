@@ -9,8 +9,6 @@ import pytest
 
 from energysched.cli import main
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     "bench_args",

@@ -24,8 +24,6 @@ from energysched_bench.result import (
     format_result,
 )
 
-pytestmark = pytest.mark.unit
-
 DOC = {"schema": SCHEMA, "node": "wyse", "kernels": [{"name": "training-cpu", "median": 1.5}]}
 
 

@@ -16,8 +16,6 @@ from energysched.kbtools.convert import ConversionError, convert_result, main
 from energysched_bench.kernels import STANDARD
 from energysched_bench.result import SCHEMA, format_result
 
-pytestmark = pytest.mark.unit
-
 REPO = Path(__file__).resolve().parents[3]
 
 

@@ -18,8 +18,6 @@ import yaml
 from energysched import contract
 from energysched.kb.validate import ValidationFailure, parse_profile
 
-pytestmark = pytest.mark.unit
-
 Schema = dict[str, Any]
 
 
@@ -111,7 +109,22 @@ def test_every_field_is_described(schema: Schema) -> None:
 def test_printer_columns(crd: dict[str, Any], schema: Schema) -> None:
     (version,) = crd["spec"]["versions"]
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Nodes", "Idle W", "Sleep W", "Wake s", "Best eff.", "Valid", "Age"]
+    assert list(columns) == [
+        "Nodes",
+        "Idle W",
+        "Sleep W",
+        "Wake s",
+        "Best eff.",
+        "Valid",
+        "Learned",
+        "Train perf",
+        "Learned train perf",
+        "Infer perf",
+        "Learned infer perf",
+        "Seq perf",
+        "Learned seq perf",
+        "Age",
+    ]
     assert columns["Nodes"]["jsonPath"] == ".status.matchedNodeCount"
     assert columns["Idle W"]["jsonPath"] == ".spec.idlePowerWatts"
     assert columns["Best eff."]["jsonPath"] == ".status.bestEfficiency"
@@ -123,7 +136,8 @@ def test_printer_columns(crd: dict[str, Any], schema: Schema) -> None:
         "type": "date",
         "jsonPath": ".metadata.creationTimestamp",
     }
-    for name in ("Nodes", "Idle W", "Sleep W", "Wake s", "Best eff."):
+    learned = [n for n in columns if n.startswith("Learned ")]
+    for name in ("Nodes", "Idle W", "Sleep W", "Wake s", "Best eff.", "Learned", *learned):
         node = schema
         for part in columns[name]["jsonPath"].strip(".").split("."):
             node = node["properties"][part]

@@ -13,8 +13,6 @@ from energysched.kb.io import dump_profile, dump_yaml, load_objects, load_profil
 from energysched.kb.profiles import ProfileSpec
 from energysched.kb.validate import parse_profile
 
-pytestmark = pytest.mark.unit
-
 Factory = Callable[[], dict[str, Any]]
 
 

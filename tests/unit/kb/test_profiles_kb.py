@@ -13,8 +13,6 @@ from energysched.kb.profiles import KnowledgeBase
 from energysched.kb.show import nodes_from_objects
 from energysched.kb.validate import unit_conflicts
 
-pytestmark = pytest.mark.unit
-
 NODES = ("tvpc", "wyse", "rpi")
 
 

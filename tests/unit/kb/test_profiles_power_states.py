@@ -13,8 +13,6 @@ from energysched.kb.io import dump_profile, load_profiles
 from energysched.kb.profiles import PowerStates, ProfileSpec
 from energysched.kb.validate import ValidationFailure, parse_profile
 
-pytestmark = pytest.mark.unit
-
 STATES = {
     "sleepWatts": 1.5,
     "sleepKind": "suspend",

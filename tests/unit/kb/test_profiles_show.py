@@ -11,8 +11,6 @@ from energysched.kb.profiles import KnowledgeBase, ProfileSpec
 from energysched.kb.show import NO_PROFILE, NodeRef, kb_table, nodes_from_objects, show
 from energysched.kb.validate import parse_profile
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.fixture
 def kb(good_profile: Callable[[], dict[str, Any]]) -> KnowledgeBase:

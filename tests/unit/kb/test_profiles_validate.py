@@ -19,8 +19,6 @@ from energysched.kb.validate import (
     unit_conflicts,
 )
 
-pytestmark = pytest.mark.unit
-
 Obj = dict[str, Any]
 
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from energysched.kube.background import BackgroundWriter
-
-pytestmark = pytest.mark.unit
 
 
 async def test_jobs_run_on_a_fixed_number_of_workers_and_overflow_is_dropped() -> None:

@@ -13,8 +13,6 @@ from energysched.kube.client import ApiError
 from energysched.kube.events import EventWriter, ObjectRef
 from tests.unit.scheduler.fakes import FakeKube
 
-pytestmark = pytest.mark.unit
-
 EVENTS = "/apis/events.k8s.io/v1/namespaces/ns/events"
 
 

@@ -13,8 +13,6 @@ import yaml
 from energysched.kube.config import KubeConfigError, load_access, load_kubeconfig
 from energysched_lab.cluster.pki import LocalPKI, Pair
 
-pytestmark = pytest.mark.unit
-
 SERVER = "https://127.0.0.1:6443"
 
 

@@ -17,8 +17,6 @@ from energysched.kube.client import ApiError, KubeClient
 from energysched.kube.config import load_incluster, load_kubeconfig
 from energysched.kube.credentials import FileToken
 
-pytestmark = pytest.mark.unit
-
 
 class Server:
     def __init__(self) -> None:

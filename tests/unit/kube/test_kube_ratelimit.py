@@ -10,8 +10,6 @@ import pytest
 from energysched.kube import ratelimit
 from energysched.kube.ratelimit import TokenBucket
 
-pytestmark = pytest.mark.unit
-
 
 class FakeTime:
     """Stands in for ``time`` and ``asyncio.sleep`` inside energysched.kube.client."""

@@ -13,8 +13,6 @@ from aiohttp import web
 from energysched.kube.client import ApiError, KubeClient, WatchEvent, WatchSilent
 from energysched.kube.config import ClusterAccess
 
-pytestmark = pytest.mark.unit
-
 Serve = Callable[[list[bytes]], Awaitable[KubeClient]]
 
 

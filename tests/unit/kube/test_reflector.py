@@ -17,8 +17,6 @@ from energysched.kube.client import JSON, ApiError, KubeClient, WatchEvent, Watc
 from energysched.kube.config import ClusterAccess
 from energysched.kube.reflector import Reflector
 
-pytestmark = pytest.mark.unit
-
 Step = list[WatchEvent | BaseException] | BaseException  # an error inside: raised mid-stream
 
 

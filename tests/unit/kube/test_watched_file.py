@@ -9,8 +9,6 @@ import pytest
 
 from energysched.kube.files import WatchedFile
 
-pytestmark = pytest.mark.unit
-
 
 def parse(data: bytes) -> int:
     return int(data.decode())  # ValueError for anything else

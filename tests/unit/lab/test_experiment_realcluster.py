@@ -22,8 +22,6 @@ from energysched_lab.experiment.scenario import DEFAULT_SCENARIO, load_scenario
 from energysched_mlworkflow.pipeline import data_volume
 from energysched_mlworkflow.stages import Result
 
-pytestmark = pytest.mark.unit
-
 SCENARIOS = Path(__file__).resolve().parents[3] / "kb" / "scenarios"
 
 

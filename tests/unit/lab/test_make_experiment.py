@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from energysched import contract
-
-pytestmark = [
-    pytest.mark.unit,
-    pytest.mark.skipif(shutil.which("make") is None, reason="needs make"),
-]
 
 ROOT = Path(__file__).resolve().parents[3]
 

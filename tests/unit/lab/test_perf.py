@@ -21,8 +21,6 @@ from energysched_lab.perf.stats import (
     throughput_from_samples,
 )
 
-pytestmark = pytest.mark.unit
-
 
 def test_quantile_interpolates_between_order_statistics() -> None:
     assert quantile([], 0.5) is None

@@ -9,8 +9,6 @@ import pytest
 from energysched_lab.perf.checks import pace_checks
 from energysched_lab.perf.stats import cpu_between
 
-pytestmark = pytest.mark.unit
-
 
 def run(rate: float, creator: float, busy: float, **extra: Any) -> dict[str, Any]:
     return {

@@ -8,8 +8,6 @@ from energysched.core.framework import schedule_one
 from energysched.scheduler import controller
 from energysched_lab.perf import decision_path
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize("mode", ["normalized", "hybrid"])
 def test_replay_schedules_every_pod_through_the_real_handlers(

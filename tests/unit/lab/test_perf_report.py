@@ -10,8 +10,6 @@ import pytest
 from energysched_lab.perf.cli import _limit, parse_args
 from energysched_lab.perf.report import compare, limit_key, render_section
 
-pytestmark = pytest.mark.unit
-
 
 def run(rate: float, cpu: float, drain_cpu_ms: float, paced_by: str) -> dict[str, Any]:
     return {

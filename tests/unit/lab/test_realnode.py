@@ -13,8 +13,6 @@ import pytest
 from energysched_lab.cluster import realnode
 from energysched_lab.cluster.realnode import NodeNet, choose_index, image_archive
 
-pytestmark = pytest.mark.unit
-
 
 def test_addresses_per_index() -> None:
     net = NodeNet(7, "abcd1234")

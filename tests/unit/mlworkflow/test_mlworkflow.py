@@ -23,8 +23,6 @@ from energysched_mlworkflow.stages import (
     train,
 )
 
-pytestmark = pytest.mark.unit
-
 #: The accuracy the README states for `python -m energysched_mlworkflow --scale 0.02`.
 STATED_ACCURACY = 0.90
 

@@ -3,8 +3,8 @@
 PyPI's torch wheels for Linux pull in the CUDA libraries (gigabytes); Debian's
 ``python3-torch`` (1.13.1, CPU only, ~150 MB of packages) does not, but it is
 built for Debian's own ``/usr/bin/python3``, so the stages run there in a
-subprocess. ``.ci/run`` installs it; without it this test fails with the
-install command rather than skipping.
+subprocess (the ``debian_torch`` fixture, tests/conftest.py). ``.ci/run`` installs
+it; without it this test fails with the install command rather than skipping.
 """
 
 from __future__ import annotations
@@ -18,32 +18,26 @@ import pytest
 
 from energysched_mlworkflow.stages import infer, parse_result
 
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[3]
-DEBIAN_PYTHON = "/usr/bin/python3"
 
 
-def _debian_python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _debian_python(python: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'mlworkflow'}:{ROOT / 'bench'}")
     env.pop("PYTHONHOME", None)
     return subprocess.run(
-        [DEBIAN_PYTHON, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=900
+        [str(python), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=900
     )
 
 
-def test_torch_backend_learns_on_cpu_and_its_model_serves_numpy(tmp_path: Path) -> None:
-    probe = _debian_python("-c", "import torch; print(torch.__version__)", cwd=tmp_path)
-    assert probe.returncode == 0, (
-        "PyTorch for the CPU is missing: apt-get install python3-torch (.ci/run does this); "
-        + probe.stderr[-300:]
-    )
+def test_torch_backend_learns_on_cpu_and_its_model_serves_numpy(
+    tmp_path: Path, debian_torch: Path
+) -> None:
     data = tmp_path / "data"
     results = {}
     for stage, work in (("preprocessing", "0.2"), ("training", "60"), ("inference", "2000")):
         proc = _debian_python(
-            "-m", "energysched_mlworkflow", stage, "--work", work, "--data", str(data),
-            "--backend", "torch", cwd=tmp_path,
+            debian_torch, "-m", "energysched_mlworkflow", stage, "--work", work,
+            "--data", str(data), "--backend", "torch", cwd=tmp_path,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
         (results[stage],) = parse_result(proc.stdout)

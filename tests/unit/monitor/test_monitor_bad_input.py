@@ -35,8 +35,6 @@ from .conftest import PASSWORD, Clock, RecordingAnnotator
 from .test_monitor_node import Reader, write_config
 from .test_monitor_power_model import View, kwok, model_monitor
 
-pytestmark = pytest.mark.unit
-
 Start = Callable[..., Awaitable[FakeShelly]]
 DEEP = "[" * 100_000 + "]" * 100_000
 HUGE = "9" * 5_000  # more digits than int() converts (4,300)

@@ -20,8 +20,6 @@ from energysched_monitor.cli import build_parser, main, run
 
 from .conftest import PASSWORD
 
-pytestmark = pytest.mark.unit
-
 Start = Callable[..., Awaitable[FakeShelly]]
 
 

@@ -20,8 +20,6 @@ from energysched_monitor.config import (
 )
 from energysched_monitor.interfaces import NodeInfo
 
-pytestmark = pytest.mark.unit
-
 EXAMPLE = """
 pollIntervalSeconds: 5
 timeoutSeconds: 2
@@ -83,8 +81,8 @@ def test_precedence_annotation_then_name_then_selector() -> None:
     [
         (
             "nodes: {a: {kind: plug}}",
-            "nodes.a.kind: input should be 'shelly', 'rapl', 'nvml', 'rapl+nvml' or 'model', "
-            "got 'plug'",
+            "nodes.a.kind: input should be 'shelly', 'rapl', 'nvml', 'rapl+nvml', 'model', "
+            "'redfish' or 'prometheus', got 'plug'",
         ),
         ("nodes: {a: {kind: shelly}}", "nodes.a: a shelly source needs an address"),
         (
@@ -186,8 +184,8 @@ selectors: [{source: {kind: x}}]
         "publish.pasword: unknown field",
         "nodes.a.minWatts: input should be greater than or equal to 0",
         "selectors[0].matchLabels: field required",
-        "selectors[0].source.kind: input should be 'shelly', 'rapl', 'nvml', 'rapl+nvml' or "
-        "'model'",
+        "selectors[0].source.kind: input should be 'shelly', 'rapl', 'nvml', 'rapl+nvml', "
+        "'model', 'redfish' or 'prometheus'",
     ]
     assert str(info.value).startswith("config.yaml: pollIntervalSeconds: ")
     assert str(info.value).count("; ") >= 6 and "hunter2" not in str(info.value)

@@ -20,8 +20,6 @@ from energysched_monitor.readings import ReadError
 from energysched_monitor.secret import Secret
 from energysched_monitor.shelly import ShellySource
 
-pytestmark = pytest.mark.unit
-
 # RFC 7616, section 3.9.1: the same request answered with SHA-256 and with MD5.
 RFC = {
     "username": "Mufasa",

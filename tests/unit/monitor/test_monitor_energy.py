@@ -7,8 +7,6 @@ import pytest
 from energysched_monitor.energy import EnergyIntegrator
 from energysched_monitor.readings import Reading
 
-pytestmark = pytest.mark.unit
-
 
 def plug(watts: float, counter_j: float | None) -> Reading:
     return Reading(watts, "shelly", energy_joules=counter_j)

@@ -22,8 +22,6 @@ from energysched_monitor.node_monitor import NodeMonitor
 
 from .conftest import PASSWORD, Clock, RecordingAnnotator
 
-pytestmark = pytest.mark.unit
-
 Start = Callable[..., Awaitable[FakeShelly]]
 
 

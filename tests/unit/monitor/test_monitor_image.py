@@ -8,10 +8,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.unit
-
 ROOT = Path(__file__).resolve().parents[3]
 #: Import roots and the folder each lives in (as pyproject.toml's packages.find says).
 ROOTS = {

@@ -16,8 +16,6 @@ from energysched.kube import ClusterAccess, KubeClient
 from energysched_monitor.interfaces import simulated
 from energysched_monitor.kubeio import KubeNodeAnnotator, KubeNodeReader, ReflectorClusterView
 
-pytestmark = pytest.mark.unit
-
 NODE = {
     "metadata": {
         "name": "kwok-0",
@@ -45,6 +43,7 @@ BROKEN = {"metadata": {"name": "broken"}, "spec": {"idlePowerWatts": -1}}
 class FakeApi:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
+        self.raw_bodies: list[str] = []  # as sent, before parsing
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.query.get("watch") == "1":  # a watch that stays quiet until shutdown
@@ -53,7 +52,9 @@ class FakeApi:
             await resp.prepare(request)
             await asyncio.sleep(3600)
             return resp
-        body = await request.json() if request.can_read_body else None
+        raw = await request.text() if request.can_read_body else ""
+        self.raw_bodies.append(raw)
+        body = json.loads(raw) if raw else None
         self.requests.append((request.method, request.path, dict(request.query), body))
         if request.content_type and body is not None:
             self.requests[-1][2]["content-type"] = request.content_type
@@ -102,7 +103,9 @@ async def test_annotator_sends_one_merge_patch(api: tuple[FakeApi, KubeClient]) 
     assert body == {
         "metadata": {"annotations": {"energy.thesis.io/current-watts": "9.5", "gone": None}}
     }
-    assert json.dumps(body)  # plain JSON, null removes a key
+    # On the wire: JSON's null (what removes a key in a merge patch), not a string "None".
+    raw = fake.raw_bodies[-1]
+    assert json.loads(raw) == body and '"gone":null' in raw.replace(" ", ""), raw
 
 
 async def test_reader(api: tuple[FakeApi, KubeClient]) -> None:

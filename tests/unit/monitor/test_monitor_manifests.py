@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from energysched.contract import GROUP, PROFILE_PLURAL
 from energysched_monitor.config import DEFAULT_SECRETS_DIR, parse_config_text
-
-pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[3] / "manifests"
 MANIFESTS = ROOT / "base" / "monitor"
@@ -67,3 +64,18 @@ def test_daemonset_wiring() -> None:
     assert "--metrics-port=9101" in container["args"]
     assert container["ports"][0]["containerPort"] == 9101
     assert container["resources"]["requests"] and container["resources"]["limits"]
+
+
+def test_prometheus_mode_rbac_and_wiring() -> None:
+    component = "../../components/monitor-prometheus"
+    assert rules(f"{component}/rbac.yaml") == rules("../../components/monitor-model/rbac.yaml")
+    deployment = docs(f"{component}/deployment.yaml")[0]
+    assert deployment["spec"]["replicas"] == 1  # one writer per node
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "energysched-monitor-prometheus"
+    container = pod["containers"][0]
+    assert "--prometheus" in container["args"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["secrets"] == DEFAULT_SECRETS_DIR
+    config_arg = next(a for a in container["args"] if a.startswith("--config="))
+    assert config_arg.removeprefix("--config=").startswith(mounts["config"] + "/")

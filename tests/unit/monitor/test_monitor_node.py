@@ -25,8 +25,6 @@ from energysched_monitor.node_monitor import NodeMonitor
 
 from .conftest import PASSWORD, Clock, RecordingAnnotator
 
-pytestmark = pytest.mark.unit
-
 Start = Callable[..., Awaitable[FakeShelly]]
 W, TS = CURRENT_WATTS_ANNOTATION, CURRENT_WATTS_TIMESTAMP_ANNOTATION
 

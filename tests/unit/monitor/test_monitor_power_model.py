@@ -34,8 +34,6 @@ from energysched_monitor.tracker import Reporter
 
 from .conftest import Clock, RecordingAnnotator
 
-pytestmark = pytest.mark.unit
-
 W = CURRENT_WATTS_ANNOTATION
 
 

@@ -16,8 +16,6 @@ from energysched_monitor.sources import SumSource
 
 from .conftest import Clock
 
-pytestmark = pytest.mark.unit
-
 RANGE_UJ = 262_143_328_850
 
 

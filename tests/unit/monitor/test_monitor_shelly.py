@@ -16,8 +16,6 @@ from energysched_monitor.shelly import ShellySource
 
 from .conftest import PASSWORD
 
-pytestmark = pytest.mark.unit
-
 Start = Callable[..., Awaitable[FakeShelly]]
 
 

@@ -26,8 +26,6 @@ from energysched.power.policy import (
     wake_timeout_seconds,
 )
 
-pytestmark = pytest.mark.unit
-
 GI = 1024.0**3
 DESKTOP = PowerStates(
     sleep_watts=3.5, sleep_kind="suspend", suspend_seconds=5, wake_seconds=10, wake_joules=600

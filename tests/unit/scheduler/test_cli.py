@@ -10,8 +10,6 @@ import pytest
 
 from energysched import cli
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize("name", sorted(cli.COMMANDS))
 def test_the_summary_help_is_each_modules_own(name: str) -> None:

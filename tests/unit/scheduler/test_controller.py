@@ -10,7 +10,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -19,8 +19,6 @@ from energysched.kube.events import EventWriter
 from energysched.scheduler.config import ConfigSource, SchedulerConfig
 from energysched.scheduler.controller import EnergyScheduler, SchedulerStopped
 from tests.unit.scheduler.fakes import FakeKube
-
-pytestmark = pytest.mark.unit
 
 BINDING = "/api/v1/namespaces/ns/pods/p/binding"
 
@@ -286,12 +284,29 @@ async def test_a_failing_schedule_loop_stops_the_scheduler_with_the_reason() -> 
         await asyncio.wait_for(s.run(), 5)
 
 
-def test_no_system_exit_is_raised_by_the_library() -> None:
-    import inspect
+async def _returns() -> None:
+    return None
 
-    from energysched.scheduler import controller
 
-    assert "SystemExit" not in inspect.getsource(controller)
+@pytest.mark.parametrize("task", ["pods", "nodes", "profiles", "config"])
+@pytest.mark.parametrize("end", [_fails, _returns], ids=["fails", "returns"])
+async def test_every_stop_is_an_exception_an_embedding_process_can_catch(
+    task: str, end: Callable[[], Awaitable[None]]
+) -> None:
+    """The library never ends the process (no SystemExit): the CLI turns SchedulerStopped
+    into an exit code; the experiment and the tests catch it and go on."""
+    s = scheduler()
+    if task == "config":
+        s._poll_config = end  # type: ignore[method-assign]
+    else:
+        getattr(s, task).run = end
+    caught: BaseException | None = None
+    try:
+        await asyncio.wait_for(s.run(), 5)
+    except BaseException as exc:
+        caught = exc
+    assert type(caught) is SchedulerStopped, repr(caught)
+    assert ("config" if task == "config" else f"reflector-{task}") in str(caught)
 
 
 async def test_no_decision_while_a_vital_watch_is_down() -> None:
@@ -302,8 +317,15 @@ async def test_no_decision_while_a_vital_watch_is_down() -> None:
     assert s.watches_up.is_set()
     s.nodes._set_up(False, "ClientConnectorError: connection refused")
     assert not s.watches_up.is_set()
+    looked = WatchedEvent()
+    s.watches_up = looked  # the loop's gate, seen from inside
     loop = asyncio.create_task(s._schedule_loop())
-    await asyncio.sleep(0.05)
+    # The witness that the loop ran and stopped at the gate (not merely not started yet).
+    for _ in range(100):
+        if looked.waits:
+            break
+        await asyncio.sleep(0)
+    assert looked.waits == 1
     assert s.bound == 0 and "ns/p" in s.queue  # waiting, not deciding on a stale picture
     s.nodes._set_up(True)
     for _ in range(100):
@@ -313,6 +335,18 @@ async def test_no_decision_while_a_vital_watch_is_down() -> None:
     loop.cancel()
     await asyncio.gather(loop, return_exceptions=True)
     assert s.bound == 1
+
+
+class WatchedEvent(asyncio.Event):
+    """An Event that counts who waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    async def wait(self) -> Literal[True]:
+        self.waits += 1
+        return await super().wait()
 
 
 def test_readyz_fails_while_a_vital_watch_is_down_and_names_it() -> None:

@@ -10,8 +10,6 @@ from energysched.kube.client import ApiError
 from energysched.scheduler.events import set_pod_scheduled_false
 from tests.unit.scheduler.fakes import FakeKube
 
-pytestmark = pytest.mark.unit
-
 
 def pod(name: str = "p", uid: str = "uid-1", conditions: list[Any] | None = None) -> Any:
     return {

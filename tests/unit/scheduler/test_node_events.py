@@ -14,8 +14,6 @@ from energysched.kube.config import ClusterAccess
 from energysched.scheduler.config import ConfigSource, SchedulerConfig
 from energysched.scheduler.controller import EnergyScheduler
 
-pytestmark = pytest.mark.unit
-
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 

@@ -19,8 +19,6 @@ from energysched.scheduler.config import (
     parse_config,
 )
 
-pytestmark = pytest.mark.unit
-
 
 def test_an_empty_document_gives_the_defaults() -> None:
     docs: list[dict[str, Any] | None] = [None, {}]

@@ -14,8 +14,6 @@ from energysched.scheduler import leader
 from energysched.scheduler.leader import LeaderElector
 from tests.unit.scheduler.fakes import FakeKube
 
-pytestmark = pytest.mark.unit
-
 LEASE = api_path("coordination.k8s.io/v1", "leases", "ns", "sched")
 
 

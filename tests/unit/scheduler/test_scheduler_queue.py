@@ -8,8 +8,6 @@ import pytest
 
 from energysched.scheduler.queue import SchedulingQueue
 
-pytestmark = pytest.mark.unit
-
 
 class FakeClock:
     def __init__(self, now: float = 1000.0) -> None:

@@ -18,8 +18,6 @@ from energysched.core.state import build_snapshot
 from tests.unit.core.core_helpers import NOW, pod, reading, thesis_kb, thesis_nodes
 from tests.unit.core.plugins.score_helpers import decide, thesis
 
-pytestmark = pytest.mark.unit
-
 CLUSTER_IDLE = 33.5
 P = {"tvpc": 22036.0, "wyse": 3000.0, "rpi": 1200.0}
 W = {"tvpc": 71.0, "wyse": 13.2, "rpi": 3.5}

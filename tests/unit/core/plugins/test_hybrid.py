@@ -21,9 +21,6 @@ from tests.unit.core.core_helpers import (
 )
 from tests.unit.core.plugins.score_helpers import decide, hybrid_node, thesis, training
 
-pytestmark = pytest.mark.unit
-
-
 # -- hybrid ------------------------------------------------------------------------------
 
 IDLE = {"tvpc": reading(25.5, 10), "wyse": reading(7.0, 10), "rpi": reading(2.2, 10)}

@@ -20,8 +20,6 @@ from tests.unit.core.plugins.filter_helpers import (
     term,
 )
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("selector", "affinity", "fits"),

@@ -6,14 +6,10 @@ check (``core_helpers.verdict`` asserts they agree).
 
 from __future__ import annotations
 
-import pytest
-
 from tests.unit.core.core_helpers import node, pod, verdict
 from tests.unit.core.plugins.filter_helpers import (
     NODENAME,
 )
-
-pytestmark = pytest.mark.unit
 
 
 def test_node_name() -> None:

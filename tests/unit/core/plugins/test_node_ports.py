@@ -18,8 +18,6 @@ from tests.unit.core.plugins.filter_helpers import (
     with_ports,
 )
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("used", "wanted", "conflict"),

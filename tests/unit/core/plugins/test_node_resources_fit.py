@@ -15,8 +15,6 @@ from tests.unit.core.plugins.filter_helpers import (
     running,
 )
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("case", "p", "n", "on_node", "expected"),

@@ -14,8 +14,6 @@ from tests.unit.core.plugins.filter_helpers import (
     tol,
 )
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("tolerations", "expected"),

@@ -13,8 +13,6 @@ from tests.unit.core.core_helpers import (
 )
 from tests.unit.core.plugins.score_helpers import decide, thesis, training, two_nodes
 
-pytestmark = pytest.mark.unit
-
 
 def test_normalized_fixes_it() -> None:
     snap = thesis()

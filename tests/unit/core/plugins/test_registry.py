@@ -28,8 +28,6 @@ from tests.unit.core.plugins.filter_helpers import (
     untolerated,
 )
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("p", "n", "on_node", "expected"),

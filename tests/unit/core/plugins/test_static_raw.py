@@ -6,8 +6,6 @@ import pytest
 
 from tests.unit.core.plugins.score_helpers import decide, thesis, training, two_nodes
 
-pytestmark = pytest.mark.unit
-
 
 def test_static_raw_reproduces_the_v1_flaw() -> None:
     """Raw P (thousands) and E (hundreds) clip every node to 100: the weight does nothing."""

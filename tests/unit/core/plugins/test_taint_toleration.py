@@ -15,8 +15,6 @@ from tests.unit.core.plugins.filter_helpers import (
     untolerated,
 )
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     ("taints", "tolerations", "expected"),

@@ -1,0 +1,679 @@
+"""The power manager: puts idle opted-in nodes to sleep and wakes them when work needs them.
+
+A controller of its own (``energysched power-manager``), leader-elected with the
+scheduler's Lease elector. It keeps nodes, pods and EnergyProfiles in reflectors and, every
+``interval`` seconds while it leads, makes one pass:
+
+1. **In-flight states.** ``draining``: check again, from the API server and not the cache,
+   that the node runs no workload pod; then the method's sleep step (the node agent's
+   suspend/poweroff, a relay, a command) and ``asleep``. Any pod on it, or a failed step:
+   the taint comes off and the node is ``awake`` again (this is also what a restarted
+   manager does with a node it left ``draining``). ``waking``: Ready with a heartbeat
+   newer than the wake -> taint off, ``awake``; past the wake timeout -> ``wake-failed``
+   (the taint stays, so nothing is placed on it; the pod goes elsewhere), retried after a
+   backoff when work still asks for it.
+2. **Waking.** A pending pod that a scheduler found unschedulable (PodScheduled=False,
+   reason Unschedulable: kube-scheduler's, energysched's) and that fits no awake node asks
+   the policy for a sleeping node; the manager writes the wake request on it (as the
+   scheduler does for its own pods) and wakes every node whose request is newer than its
+   sleep.
+3. **Sleeping.** The pure policy's verdicts; for each node to sleep: taint
+   (``energy.thesis.io/asleep:NoSchedule``) and ``draining`` in one optimistic write (the
+   node's resourceVersion), then step 1 at once.
+
+Why the taint makes the node lifecycle controller harmless: a sleeping node goes NotReady
+and gets ``node.kubernetes.io/unreachable`` taints; the NoExecute one evicts pods that do
+not tolerate it, but the node runs none (only DaemonSet pods, which tolerate it). Our
+NoSchedule taint keeps every scheduler off the node until it is Ready again.
+
+State lives on the node (annotations, the ``EnergyschedPowerState`` condition), so a new
+leader continues where the old one stopped; Events and metrics say what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from energysched.contract import (
+    API_VERSION,
+    ASLEEP_TAINT_EFFECT,
+    ASLEEP_TAINT_KEY,
+    POWER_CONTROL_ANNOTATION,
+    POWER_STATE_ANNOTATION,
+    POWER_STATE_CONDITION,
+    POWER_STATE_REASONS,
+    POWER_STATE_SINCE_ANNOTATION,
+    PROFILE_PLURAL,
+    SLEEP_REQUESTED_ANNOTATION,
+    WAKE_FAILURES_ANNOTATION,
+    WAKE_REQUESTED_ANNOTATION,
+    WAKE_REQUESTED_BY_ANNOTATION,
+    PowerState,
+)
+from energysched.core.parse import parse_rfc3339
+from energysched.kb.profiles import KnowledgeBase, ProfileSpec
+from energysched.kb.validate import parse_profile
+from energysched.kube.client import JSON, ApiError, KubeClient, api_path
+from energysched.kube.events import EventWriter, ObjectRef
+from energysched.kube.reflector import EventType, Reflector
+from energysched.power import policy
+from energysched.power.policy import NodeView, PolicyConfig, Resources
+from energysched.powermanager import view
+from energysched.powermanager.control import (
+    NoneControl,
+    PowerControl,
+    RedfishControl,
+    ShellyRelayControl,
+    WolControl,
+    parse_power_control,
+)
+from energysched.powermanager.methods import MethodError, PowerMethod
+from energysched.powermanager.methods.build import build_method
+from energysched.powermanager.metrics import PowerMetrics
+from energysched.powermanager.wanted import wake_target
+from energysched.strict import DocumentError
+from energysched_monitor.secret import Secret
+
+log = structlog.get_logger(__name__)
+
+CONTROLLER = "energysched-power-manager"
+
+
+def rfc3339(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(value: dt.datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+@dataclass
+class ManagerConfig:
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    keep_awake: view.Selector = field(
+        default_factory=lambda: view.Selector.parse("node-role.kubernetes.io/control-plane")
+    )
+    #: The manager's namespace: the only one whose Secrets (plug credentials) it reads.
+    namespace: str = "energysched"
+    interval: float = 5.0
+    command_timeout: float = 120.0
+    #: How long the node agent may take to act on a sleep request before the node is
+    #: given back (awake) — it stays Ready past ``suspendSeconds`` + this.
+    agent_grace_seconds: float = 60.0
+    #: How long a node stays tainted (``draining``) before the last emptiness check: a
+    #: scheduler that decided for the node just before the taint may still bind to it.
+    drain_settle_seconds: float = 5.0
+
+
+@dataclass
+class _Tracking:
+    """What the manager remembers of a node between passes (not needed across restarts)."""
+
+    empty_since: float | None = None
+    #: After a failed sleep step: not tried again before this time (doubling backoff).
+    sleep_blocked_until: float = 0.0
+    sleep_failures: int = 0
+
+
+class PowerManager:
+    def __init__(
+        self,
+        kube: KubeClient,
+        events_kube: KubeClient,
+        config: ManagerConfig,
+        metrics: PowerMetrics | None = None,
+        clock: Any = time.time,
+    ) -> None:
+        self.kube = kube
+        self.config = config
+        self.metrics = metrics or PowerMetrics()
+        self.clock = clock
+        self.events = EventWriter(events_kube, CONTROLLER, "PowerManagement", namespace="default")
+        self.nodes = Reflector(kube, api_path("v1", "nodes"), self._on_node, name="nodes")
+        self.pods = Reflector(kube, api_path("v1", "pods"), self._ignore, name="pods")
+        self.profiles = Reflector(
+            kube, api_path(API_VERSION, PROFILE_PLURAL), self._ignore, name="energyprofiles"
+        )
+        self._tracking: dict[str, _Tracking] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        #: Pods (uid) a wake was already requested for, so one pod wakes one node.
+        self._served: dict[str, str] = {}
+        self.passes = 0
+
+    # -- reflector plumbing ----------------------------------------------------------
+
+    def _ignore(self, event: EventType, obj: JSON, old: JSON | None) -> None:
+        return None
+
+    def _on_node(self, event: EventType, obj: JSON, old: JSON | None) -> None:
+        if event == "DELETED":
+            self._tracking.pop(view.name_of(obj), None)
+            self.metrics.forget(view.name_of(obj))
+
+    def start(self) -> None:
+        self.events.start()
+        for reflector in (self.nodes, self.pods, self.profiles):
+            self._tasks.append(asyncio.create_task(reflector.run(), name=reflector.name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.events.stop()
+
+    async def synced(self) -> None:
+        for reflector in (self.nodes, self.pods, self.profiles):
+            await reflector.synced.wait()
+
+    def healthy(self) -> bool:
+        return self.nodes.up and self.pods.up
+
+    async def run(self, leading: Any = lambda: True) -> None:
+        """Pass after pass, while ``leading()``; never raises but on cancellation."""
+        await self.synced()
+        while True:
+            if leading() and self.healthy():
+                try:
+                    await self.reconcile()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("power manager pass failed; next pass retries")
+            await asyncio.sleep(self.config.interval)
+
+    # -- one pass --------------------------------------------------------------------
+
+    def knowledge_base(self) -> KnowledgeBase:
+        specs: list[ProfileSpec] = []
+        for obj in self.profiles.store.values():
+            parsed = parse_profile(obj)
+            if isinstance(parsed, ProfileSpec):
+                specs.append(parsed)
+        return KnowledgeBase.of(specs)
+
+    def views(self, now: float) -> dict[str, NodeView]:
+        kb = self.knowledge_base()
+        by_node = view.pods_by_node(self.pods.store.values())
+        out: dict[str, NodeView] = {}
+        for node in self.nodes.store.values():
+            name = view.name_of(node)
+            pods = by_node.get(name, view.NodePods(Resources(), ()))
+            track = self._tracking.setdefault(name, _Tracking())
+            if pods.workload:
+                track.empty_since = None
+            elif track.empty_since is None:
+                # First seen empty now: a restarted manager waits the full hold again,
+                # which errs on the side of keeping nodes awake.
+                track.empty_since = now
+            resolved = kb.resolve(view.labels_of(node))
+            anns = view.annotations_of(node)
+            try:
+                failures = int(anns.get(WAKE_FAILURES_ANNOTATION, "0"))
+            except ValueError:
+                failures = 0
+            state = view.power_state(node)
+            out[name] = NodeView(
+                name=name,
+                managed=view.managed(node),
+                keep_awake=view.keep_awake(node, self.config.keep_awake),
+                state=state,
+                ready=view.is_ready(node),
+                allocatable=view.allocatable(node),
+                requested=pods.requested,
+                workload_pods=len(pods.workload),
+                empty_since=track.empty_since,
+                idle_watts=resolved.profile.idle_power_watts if resolved else None,
+                power=resolved.profile.power_states if resolved else None,
+                wake_failures=failures,
+                last_wake_failure=(
+                    _epoch(view.state_since(node)) if state == "wake-failed" else None
+                ),
+            )
+            if view.managed(node):
+                self.metrics.set_state(name, state)
+        return out
+
+    async def reconcile(self) -> None:
+        now = self.clock()
+        self.passes += 1
+        views = self.views(now)
+        nodes = {view.name_of(n): n for n in self.nodes.store.values()}
+        for name, node in nodes.items():
+            if not view.managed(node) and not view.has_asleep_taint(node):
+                continue
+            await self._advance(node, views[name], now)
+        await self._request_wakes(views, now)
+        verdicts = policy.sleep_verdicts(views.values(), now, self.config.policy)
+        for verdict in verdicts:
+            if not views[verdict.node].managed:
+                continue
+            if not verdict.sleep:
+                if verdict.reason is not None:
+                    self.metrics.skipped.labels(reason=verdict.reason).inc()
+                continue
+            node = nodes[verdict.node]
+            control = self._control(node)
+            if control is None or isinstance(control, NoneControl):
+                reason = "invalid-power-control" if control is None else "method-none"
+                self.metrics.skipped.labels(reason=reason).inc()
+                continue
+            if now < self._tracking[verdict.node].sleep_blocked_until:
+                self.metrics.skipped.labels(reason="sleep-failed-backoff").inc()
+                continue
+            await self._begin_sleep(node, views[verdict.node], verdict.message)
+
+    # -- state on the node -------------------------------------------------------------
+
+    async def _write_state(
+        self,
+        node: Mapping[str, Any],
+        new: PowerState,
+        message: str,
+        *,
+        taint: bool | None = None,
+        extra: Mapping[str, str | None] | None = None,
+        event_type: str = "Normal",
+    ) -> bool:
+        """One optimistic write of the state annotation (and the taint), then the condition.
+
+        False when the node changed under us (409) or is gone: the next pass sees it anew.
+        """
+        name = view.name_of(node)
+        old = view.power_state(node)
+        now = self.clock()
+        patch: JSON = {
+            "metadata": {
+                "resourceVersion": view.meta(node).get("resourceVersion"),
+                "annotations": {
+                    POWER_STATE_ANNOTATION: new,
+                    POWER_STATE_SINCE_ANNOTATION: rfc3339(now),
+                    **(extra or {}),
+                },
+            }
+        }
+        if taint is not None:
+            others = [t for t in view.taints(node) if t.get("key") != ASLEEP_TAINT_KEY]
+            if taint:
+                others.append(
+                    {"key": ASLEEP_TAINT_KEY, "effect": ASLEEP_TAINT_EFFECT, "timeAdded": None}
+                )
+                others[-1].pop("timeAdded")
+            patch["spec"] = {"taints": others}
+        try:
+            updated = await self.kube.patch(api_path("v1", "nodes", name=name), patch)
+        except ApiError as exc:
+            if exc.conflict or exc.not_found:
+                log.info("node changed under us; next pass", node=name, wanted=new)
+                return False
+            raise
+        self.nodes.store[name] = updated  # the watch brings the same; do not act on stale
+        condition = {
+            "type": POWER_STATE_CONDITION,
+            "status": "True" if new == "awake" else "False",
+            "reason": POWER_STATE_REASONS[new],
+            "message": message[:1000],
+            "lastTransitionTime": rfc3339(now),
+            "lastHeartbeatTime": rfc3339(now),
+        }
+        try:
+            # The status write moves the resourceVersion too: keep what it returned.
+            updated = await self.kube.patch(
+                api_path("v1", "nodes", name=name, subresource="status"),
+                {"status": {"conditions": [condition]}},
+                "strategic",
+            )
+            self.nodes.store[name] = updated
+        except ApiError as exc:
+            log.warning("could not write the power-state condition", node=name, error=str(exc))
+        if old != new:
+            self.metrics.transitions.labels(node=name, **{"from": old, "to": new}).inc()
+        self.metrics.set_state(name, new)
+        reason = POWER_STATE_REASONS[new]
+        self.events.post(_node_ref(updated), event_type, reason, message)
+        log.info("power state", node=name, old=old, new=new, why=message)
+        return True
+
+    def _control(self, node: Mapping[str, Any]) -> PowerControl | None:
+        name = view.name_of(node)
+        raw = view.annotations_of(node).get(POWER_CONTROL_ANNOTATION)
+        if raw is None:
+            self.events.post(
+                _node_ref(node),
+                "Warning",
+                "NoPowerControl",
+                f"annotation {POWER_CONTROL_ANNOTATION} is missing: the node stays awake",
+            )
+            return None
+        try:
+            return parse_power_control(raw, where=POWER_CONTROL_ANNOTATION)
+        except DocumentError as exc:
+            log.warning(
+                "bad power-control annotation; the node stays awake", node=name, error=str(exc)
+            )
+            self.events.post(
+                _node_ref(node), "Warning", "InvalidPowerControl", f"{exc}; the node stays awake"
+            )
+            return None
+
+    async def _method(self, node: Mapping[str, Any], control: PowerControl) -> PowerMethod:
+        username, password = "admin", None
+        if isinstance(control, ShellyRelayControl | RedfishControl) and control.credentials_secret:
+            username, password = await self._credentials(control.credentials_secret)
+        return build_method(
+            control,
+            view.name_of(node),
+            username=username,
+            password=password,
+            command_timeout=self.config.command_timeout,
+        )
+
+    async def _credentials(self, ref: str) -> tuple[str, Secret | None]:
+        import base64
+
+        namespace, _, secret_name = ref.partition("/")
+        if namespace != self.config.namespace:
+            raise MethodError(
+                "config",
+                f"credentialsSecret {ref!r}: the power manager reads Secrets in its own"
+                f" namespace {self.config.namespace!r} only",
+            )
+        try:
+            secret = await self.kube.get(api_path("v1", "secrets", namespace, secret_name))
+        except ApiError as exc:
+            raise MethodError(
+                "config", f"credentialsSecret {ref!r}: {exc.status} {exc.reason}"
+            ) from None
+        data = secret.get("data") or {}
+        try:
+            password = base64.b64decode(data.get("password", "")).decode()
+            username = base64.b64decode(data.get("username", "")).decode() or "admin"
+        except (ValueError, UnicodeDecodeError):
+            raise MethodError("config", f"credentialsSecret {ref!r}: not base64 UTF-8") from None
+        return username, Secret(password) if password else None
+
+    # -- sleeping ----------------------------------------------------------------------
+
+    async def _begin_sleep(self, node: Mapping[str, Any], nv: NodeView, why: str) -> None:
+        if not await self._write_state(
+            node, "draining", f"{why}; tainted, checking it is empty", taint=True
+        ):
+            return
+        if self.config.drain_settle_seconds <= 0:
+            fresh = self.nodes.store[view.name_of(node)]
+            await self._continue_sleep(fresh, nv, self.clock())
+        # else: a later pass continues, once binds decided before the taint have landed
+
+    async def _workload_on(self, name: str) -> list[str] | None:
+        """The workload pods bound to ``name``, read from the API server (not the cache)."""
+        try:
+            listing = await self.kube.list_all(
+                api_path("v1", "pods"), fieldSelector=f"spec.nodeName={name}"
+            )
+        except ApiError as exc:
+            log.warning(
+                "cannot list the node's pods; not sleeping it now", node=name, error=str(exc)
+            )
+            return None
+        return list(
+            view.pods_by_node(listing.get("items") or [])
+            .get(name, view.NodePods(Resources(), ()))
+            .workload
+        )
+
+    async def _give_back(
+        self, node: Mapping[str, Any], message: str, warning: bool = False
+    ) -> None:
+        await self._write_state(
+            node,
+            "awake",
+            message,
+            taint=False,
+            extra={SLEEP_REQUESTED_ANNOTATION: None},
+            event_type="Warning" if warning else "Normal",
+        )
+
+    async def _continue_sleep(self, node: Mapping[str, Any], nv: NodeView, now: float) -> None:
+        name = view.name_of(node)
+        workload = await self._workload_on(name)
+        if workload is None:
+            return
+        anns = view.annotations_of(node)
+        if workload and anns.get(SLEEP_REQUESTED_ANNOTATION) is not None:
+            # The node agent may already have halted or suspended the machine: giving the
+            # node back would strand the pods; call it asleep, and the next pass wakes it.
+            await self._write_state(
+                node, "asleep", f"pods arrived after the sleep request: {', '.join(workload[:5])}"
+            )
+            return
+        if workload:
+            await self._give_back(node, f"sleep aborted: pods arrived: {', '.join(workload[:5])}")
+            return
+        control = self._control(node)
+        if control is None or isinstance(control, NoneControl):
+            await self._give_back(node, "sleep aborted: no usable power-control", warning=True)
+            return
+        requested = anns.get(SLEEP_REQUESTED_ANNOTATION)
+        power = nv.power
+        agent_step = _agent_step(control, power.sleep_kind if power else "suspend")
+        if agent_step is not None and requested is None:
+            await self._write_state(
+                node,
+                "draining",
+                f"empty; asked the node agent to {agent_step}",
+                extra={SLEEP_REQUESTED_ANNOTATION: f"{rfc3339(now)} {agent_step}"},
+            )
+            if isinstance(control, WolControl):
+                # Nothing else for the manager to do: the node suspends itself.
+                await self._write_state(
+                    self.nodes.store[name], "asleep", "the node agent suspends the node"
+                )
+            return
+        if agent_step is not None and isinstance(control, ShellyRelayControl):
+            asked = parse_rfc3339(requested.split()[0]) if requested else None
+            settle = power.suspend_seconds if power else 30.0
+            if asked is not None and now - asked.timestamp() < settle:
+                return  # the node is still halting: the relay goes off on a later pass
+        try:
+            method = await self._method(node, control)
+            try:
+                await method.finish_sleep()
+            finally:
+                await method.close()
+        except MethodError as exc:
+            track = self._tracking.setdefault(name, _Tracking())
+            track.sleep_failures += 1
+            wait = policy.wake_backoff_seconds(track.sleep_failures, self.config.policy)
+            track.sleep_blocked_until = now + wait
+            await self._give_back(
+                node,
+                f"sleep failed ({exc.kind}): {exc.message}; not tried again for {wait:.0f} s",
+                warning=True,
+            )
+            return
+        self._tracking.setdefault(name, _Tracking()).sleep_failures = 0
+        await self._write_state(self.nodes.store[name], "asleep", f"asleep ({control.method})")
+
+    # -- waking ------------------------------------------------------------------------
+
+    async def _request_wakes(self, views: Mapping[str, NodeView], now: float) -> None:
+        live = set()
+        for pod in list(self.pods.store.values()):
+            uid = str(view.meta(pod).get("uid", ""))
+            live.add(uid)
+            if uid in self._served or not view.unschedulable_pending(pod):
+                continue
+            choice = wake_target(
+                pod,
+                self.nodes.store,
+                self.pods.store.values(),
+                self.knowledge_base(),
+                now,
+                self.config.policy,
+            )
+            if choice is None:
+                continue
+            node = self.nodes.store.get(choice.node)
+            if node is None:
+                continue
+            key = f"{view.meta(pod).get('namespace', '')}/{view.name_of(pod)}"
+            try:
+                updated = await self.kube.patch(
+                    api_path("v1", "nodes", name=choice.node),
+                    {
+                        "metadata": {
+                            "annotations": {
+                                WAKE_REQUESTED_ANNOTATION: rfc3339(now),
+                                WAKE_REQUESTED_BY_ANNOTATION: key,
+                            }
+                        }
+                    },
+                )
+            except ApiError as exc:
+                log.warning("could not request a wake", node=choice.node, error=str(exc))
+                continue
+            self.nodes.store[choice.node] = updated
+            self._served[uid] = choice.node
+            log.info("wake requested", node=choice.node, pod=key)
+            await self._advance(updated, views[choice.node], now)
+        for uid in list(self._served):
+            if uid not in live:
+                del self._served[uid]
+
+    async def _wake(self, node: Mapping[str, Any], nv: NodeView, now: float) -> None:
+        name = view.name_of(node)
+        control = self._control(node)
+        if control is None or isinstance(control, NoneControl):
+            await self._fail_wake(node, nv, "no usable power-control to wake it with", "none")
+            return
+        try:
+            method = await self._method(node, control)
+            try:
+                await method.wake()
+            finally:
+                await method.close()
+        except MethodError as exc:
+            await self._fail_wake(node, nv, f"{exc.kind}: {exc.message}", control.method)
+            return
+        by = view.annotations_of(node).get(WAKE_REQUESTED_BY_ANNOTATION, "")
+        await self._write_state(
+            self.nodes.store[name],
+            "waking",
+            f"woken by {control.method} for {by or 'a pending pod'}",
+            extra={SLEEP_REQUESTED_ANNOTATION: None},
+        )
+
+    async def _fail_wake(
+        self, node: Mapping[str, Any], nv: NodeView, why: str, method: str
+    ) -> None:
+        self.metrics.wake_failures.labels(method=method).inc()
+        # The pods that asked this node may ask another one on the next pass.
+        name = view.name_of(node)
+        self._served = {uid: n for uid, n in self._served.items() if n != name}
+        failures = nv.wake_failures + 1
+        backoff = policy.wake_backoff_seconds(failures, self.config.policy)
+        await self._write_state(
+            node,
+            "wake-failed",
+            f"wake failed ({why}); failure {failures}, retry after {backoff:.0f} s",
+            extra={WAKE_FAILURES_ANNOTATION: str(failures)},
+            event_type="Warning",
+        )
+
+    async def _advance(self, node: Mapping[str, Any], nv: NodeView, now: float) -> None:
+        """Move one node along its in-flight state (see the module's docstring)."""
+        state = nv.state
+        since = _epoch(view.state_since(node)) or now
+        requested = _epoch(view.wake_requested(node))
+        # Proof that kubelet is back: a Ready heartbeat posted after the wake was asked for
+        # (kubelet posts one when it starts; later ones may be minutes apart).
+        back_after = view.wake_requested(node) or view.state_since(node)
+        if state == "draining":
+            if now - since >= self.config.drain_settle_seconds:
+                await self._continue_sleep(node, nv, now)
+        elif state == "asleep":
+            if nv.workload_pods > 0:
+                # A pod bound to a sleeping node (a bind that raced the taint, or a pod that
+                # tolerates every taint): never strand it, wake the node.
+                await self._wake(node, nv, now)
+            elif requested is not None and requested >= since:
+                await self._wake(node, nv, now)
+            elif view.is_ready(node, heartbeat_after=view.state_since(node)) and _agent_overdue(
+                node, nv, since, now, self.config.agent_grace_seconds
+            ):
+                await self._give_back(
+                    node, "the node kept reporting Ready: it did not fall asleep", warning=True
+                )
+        elif state == "waking":
+            if view.is_ready(node, heartbeat_after=back_after):
+                asked = requested if requested is not None else since
+                took = max(0.0, now - asked)
+                self.metrics.wake_seconds.observe(took)
+                await self._write_state(
+                    node,
+                    "awake",
+                    f"Ready again {took:.0f} s after the wake request",
+                    taint=False,
+                    extra={WAKE_FAILURES_ANNOTATION: None},
+                )
+            else:
+                timeout = (
+                    policy.wake_timeout_seconds(nv.power, self.config.policy)
+                    if nv.power
+                    else self.config.policy.wake_timeout_margin_seconds
+                )
+                if now - since > timeout:
+                    control = self._control(node)
+                    method = control.method if control is not None else "unknown"
+                    await self._fail_wake(
+                        node, nv, f"not Ready {timeout:.0f} s after the wake", method
+                    )
+        elif state == "wake-failed":
+            if view.is_ready(node, heartbeat_after=back_after):
+                await self._write_state(
+                    node,
+                    "awake",
+                    "Ready again (after a failed wake)",
+                    taint=False,
+                    extra={WAKE_FAILURES_ANNOTATION: None},
+                )
+            elif (
+                requested is not None
+                and requested >= since
+                and policy.may_retry_wake(nv, now, self.config.policy)
+            ):
+                await self._wake(node, nv, now)
+        elif state == "awake" and view.has_asleep_taint(node) and nv.ready:
+            # Left over (e.g. a manager stopped between two writes): an awake, Ready node
+            # must not keep our taint.
+            await self._give_back(node, "awake and Ready: removing a left-over asleep taint")
+
+
+def _agent_step(control: PowerControl, sleep_kind: str) -> str | None:
+    if isinstance(control, WolControl):
+        return "poweroff" if sleep_kind == "halt" else "suspend"
+    if isinstance(control, ShellyRelayControl) and control.halt_first:
+        return "poweroff"
+    return None
+
+
+def _agent_overdue(
+    node: Mapping[str, Any], nv: NodeView, since: float, now: float, grace: float
+) -> bool:
+    settle = nv.power.suspend_seconds if nv.power else 0.0
+    return now - since > settle + grace and math.isfinite(since)
+
+
+def _node_ref(node: Mapping[str, Any]) -> ObjectRef:
+    m = view.meta(node)
+    return ObjectRef("v1", "Node", str(m.get("name", "")), "", str(m.get("uid", "")))
