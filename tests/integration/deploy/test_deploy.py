@@ -40,6 +40,7 @@ COMPONENTS = {
     "energysched-operator": "energysched-operator",
     "energysched-monitor": "energysched-monitor",
     "energysched-monitor-model": "energysched-monitor-model",
+    "energysched-power-manager": "energysched-power-manager",
 }
 SA = "system:serviceaccount:energysched:"
 
@@ -79,11 +80,19 @@ def test_components_run_on_the_real_node_under_their_own_accounts(
         "energysched-operator": 1,
         "energysched-monitor": 1,  # the DaemonSet: on the real node only
         "energysched-monitor-model": 1,
+        "energysched-power-manager": 2,  # leader-elected; does nothing without opted-in nodes
     }
 
 
 def test_every_overlay_passes_server_side_dry_run(deployed: str, rk: Kubectl) -> None:
-    for overlay in ("base", "overlays/local", "overlays/thesis", "overlays/thesis-rapl"):
+    overlays = (
+        "base",
+        "overlays/local",
+        "overlays/thesis",
+        "overlays/thesis-rapl",
+        "overlays/thesis-sleep",
+    )
+    for overlay in overlays:
         out = rk("apply", "--dry-run=server", "-k", str(ROOT / "manifests" / overlay))
         assert "(server dry run)" in out, overlay
 
@@ -104,12 +113,26 @@ MUST = {
         "watch energyprofiles.energy.thesis.io",
         "create leases.coordination.k8s.io -n energysched",
         "update leases.coordination.k8s.io/energy-scheduler -n energysched",
+        "patch nodes",  # the wake request on a sleeping node
     ],
     "energysched-operator": [
         "watch energyprofiles.energy.thesis.io",
         "patch energyprofiles.energy.thesis.io --subresource=status",
         "list nodes",
         "create events.events.k8s.io -n default",
+        # learning from finished pods: read them, annotate each with its energy, one Event
+        "watch pods",
+        "patch pods",
+        "create events.events.k8s.io -n team-a",
+    ],
+    "energysched-power-manager": [
+        "watch nodes",
+        "patch nodes",
+        "patch nodes --subresource=status",
+        "watch pods",
+        "get secrets -n energysched",
+        "create leases.coordination.k8s.io -n energysched",
+        "update leases.coordination.k8s.io/energysched-power-manager -n energysched",
     ],
     "energysched-monitor": ["get nodes", "patch nodes"],
     "energysched-monitor-model": [
@@ -123,7 +146,8 @@ MUST_NOT = {
         "delete pods",
         "update pods",
         "create pods",
-        "patch nodes",
+        "update nodes",
+        "patch nodes --subresource=status",
         "get secrets",
         "list configmaps",
         "update energyprofiles.energy.thesis.io",
@@ -135,8 +159,8 @@ MUST_NOT = {
         "patch energyprofiles.energy.thesis.io",
         "delete energyprofiles.energy.thesis.io",
         "patch nodes",
-        "create events.events.k8s.io -n energysched",
-        "list pods",
+        "delete pods",
+        "update pods",
         "get secrets",
         "list customresourcedefinitions.apiextensions.k8s.io",
     ],
@@ -150,6 +174,14 @@ MUST_NOT = {
         "patch nodes --subresource=status",
     ],
     "energysched-monitor-model": ["get pods", "delete pods", "update nodes", "get secrets"],
+    "energysched-power-manager": [
+        "delete pods",
+        "create pods --subresource=eviction",  # no consolidation: it drains nothing
+        "update nodes",
+        "delete nodes",
+        "get secrets -n default",
+        "update leases.coordination.k8s.io/energy-scheduler -n energysched",
+    ],
 }
 
 
