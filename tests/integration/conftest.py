@@ -51,9 +51,14 @@ def private_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
         cluster.purge()
 
 
-def scheduler_config(namespace: str, **profile: Any) -> dict[str, Any]:
+def scheduler_config(namespace: str, knowledge: str = "spec", **profile: Any) -> dict[str, Any]:
     return {
         "profiles": [{"schedulerName": "energy-scheduler", **profile}],
+        # The profiles' spec figures, which the tests' expected placements are made of: the
+        # session's cluster is shared, and an operator of another test may have learned
+        # figures into the same profiles' status from the pods that ran there.
+        # test_learned_knowledge asks for "learned".
+        "knowledge": knowledge,
         # The lease lives in the test's namespace: tests never share a leader.
         "leaderElection": {
             "enabled": True,
@@ -79,11 +84,12 @@ def start_scheduler(
         wait: bool = True,
         metrics_port: int | None = None,
         leader_election: dict[str, Any] | None = None,
+        knowledge: str = "spec",
         **profile: Any,
     ) -> SchedulerProcess:
         """``metrics_port``: serve /metrics there (tests that read the scheduler's counters);
         ``leader_election``: fields that replace the test defaults (e.g. the lease's times)."""
-        config = scheduler_config(namespace, **profile)
+        config = scheduler_config(namespace, knowledge, **profile)
         if metrics_port is not None:
             config["metricsAddress"] = f"127.0.0.1:{metrics_port}"
         config["leaderElection"].update(leader_election or {})

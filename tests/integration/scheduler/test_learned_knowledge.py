@@ -12,9 +12,14 @@ from energysched.kube.client import KubeClient, api_path
 from tests.integration.conftest import scheduler_config
 from tests.support import SchedulerProcess, pod_manifest, wait_for
 
-WYSE_STATUS = api_path(
-    contract.API_VERSION, contract.PROFILE_PLURAL, name="wyse", subresource="status"
-)
+
+def status_path(profile: str) -> str:
+    return api_path(
+        contract.API_VERSION, contract.PROFILE_PLURAL, name=profile, subresource="status"
+    )
+
+
+WYSE_STATUS = status_path("wyse")
 COUNTER = itertools.count()
 
 
@@ -70,7 +75,11 @@ async def test_learned_figures_place_pods_and_spec_switches_back(
     namespace: str,
     start_scheduler: Callable[..., SchedulerProcess],
 ) -> None:
-    sched = start_scheduler(mode="normalized")  # knowledge: learned is the default
+    # The session's profiles start without learned figures: an operator of another test
+    # may have learned some from the pods that ran on the shared cluster.
+    for profile in ("tvpc", "wyse", "rpi"):
+        await kube.patch(status_path(profile), {"status": {"learned": None}})
+    sched = start_scheduler(mode="normalized", knowledge="learned")
     try:
         await placed_on(kube, namespace, "tvpc", "tvpc, the spec's fastest for inference")
         # Learned against an older spec: ignored.
@@ -78,8 +87,7 @@ async def test_learned_figures_place_pods_and_spec_switches_back(
         await placed_on(kube, namespace, "tvpc", "tvpc while the learned block is stale")
         await kube.patch(WYSE_STATUS, {"status": {"learned": learned_inference(1e7)}})
         await placed_on(kube, namespace, "wyse", "wyse, fastest by its learned figures")
-        cfg = scheduler_config(namespace, mode="normalized")
-        sched.update_config({**cfg, "knowledge": "spec"})
+        sched.update_config(scheduler_config(namespace, "spec", mode="normalized"))
         await placed_on(kube, namespace, "tvpc", "tvpc again under knowledge: spec")
         assert sched.proc.poll() is None  # never restarted
     finally:
