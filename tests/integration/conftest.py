@@ -33,6 +33,16 @@ def knowledge_base(local_cluster: LocalCluster) -> None:
     install_knowledge_base(local_cluster)
 
 
+@pytest.fixture(autouse=True)
+def _kb_profiles_as_written(request: pytest.FixtureRequest) -> None:
+    """Each test that uses the session's knowledge base finds the kb profiles as written:
+    an experiment run on the shared cluster installs its scenario's profiles in their place
+    (and removes the others), as it must on a cluster of its own."""
+    if "knowledge_base" in request.fixturenames:
+        cluster: LocalCluster = request.getfixturevalue("local_cluster")
+        Kubectl(cluster.kubeconfig)("apply", "-f", str(ROOT / "kb" / "profiles"))
+
+
 @pytest.fixture(scope="module")
 def private_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     """A local cluster of the test module's own, with the CRD and the thesis profiles.
