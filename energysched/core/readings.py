@@ -73,4 +73,7 @@ def predicted(snap: ClusterSnapshot) -> FloatArray:
             extra[sel] = np.where(np.isnan(h), extra[sel], h)
     with np.errstate(invalid="ignore"):
         after = bts > snap.reading_ts[bn]  # NaN (no reading) compares False
-    return np.bincount(bn[after], weights=extra[after], minlength=n).astype(np.float64)
+    total = np.bincount(bn[after], weights=extra[after], minlength=n).astype(np.float64)
+    # Headroom figures near float max (a profile may say 1e308 W) sum to inf; the largest
+    # finite figure keeps "far over any budget" without an inf reaching a decision.
+    return np.minimum(total, np.finfo(np.float64).max)
