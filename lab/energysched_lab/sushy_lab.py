@@ -3,7 +3,9 @@
 Its fake driver (no libvirt), Basic auth from an htpasswd file (bcrypt), one system
 whose ``ComputerSystem.Reset`` changes its ``PowerState`` after 1-11 s, as hardware
 does. ``power_off_disabled`` makes it refuse GracefulShutdown/ForceOff with HTTP 400.
-Started on a free port, stopped by its PID.
+Started on a free port, stopped by its PID. Its state file (the fake driver keeps systems
+in SQLite under $TMPDIR) lives in the emulator's own directory, so that two emulators
+(parallel test workers) never share a system.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 import bcrypt
+import psutil
 
 from energysched_lab.prometheus_lab import free_port
 
@@ -73,20 +76,31 @@ class SushyEmulator:
              "--fake"],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, "TMPDIR": str(self.dir)},
         )  # fmt: skip
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.url}/redfish/v1/", timeout=1).close()
-                return self.url
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.2)
+        while time.monotonic() < deadline and self.process.poll() is None:
+            # Ours must be the listener: free_port() is only a guess, and another
+            # emulator that took the same port would answer the URL just as well.
+            if self._listening():
+                try:
+                    urllib.request.urlopen(f"{self.url}/redfish/v1/", timeout=1).close()
+                    return self.url
+                except OSError:
+                    pass
+            time.sleep(0.2)
         self.stop()
         raise RuntimeError(
             f"sushy-emulator did not start: {(self.dir / 'emulator.log').read_text()}"
         )
+
+    def _listening(self) -> bool:
+        assert self.process is not None
+        try:
+            conns = psutil.Process(self.process.pid).net_connections(kind="tcp")
+        except psutil.Error:
+            return False
+        return any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port for c in conns)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
