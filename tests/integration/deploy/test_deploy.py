@@ -338,15 +338,16 @@ def test_leader_handover_within_the_lease_and_no_double_bind(
             "-",
             input=json.dumps(energy_pod(f"during-{i}", ns, {"kubernetes.io/hostname": "rpi"})),
         )
-    standby = (replicas - {holder}).pop()
-    wait_for(
-        "the standby to lead",
-        lambda: lease(rk).get("holderIdentity") == standby,
+    # The standby usually wins; the Deployment's replacement for the deleted pod may win the
+    # race instead when it starts within a retry period. Either is a handover; the old
+    # holder leading again, or nobody, is not.
+    acquired = eventually_sync(
+        lambda: lease(rk),
+        until=lambda spec: spec.get("holderIdentity") not in (None, "", holder),
         timeout=duration + 30,
+        what="another replica to lead",
         interval=0.5,
     )
-    acquired = lease(rk)
-    assert acquired["holderIdentity"] == standby, acquired
     took = dt.datetime.fromisoformat(acquired["acquireTime"]).timestamp() - deleted_at
     print(f"leader handover took {took:.1f} s (lease {duration} s)")
     assert 0 < took <= duration + 5, f"handover took {took:.1f} s, lease is {duration} s"
