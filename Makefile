@@ -29,7 +29,7 @@ typecheck: install
 # The contributor's loop (every few minutes): static checks and the unit tests that need
 # nothing outside the venv (no Go, no Debian PyTorch, no cluster). README, "Contributing".
 check: lint typecheck
-	$(BIN)/pytest tests/unit -m "unit and not go and not torch" -q
+	$(BIN)/pytest tests/unit -m "unit and not go and not torch" -q -n auto --dist worksteal
 
 test-unit: install
 	$(BIN)/pytest -m unit -q
