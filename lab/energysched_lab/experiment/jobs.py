@@ -10,6 +10,11 @@ from energysched.contract import WorkloadType
 from energysched_lab.experiment.scenario import Scenario
 from energysched_lab.experiment.tracelist import GPU_MILLI
 
+# Labels of the experiment's Jobs and Pods (a DNS prefix: never rename, results refer to it).
+RUN_LABEL = "energysched.lab.experiment/run"
+JOB_LABEL = "energysched.lab.experiment/job"
+STAGE_LABEL = "energysched.lab.experiment/stage"
+
 
 @dataclass(frozen=True)
 class Job:

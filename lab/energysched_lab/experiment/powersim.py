@@ -62,7 +62,7 @@ from energysched.power.policy import (
 )
 from energysched_lab.cluster.nodes import NodeClass
 from energysched_lab.experiment.engine import ClusterSim
-from energysched_lab.experiment.jobs import Job
+from energysched_lab.experiment.jobs import JOB_LABEL, Job
 
 if TYPE_CHECKING:
     from energysched_lab.experiment.simulator import LiveRun
@@ -367,7 +367,7 @@ class PowerManagerSim:
             return True  # cannot tell: do not sleep
         for pod in pods:
             labels = pod["metadata"].get("labels") or {}
-            rec = live.records.get(labels.get("energysched.lab.experiment/job", ""))
+            rec = live.records.get(labels.get(JOB_LABEL, ""))
             if rec is not None and rec.status not in ("running", "succeeded", "failed"):
                 return True
         return any(

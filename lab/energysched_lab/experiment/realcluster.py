@@ -42,15 +42,10 @@ from energysched.kube.config import load_access
 from energysched_lab.experiment import results
 from energysched_lab.experiment.accounting import integrate_rows
 from energysched_lab.experiment.finish import finish
-from energysched_lab.experiment.jobs import Job, instantiate
+from energysched_lab.experiment.jobs import JOB_LABEL, RUN_LABEL, Job, instantiate
 from energysched_lab.experiment.runner import KUBE, Progress, RunSpec, new_batch_id
 from energysched_lab.experiment.scenario import Scenario
-from energysched_lab.experiment.simulator import (
-    JOB_LABEL,
-    KUBE_SCHEDULER,
-    RUN_LABEL,
-    job_manifest,
-)
+from energysched_lab.experiment.simulator import KUBE_SCHEDULER, job_manifest
 from energysched_mlworkflow.pipeline import DATA_PATH, IMAGE, data_volume, make_runnable
 from energysched_mlworkflow.stages import STAGE_INFO, parse_result
 

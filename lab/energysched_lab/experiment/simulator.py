@@ -30,16 +30,13 @@ from energysched import contract
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.reflector import EventType, Reflector
 from energysched_lab.experiment.engine import ClusterSim, Finished, NoTruth
-from energysched_lab.experiment.jobs import Job
+from energysched_lab.experiment.jobs import JOB_LABEL, RUN_LABEL, STAGE_LABEL, Job
 from energysched_lab.experiment.scenario import Truth
 from energysched_lab.experiment.tracelist import affinity
 
 if TYPE_CHECKING:
     from energysched_lab.experiment.powersim import PowerManagerSim
 
-RUN_LABEL = "energysched.lab.experiment/run"
-JOB_LABEL = "energysched.lab.experiment/job"
-STAGE_LABEL = "energysched.lab.experiment/stage"
 #: The workflow's image (mlworkflow); on KWOK nodes it is never pulled.
 DEFAULT_IMAGE = "registry.local/energysched-mlworkflow:0.1.0"
 POWER_SOURCE = "simulated-truth"
