@@ -37,7 +37,8 @@ POWER_SOURCE_CONFIG_ANNOTATION: Final = f"{GROUP}/power-source-config"
 PROFILE_KIND: Final = "EnergyProfile"
 PROFILE_PLURAL: Final = "energyprofiles"
 PROFILE_SINGULAR: Final = "energyprofile"
-PROFILE_SHORT_NAME: Final = "ep"
+#: Not "ep": core Endpoints owns that short name and wins, so ours never resolved.
+PROFILE_SHORT_NAME: Final = "eprof"
 
 #: Pod annotation: the pod's amount of work in the knowledge base's units for its
 #: workload type (training steps, inference samples, sequential Miter), a positive

@@ -1,7 +1,7 @@
 """Reading EnergyProfiles from files and writing them back as manifests.
 
 A knowledge base on disk is a directory of YAML files (``kb/profiles/``) or one
-multi-document YAML file; ``kubectl get ep -o yaml`` output (a ``List`` with
+multi-document YAML file; ``kubectl get energyprofiles -o yaml`` output (a ``List`` with
 ``items``) works too. Bad documents are reported and skipped, good ones kept:
 one typo must not take the whole knowledge base down.
 """

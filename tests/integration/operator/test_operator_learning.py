@@ -137,8 +137,7 @@ async def test_finished_pods_teach_the_profile_and_get_their_energy(
             "energysched_learning_rejected_total", {"reason": "no-work"}
         )
         assert sample is not None and sample >= 1
-        # "ep" is also core Endpoints' short name, which wins: the full name.
-        table = kubectl("get", "energyprofiles", profile, "-o", "wide")
+        table = kubectl("get", contract.PROFILE_SHORT_NAME, profile, "-o", "wide")
         assert "LEARNED" in table.splitlines()[0] and "LEARNED TRAIN PERF" in table
     finally:
         stop.set()
