@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,7 +76,9 @@ def agent(
 
 
 def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Microseconds: two requests in one second must differ, or the second is no node update
+    # and the agent (which acts on node events) never sees it.
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def request(kubectl: Kubectl, node: str, action: str = "suspend") -> None:
@@ -87,11 +88,23 @@ def request(kubectl: Kubectl, node: str, action: str = "suspend") -> None:
     )  # fmt: skip
 
 
-def calls_within(logind: FakeLogind, seconds: float) -> list[tuple[str, bool]]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not logind.calls:
-        time.sleep(0.2)
-    return list(logind.calls)
+def calls_after(logind: FakeLogind, count: int) -> list[tuple[str, bool]]:
+    """The calls, once there are ``count`` of them (a condition, not a wait for time)."""
+    return eventually_sync(
+        lambda: list(logind.calls),
+        until=lambda calls: len(calls) >= count,
+        timeout=30,
+        what=f"{count} call(s) on the fake logind",
+    )
+
+
+def refused(log: Path, why: str) -> None:
+    """The positive witness of a negative check: the agent looked and logged why not."""
+    eventually_sync(
+        lambda: log.read_text().count(why),
+        timeout=30,
+        what=f"the agent to log {why!r}",
+    )
 
 
 @pytest.mark.usefixtures("agent")
@@ -100,27 +113,24 @@ def test_suspends_a_tainted_empty_node_once(
 ) -> None:
     kubectl("taint", "node", node, f"{ASLEEP_TAINT_KEY}=:NoSchedule")
     request(kubectl, node)
-    assert calls_within(logind, 30) == [("Suspend", False)]
+    assert calls_after(logind, 1) == [("Suspend", False)]
     kubectl("label", "--overwrite", "node", node, "touched=yes")  # an update: no second call
     # The witness that the agent looked after that update: a later, new request that it
     # refuses (no taint) is logged; node events are handled in order.
     kubectl("taint", "node", node, f"{ASLEEP_TAINT_KEY}:NoSchedule-")
     request(kubectl, node, "poweroff")
-    log = tmp_path / "agent.log"
-    eventually_sync(
-        lambda: "the node lacks the asleep taint" in log.read_text(),
-        timeout=30,
-        what="the agent to refuse the later request",
-    )
+    refused(tmp_path / "agent.log", "the node lacks the asleep taint")
     assert logind.calls == [("Suspend", False)]
 
 
 @pytest.mark.usefixtures("agent")
 def test_refuses_without_the_taint_and_with_a_pod(
-    kubectl: Kubectl, node: str, logind: FakeLogind, namespace: str
+    kubectl: Kubectl, node: str, logind: FakeLogind, namespace: str, tmp_path: Path
 ) -> None:
+    log = tmp_path / "agent.log"
     request(kubectl, node)  # no taint
-    assert calls_within(logind, 5) == []
+    refused(log, "the node lacks the asleep taint")
+    assert logind.calls == []
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -134,7 +144,8 @@ def test_refuses_without_the_taint_and_with_a_pod(
     kubectl("apply", "-f", "-", input=json.dumps(pod))
     kubectl("taint", "node", node, f"{ASLEEP_TAINT_KEY}=:NoSchedule")
     request(kubectl, node, "poweroff")
-    assert calls_within(logind, 5) == []  # a workload pod is bound: never
+    refused(log, f"pods run on the node: {namespace}/stays")  # a workload pod is bound: never
+    assert logind.calls == []
     kubectl("-n", namespace, "delete", "pod", "stays", "--grace-period=0", "--force")
     request(kubectl, node, "poweroff")  # a new request, on an empty node
-    assert calls_within(logind, 30) == [("PowerOff", False)]
+    assert calls_after(logind, 1) == [("PowerOff", False)]
