@@ -5,7 +5,8 @@ test's, owns ``org.freedesktop.login1`` on it and answers ``Suspend(b)`` and ``P
 on ``/org/freedesktop/login1`` (interface ``org.freedesktop.login1.Manager``) as logind
 does: an empty method return, or, with ``deny=True``, the error polkit's refusal gives
 (``org.freedesktop.DBus.Error.InteractiveAuthorizationRequired``). ``calls`` records
-``(member, interactive)`` of each call. Nothing is suspended.
+``(member, interactive)`` of each call. Nothing is suspended. Any user may connect, as on the
+system bus (its ``<allow user="*"/>``): the agent in its pod is uid 10001, the daemon root.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configura
   <listen>unix:path={socket}</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
+    <allow user="*"/>
     <allow send_destination="*"/>
     <allow receive_sender="*"/>
     <allow own="*"/>

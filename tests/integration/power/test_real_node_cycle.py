@@ -20,7 +20,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -87,13 +86,8 @@ def annotate(pk: Kubectl, power_control: str) -> None:
 
 
 def wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(0.5)
+    """The suite's one "eventually", in this file's argument order."""
+    return eventually_sync(check, timeout=timeout, what=what)
 
 
 @pytest.fixture
