@@ -18,160 +18,43 @@ cannot make the monitor read arbitrary files or variables.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from string import Template
 from types import MappingProxyType
-from typing import Annotated, Any, Final, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, ClassVar, Final, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, create_model, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.fields import FieldInfo
 
 from energysched.kube.files import WatchedFile
 from energysched.strict import (
     DocumentError,
     Problem,
-    StrictModel,
     load_json,
     load_yaml,
     show,
     validate,
 )
-from energysched_bench.power import ShellyComponent as Component
 from energysched_monitor.interfaces import NodeInfo
 from energysched_monitor.publish import PublishPolicy
-from energysched_monitor.readings import PhysicalRange, SourceKind
-from energysched_monitor.secret import Secret
+from energysched_monitor.source_interface import (
+    ConfigError,
+    CredentialRef,
+    CredentialsEntry,
+    KindFields,
+    NotInAnnotation,
+    Section,
+    SourcePlugin,
+    SourceSpec,
+)
+from energysched_monitor.source_registry import SourceRegistry, default_registry
 
 DEFAULT_SECRETS_DIR: Final = "/etc/energysched-monitor/secrets"
-RedfishAuth = Literal["session", "basic"]
-RedfishSchema = Literal["auto", "power", "environmentMetrics"]
-#: A BMC takes 1-5 s per request and serves many clients: poll it gently by default.
-REDFISH_POLL_SECONDS: Final = 10.0
-REDFISH_TIMEOUT_SECONDS: Final = 10.0
-#: The keys each kind alone uses; any of them with another kind is an error (a typo of
-#: the kind must not silently read a different meter).
-_KIND_KEYS: Final[dict[str, frozenset[str]]] = {
-    "redfish": frozenset({"chassis", "auth", "schema"}),
-    "prometheus": frozenset(
-        {
-            "query",
-            "timestamp_query",
-            "series_label",
-            "series_value",
-            "node_label",
-            "max_sample_age_seconds",
-        }
-    ),
-}
-_TLS_KINDS: Final = frozenset({"redfish", "prometheus"})
-_SECRET_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")  # a Secret's data key
 _PASSWORD = re.compile(r"\bpassword\b", re.IGNORECASE)  # not "passwords do not belong"
-
-
-class ConfigError(DocumentError):
-    """An invalid configuration or annotation, or a credential that cannot be read.
-
-    A DocumentError (every problem, each ``path: message, got value``); a plain
-    message is one problem without a path."""
-
-    def __init__(self, problems: str | Iterable[Problem], where: str = "") -> None:
-        super().__init__([Problem("", problems)] if isinstance(problems, str) else problems, where)
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialRef:
-    username: str = "admin"
-    secret_key: str | None = None  # file <secretsDir>/<secretKey>
-    env: str | None = None  # environment variable holding the password
-
-    def resolve(self, secrets_dir: str, environ: Mapping[str, str] | None = None) -> Secret:
-        """The password; ConfigError (never containing it) if it cannot be read."""
-        if self.secret_key is not None:
-            path = Path(secrets_dir) / self.secret_key
-            try:
-                value = path.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"credentials: cannot read secret file {path}: {exc.strerror or exc}"
-                ) from None
-        else:
-            assert self.env is not None
-            env = os.environ if environ is None else environ
-            if self.env not in env:
-                raise ConfigError(f"credentials: environment variable {self.env} is not set")
-            value = env[self.env]
-        if not value:
-            raise ConfigError("credentials: the password is empty")
-        return Secret(value)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSpec:
-    kind: SourceKind
-    address: str | None = None  # shelly
-    component: Component = "auto"  # shelly gen2+
-    credentials: CredentialRef | None = None  # shelly
-    min_watts: float = 0.0
-    max_watts: float = 3680.0
-    offset_watts: float = 0.0  # rapl: the rest of the box
-    powercap_root: str = "/sys/class/powercap"  # rapl
-    gpus: tuple[int, ...] | None = None  # nvml: all if None
-    poll_interval_seconds: float | None = None  # this source's own; None: the file's
-    timeout_seconds: float | None = None  # per request; None: the file's (redfish: 10 s)
-    ca_bundle: str | None = None  # redfish, prometheus: PEM file to verify the server with
-    insecure_skip_tls_verify: bool = False  # redfish, prometheus: no TLS verification
-    chassis: str | None = None  # redfish: Chassis id; None: the first with a power reading
-    auth: RedfishAuth = "session"  # redfish: a session (X-Auth-Token) or Basic on each request
-    schema: RedfishSchema = "auto"  # redfish: which power resource
-    query: str | None = None  # prometheus: one series per node, all nodes at once
-    timestamp_query: str | None = None  # prometheus: default timestamp(<query>)
-    series_label: str = "node"  # prometheus: the series label naming the node
-    series_value: str = "$node"  # prometheus: its value for a node ($node: see node_label)
-    node_label: str | None = None  # prometheus: $node is this node label's value, not the name
-    max_sample_age_seconds: float = 60.0  # prometheus: an older sample is no reading
-
-    @property
-    def physical_range(self) -> PhysicalRange:
-        return PhysicalRange(self.min_watts, self.max_watts)
-
-    def describe(self) -> str:
-        """For logs: everything but secrets (a credential shows only where it comes from)."""
-        parts: list[str] = [self.kind]
-        if self.address:
-            parts.append(self.address)
-        if self.kind == "shelly" and self.component != "auto":
-            parts.append(self.component)
-        if self.credentials is not None:
-            where = (
-                f"secretKey={self.credentials.secret_key}"
-                if self.credentials.secret_key
-                else f"env={self.credentials.env}"
-            )
-            parts.append(f"user={self.credentials.username} {where}")
-        if self.kind == "redfish":
-            parts.append(f"auth={self.auth} schema={self.schema}")
-            if self.chassis:
-                parts.append(f"chassis={self.chassis}")
-        if self.kind == "prometheus":
-            parts.append(f"query={self.query!r} {self.series_label}={self.series_value!r}")
-        if self.insecure_skip_tls_verify:
-            parts.append("INSECURE-skip-tls-verify")
-        elif self.ca_bundle:
-            parts.append(f"caBundle={self.ca_bundle}")
-        return " ".join(parts)
-
-    def series_value_for(self, node: NodeInfo) -> str | None:
-        """prometheus: the value of ``series_label`` that is this node's series (None if the
-        node lacks the ``node_label`` it is named by)."""
-        name = node.name if self.node_label is None else node.labels.get(self.node_label)
-        if name is None:
-            return None
-        return Template(self.series_value).safe_substitute(node=name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,30 +79,33 @@ class MonitorConfig:
     write_burst: int = 10
     nodes: Mapping[str, SourceSpec] = field(default_factory=lambda: MappingProxyType({}))
     selectors: tuple[Selector, ...] = ()
+    #: The source kinds this config was read with; a node annotation is read with the same.
+    kinds: SourceRegistry = field(default_factory=default_registry, compare=False, repr=False)
 
     @property
     def gap_seconds(self) -> float:
         return self.gap_intervals * self.poll_interval_seconds
 
     def poll_for(self, spec: SourceSpec | None) -> float:
-        """The source's own poll interval, else the kind's default, else the file's."""
-        if spec is not None and spec.poll_interval_seconds is not None:
+        """The source's own poll interval, else at least its kind's minimum, else the file's."""
+        if spec is None:
+            return self.poll_interval_seconds
+        if spec.poll_interval_seconds is not None:
             return spec.poll_interval_seconds
-        if spec is not None and spec.kind == "redfish":
-            return max(REDFISH_POLL_SECONDS, self.poll_interval_seconds)
-        return self.poll_interval_seconds
+        return max(spec.plugin.min_poll_seconds or 0.0, self.poll_interval_seconds)
 
     def timeout_for(self, spec: SourceSpec | None) -> float:
-        if spec is not None and spec.timeout_seconds is not None:
+        """The source's own timeout per request, else at least its kind's, else the file's."""
+        if spec is None:
+            return self.timeout_seconds
+        if spec.timeout_seconds is not None:
             return spec.timeout_seconds
-        if spec is not None and spec.kind == "redfish":
-            return max(REDFISH_TIMEOUT_SECONDS, self.timeout_seconds)
-        return self.timeout_seconds
+        return max(spec.plugin.min_timeout_seconds or 0.0, self.timeout_seconds)
 
     def read_deadline_for(self, spec: SourceSpec | None) -> float:
-        """The safety net around one read: a Redfish read may take a login, the discovery
-        (service root, Chassis, the chassis) and the reading, one request after another."""
-        requests = 5 if spec is not None and spec.kind == "redfish" else 3
+        """The safety net around one read: as many timeouts as the kind's requests in one
+        read (a Redfish read may take a login, the discovery and the reading), plus 1 s."""
+        requests = 3 if spec is None else spec.plugin.requests_per_read
         return self.timeout_for(spec) * requests + 1
 
     def gap_seconds_for(self, spec: SourceSpec | None) -> float:
@@ -240,230 +126,138 @@ class MonitorConfig:
 # pydantic models of the documents (camelCase keys, strict types, unknown keys are
 # errors), converted below into the dataclasses the rest of the monitor uses. Every
 # problem of a document is reported at once, each as ``path: message, got value``.
+#
+# A source entry is composed from the registry: ``kind`` (one of its names), every
+# kind's own keys, then the keys all kinds share. One composed model, not one per kind,
+# so that every problem of an entry is reported at once whatever its kind says, and an
+# unknown key lists every key a source may have.
 
 _ANNOTATION: Final = {"annotation": True}  # validation context of a node annotation
 
 
-def _in_annotation(info: ValidationInfo) -> bool:
-    return isinstance(info.context, Mapping) and bool(info.context.get("annotation"))
+class SharedKeys(KindFields):
+    """The keys every kind takes (the entry's own, beside the kind's)."""
 
-
-class _Section(StrictModel):
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_the_default(cls, data: Any) -> Any:
-        """``key: null`` (e.g. ``nodes:`` with every entry commented out) means the
-        default, as it always has; an unknown key stays, to be reported as unknown."""
-        if isinstance(data, Mapping):
-            known = {f.alias or name for name, f in cls.model_fields.items()}
-            return {k: v for k, v in data.items() if not (v is None and k in known)}
-        return data
-
-
-class CredentialsEntry(_Section):
-    username: Annotated[str, Field(min_length=1)] = "admin"
-    secret_key: Annotated[str, Field(min_length=1)] | None = None
-    env: Annotated[str, Field(min_length=1)] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_password(cls, data: Any) -> Any:
-        # Before anything else, and without the value: it is a secret.
-        if isinstance(data, Mapping) and "password" in data:
-            raise ValueError("passwords do not belong in the config; use secretKey or env")
-        return data
-
-    @field_validator("username")
-    @classmethod
-    def _no_colon(cls, value: str) -> str:
-        if ":" in value:  # neither Basic (RFC 7617) nor Digest can carry it
-            raise ValueError(f"must not contain ':', got {show(value)}")
-        return value
-
-    @field_validator("secret_key")
-    @classmethod
-    def _key_name(cls, value: str | None) -> str | None:
-        if value is not None and not _SECRET_KEY.match(value):
-            raise ValueError(
-                f"not a Secret key name (letters, digits, '-', '_', '.'), got {show(value)}"
-            )
-        return value
-
-    @field_validator("env")
-    @classmethod
-    def _env_outside_annotations(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # Whoever can annotate a node must not make the monitor read its variables.
-        if _in_annotation(info):
-            raise ValueError("not allowed in a node annotation; use secretKey")
-        return value
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> CredentialsEntry:
-        if (self.secret_key is None) == (self.env is None):
-            raise ValueError("give exactly one of secretKey or env")
-        return self
-
-
-class SourceEntry(_Section):
-    kind: SourceKind
-    address: Annotated[str, Field(min_length=1)] | None = None
-    component: Component = "auto"
-    credentials: CredentialsEntry | None = None
     min_watts: Annotated[float, Field(ge=0)] = 0.0
     max_watts: Annotated[float, Field(ge=0)] = 3680.0
-    offset_watts: Annotated[float, Field(ge=0)] = 0.0
-    powercap_root: Annotated[str, Field(min_length=1)] = "/sys/class/powercap"
-    gpus: list[Annotated[int, Field(ge=0)]] | None = None
     poll_interval_seconds: Annotated[float, Field(ge=0.1)] | None = None
     timeout_seconds: Annotated[float, Field(ge=0.05)] | None = None
-    ca_bundle: Annotated[str, Field(min_length=1)] | None = None
+    ca_bundle: Annotated[str, Field(min_length=1), NotInAnnotation] | None = None
     insecure_skip_tls_verify: bool = Field(default=False, alias="insecureSkipTLSVerify")
-    chassis: Annotated[str, Field(min_length=1, max_length=255)] | None = None
-    auth: RedfishAuth = "session"
-    schema_: RedfishSchema = Field(default="auto", alias="schema")
-    query: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
-    timestamp_query: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
-    series_label: Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")] = "node"
-    series_value: Annotated[str, Field(min_length=1, max_length=253)] = "$node"
-    node_label: Annotated[str, Field(min_length=1, max_length=316)] | None = None
-    max_sample_age_seconds: Annotated[float, Field(gt=0)] = 60.0
 
-    @field_validator("credentials", mode="before")
-    @classmethod
-    def _credentials_object(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, Mapping):  # perhaps the password itself
-            raise ValueError("must be an object with secretKey or env (the value is not shown)")
-        return value
 
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str | None) -> str | None:
-        if value is not None:
-            _check_address(value)
-        return value
+_SHARED: Final = frozenset(SharedKeys.model_fields)
+_TLS_KEYS: Final = frozenset({"ca_bundle", "insecure_skip_tls_verify"})
 
-    @field_validator("powercap_root", "ca_bundle")
-    @classmethod
-    def _path_outside_annotations(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # Whoever can annotate a node must not make the monitor read arbitrary paths.
-        if _in_annotation(info) and value is not None:
-            raise ValueError("not allowed in a node annotation")
-        return value
 
-    @field_validator("chassis")
-    @classmethod
-    def _chassis_id(cls, value: str | None) -> str | None:
-        # A path segment of the BMC's URL: no '/', '?', '#' or spaces that would change it.
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9._~:@!$&'()*+,;=-]+", value):
-            raise ValueError(f"not a Chassis id (one URL path segment), got {show(value)}")
-        return value
+def _joined(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
-    @field_validator("series_value")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        try:
-            names = Template(value).get_identifiers()
-        except ValueError as exc:
-            raise ValueError(f"not a template ({exc}), got {show(value)}") from None
-        if not Template(value).is_valid() or set(names) - {"node"}:
-            raise ValueError(f"only $node may be substituted, got {show(value)}")
-        return value
+
+class _SourceEntry(Section):
+    """The base of the composed entry: the rules across its keys."""
+
+    source_kinds: ClassVar[SourceRegistry]  # the registry it was composed from
 
     @model_validator(mode="after")
-    def _consistent(self) -> SourceEntry:
-        if self.kind == "shelly" and self.address is None:
-            raise ValueError("a shelly source needs an address")
-        http = ("http://", "https://")
-        if self.kind in ("redfish", "prometheus") and (
-            self.address is None or not self.address.strip().startswith(http)
-        ):
-            raise ValueError(
-                f"a {self.kind} source needs an address that is an http(s) URL, "
-                f"got {show(self.address)}"
-            )
-        if self.kind == "prometheus" and self.query is None:
-            raise ValueError("a prometheus source needs a query")
-        for kind, keys in _KIND_KEYS.items():
+    def _consistent(self) -> _SourceEntry:
+        kinds = self.source_kinds
+        values = dict(self)
+        plugin = kinds.plugin(values["kind"])
+        plugin.check(_settings(plugin, values, self.model_fields_set))
+        given = self.model_fields_set - _SHARED - {"kind"}
+        own = set(plugin.fields.model_fields)
+        # Keys of the first kinds were never checked per kind: they stay allowed anywhere.
+        tolerated = {
+            k for p in kinds.plugins if not p.refuse_keys_elsewhere for k in p.fields.model_fields
+        }
+        for other in kinds.plugins:
+            if other is plugin or not other.refuse_keys_elsewhere:
+                continue
             misplaced = sorted(
-                to_camel(k) for k in (self.model_fields_set & keys) if self.kind != kind
+                to_camel(k) for k in given & set(other.fields.model_fields) - own - tolerated
             )
             if misplaced:
                 raise ValueError(
-                    f"{', '.join(misplaced)}: only for kind {kind}, got kind {show(self.kind)}"
+                    f"{', '.join(misplaced)}: only for kind {other.name}, "
+                    f"got kind {show(plugin.name)}"
                 )
-        tls = {"ca_bundle", "insecure_skip_tls_verify"} & self.model_fields_set
-        if tls and self.kind not in _TLS_KINDS:
+        if _TLS_KEYS & self.model_fields_set and not plugin.tls:
+            tls = [p.name for p in kinds.plugins if p.tls]
             raise ValueError(
-                f"caBundle/insecureSkipTLSVerify: only for kinds redfish and "
-                f"prometheus, got kind {show(self.kind)}"
+                f"caBundle/insecureSkipTLSVerify: only for kind{'s' if len(tls) > 1 else ''} "
+                f"{_joined(tls)}, got kind {show(plugin.name)}"
             )
-        if self.insecure_skip_tls_verify and self.ca_bundle is not None:
+        if values["insecure_skip_tls_verify"] and values["ca_bundle"] is not None:
             raise ValueError("give caBundle or insecureSkipTLSVerify, not both")
-        if self.max_watts <= self.min_watts:
+        if values["max_watts"] <= values["min_watts"]:
             raise ValueError(
-                f"maxWatts must be above minWatts, got maxWatts {show(self.max_watts)}"
-                f" and minWatts {show(self.min_watts)}"
+                f"maxWatts must be above minWatts, got maxWatts {show(values['max_watts'])}"
+                f" and minWatts {show(values['min_watts'])}"
             )
         return self
 
     def spec(self) -> SourceSpec:
-        creds = self.credentials
+        kinds = self.source_kinds
+        values = dict(self)
+        plugin = kinds.plugin(values["kind"])
+        creds: CredentialsEntry | None = values.get("credentials")
         return SourceSpec(
-            kind=self.kind,
-            address=self.address,
-            component=self.component,
-            credentials=(
-                None
-                if creds is None
-                else CredentialRef(creds.username, creds.secret_key, creds.env)
-            ),
-            min_watts=float(self.min_watts),
-            max_watts=float(self.max_watts),
-            offset_watts=float(self.offset_watts),
-            powercap_root=self.powercap_root,
-            gpus=None if self.gpus is None else tuple(self.gpus),
-            poll_interval_seconds=_float_or_none(self.poll_interval_seconds),
-            timeout_seconds=_float_or_none(self.timeout_seconds),
-            ca_bundle=self.ca_bundle,
-            insecure_skip_tls_verify=self.insecure_skip_tls_verify,
-            chassis=self.chassis,
-            auth=self.auth,
-            schema=self.schema_,
-            query=self.query,
-            timestamp_query=self.timestamp_query,
-            series_label=self.series_label,
-            series_value=self.series_value,
-            node_label=self.node_label,
-            max_sample_age_seconds=float(self.max_sample_age_seconds),
+            plugin=plugin,
+            settings=_settings(plugin, values, self.model_fields_set),
+            address=values.get("address"),
+            credentials=None if creds is None else creds.ref(),
+            min_watts=float(values["min_watts"]),
+            max_watts=float(values["max_watts"]),
+            poll_interval_seconds=_float_or_none(values["poll_interval_seconds"]),
+            timeout_seconds=_float_or_none(values["timeout_seconds"]),
+            ca_bundle=values["ca_bundle"],
+            insecure_skip_tls_verify=values["insecure_skip_tls_verify"],
         )
+
+
+def _settings(plugin: SourcePlugin[Any], values: Mapping[str, Any], given: set[str]) -> KindFields:
+    """The kind's own keys of an entry, as the kind's model (already validated)."""
+    names = plugin.fields.model_fields
+    settings: KindFields = plugin.fields.model_construct(
+        _fields_set=given & set(names), **{n: values[n] for n in names}
+    )
+    return settings
 
 
 def _float_or_none(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _check_address(address: str) -> None:
-    """``host``, ``host:port`` or an ``http(s)://`` URL, as the Shelly client takes it."""
-    text = address.strip()
-    url = text if "://" in text else f"http://{text}"
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # ValueError for a port that is not a number in 0-65535
-    except ValueError as exc:
-        raise ValueError(f"not a host or URL ({exc}), got {show(address)}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
-        raise ValueError(f"expected host[:port] or an http(s) URL, got {show(address)}")
-    if any(c.isspace() for c in text) or not text.isascii():
-        raise ValueError(f"not a host or URL, got {show(address)}")
+@cache
+def entry_model(registry: SourceRegistry) -> type[_SourceEntry]:
+    """The model of one source entry for these kinds: ``kind`` (one of their names: an
+    unknown kind's message lists them), the kinds' own keys, the shared keys (in that
+    order: the order an unknown key's message lists them)."""
+
+    class _Composed(_SourceEntry):
+        source_kinds: ClassVar[SourceRegistry] = registry
+
+    fields: dict[str, Any] = {"kind": (Literal[registry.names], ...)}
+    for plugin in registry.plugins:
+        for name, info in plugin.fields.model_fields.items():
+            fields.setdefault(name, _field(info))  # the registry checked they agree
+    for name, info in SharedKeys.model_fields.items():
+        fields[name] = _field(info)
+    return create_model("SourceEntry", __base__=_Composed, **fields)
+
+
+def _field(info: FieldInfo) -> tuple[Any, FieldInfo]:
+    return (info.annotation, info)
 
 
 # The defaults are the dataclasses' own, so that a file without a key, an empty file and
 # no file at all mean the same (the file's heartbeatJitter default was once 0.1, not 0.2).
 _POLICY: Final = PublishPolicy()
-_DEFAULT: Final = MonitorConfig()
+_DEFAULT: Final = MonitorConfig(kinds=SourceRegistry())  # no kinds: nothing at import
 
 
-class PublishSection(_Section):
+class PublishSection(Section):
     absolute_watts: Annotated[float, Field(ge=0)] = _POLICY.absolute_watts
     relative_change: Annotated[float, Field(ge=0)] = _POLICY.relative_change
     min_interval_seconds: Annotated[float, Field(ge=0.1)] = _POLICY.min_interval_seconds
@@ -494,12 +288,9 @@ class PublishSection(_Section):
         )
 
 
-class SelectorEntry(_Section):
-    match_labels: Annotated[dict[str, str], Field(min_length=1)]
-    source: SourceEntry
+class ConfigFile(Section):
+    """The file; its ``nodes`` and ``selectors`` are typed by :func:`config_file_model`."""
 
-
-class ConfigFile(_Section):
     poll_interval_seconds: Annotated[float, Field(ge=0.1)] = _DEFAULT.poll_interval_seconds
     timeout_seconds: Annotated[float, Field(ge=0.05)] | None = None  # min(3, poll)
     gap_intervals: Annotated[float, Field(ge=1)] = _DEFAULT.gap_intervals
@@ -507,8 +298,9 @@ class ConfigFile(_Section):
     reload_seconds: Annotated[float, Field(ge=1)] = _DEFAULT.reload_seconds
     secrets_dir: Annotated[str, Field(min_length=1)] = _DEFAULT.secrets_dir
     publish: PublishSection = PublishSection()
-    nodes: dict[str, SourceEntry] = {}
+    nodes: dict[str, _SourceEntry] = {}
     selectors: list[SelectorEntry] = []
+    source_kinds: ClassVar[SourceRegistry]
 
     @model_validator(mode="after")
     def _backoff_not_below_poll(self) -> ConfigFile:
@@ -542,7 +334,30 @@ class ConfigFile(_Section):
                 Selector(MappingProxyType(dict(s.match_labels)), s.source.spec())
                 for s in self.selectors
             ),
+            kinds=self.source_kinds,
         )
+
+
+class SelectorEntry(Section):
+    match_labels: Annotated[dict[str, str], Field(min_length=1)]
+    source: _SourceEntry
+
+
+@cache
+def config_file_model(registry: SourceRegistry) -> type[ConfigFile]:
+    """The file's model for these kinds (its entries from :func:`entry_model`)."""
+    entry = entry_model(registry)
+    selector = create_model("SelectorEntry", __base__=SelectorEntry, source=(entry, FieldInfo()))
+
+    class _Composed(ConfigFile):
+        source_kinds: ClassVar[SourceRegistry] = registry
+
+    return create_model(
+        "ConfigFile",
+        __base__=_Composed,
+        nodes=(dict[str, entry], FieldInfo(default={})),  # type: ignore[valid-type]
+        selectors=(list[selector], FieldInfo(default=[])),  # type: ignore[valid-type]
+    )
 
 
 def _config_error(exc: DocumentError) -> ConfigError:
@@ -561,34 +376,43 @@ def _hide_password(problem: Problem) -> Problem:
     return Problem(problem.path, f"{head} (not shown: the text has a password in it)")
 
 
-def parse_config(data: Any, where: str = "") -> MonitorConfig:
-    """A MonitorConfig from the parsed YAML/JSON document (None: all defaults)."""
+def parse_config(
+    data: Any, where: str = "", *, kinds: SourceRegistry | None = None
+) -> MonitorConfig:
+    """A MonitorConfig from the parsed YAML/JSON document (None: all defaults); its
+    sources' kinds are ``kinds``' (default: the in-tree kinds)."""
+    kinds = default_registry() if kinds is None else kinds
     if data is None:
-        return MonitorConfig()
+        return MonitorConfig(kinds=kinds)
     try:
-        return validate(ConfigFile, data, where=where).config()
+        return validate(config_file_model(kinds), data, where=where).config()
     except DocumentError as exc:
         raise _config_error(exc) from None
 
 
-def _parse_document(data: bytes | str, where: str) -> MonitorConfig:
+def _parse_document(
+    data: bytes | str, where: str, kinds: SourceRegistry | None = None
+) -> MonitorConfig:
     try:
         doc = load_yaml(data, where)  # YAML is a superset of JSON
     except DocumentError as exc:
         raise _config_error(exc) from None
-    return parse_config(doc, where)
+    return parse_config(doc, where, kinds=kinds)
 
 
-def parse_config_text(text: str, where: str = "config") -> MonitorConfig:
-    return _parse_document(text, where)
+def parse_config_text(
+    text: str, where: str = "config", *, kinds: SourceRegistry | None = None
+) -> MonitorConfig:
+    return _parse_document(text, where, kinds)
 
 
-def parse_override(text: str) -> SourceSpec:
+def parse_override(text: str, *, kinds: SourceRegistry | None = None) -> SourceSpec:
     """The node annotation's value: a JSON object shaped like a ``nodes`` entry, without
-    ``env`` credentials or ``powercapRoot``."""
+    ``env`` credentials or paths (``powercapRoot``, ``caBundle``)."""
+    model = entry_model(default_registry() if kinds is None else kinds)
     try:
         doc = load_json(text, "annotation")
-        entry = validate(SourceEntry, doc, prefix="annotation", context=_ANNOTATION)
+        entry = validate(model, doc, prefix="annotation", context=_ANNOTATION)
     except DocumentError as exc:
         raise _config_error(exc) from None
     return entry.spec()
@@ -597,26 +421,36 @@ def parse_override(text: str) -> SourceSpec:
 def resolve_source(
     config: MonitorConfig, node: NodeInfo, annotation: str
 ) -> tuple[SourceSpec | None, str]:
-    """Annotation override, else the file. Raises ConfigError for a bad annotation."""
+    """Annotation override (read with the config's kinds), else the file. Raises
+    ConfigError for a bad annotation."""
     text = node.annotations.get(annotation)
     if text:
-        return parse_override(text), f"annotation {annotation}"
+        return parse_override(text, kinds=config.kinds), f"annotation {annotation}"
     return config.source_for(node)
 
 
 class ConfigStore:
-    """The config file, re-read when its content changes; keeps the last good version."""
+    """The config file, re-read when its content changes; keeps the last good version.
 
-    def __init__(self, path: str | None, config: MonitorConfig | None = None) -> None:
+    ``kinds``: the source kinds the file may use (default: the in-tree kinds)."""
+
+    def __init__(
+        self,
+        path: str | None,
+        config: MonitorConfig | None = None,
+        *,
+        kinds: SourceRegistry | None = None,
+    ) -> None:
         self.path = path
-        self.config = MonitorConfig() if config is None else config
+        kinds = default_registry() if kinds is None else kinds
+        self.config = MonitorConfig(kinds=kinds) if config is None else config
         #: False while the file is unreadable or its current content is invalid.
         self.valid = True
         self._parsed = True  # the file's current content parsed
         self._file = (
             None
             if path is None
-            else WatchedFile(Path(path), lambda data: _parse_document(data, path))
+            else WatchedFile(Path(path), lambda data: _parse_document(data, path, kinds))
         )
 
     def refresh(self) -> tuple[bool, ConfigError | None]:
@@ -640,12 +474,16 @@ class ConfigStore:
 
 
 __all__ = [
+    "DEFAULT_SECRETS_DIR",
     "ConfigError",
     "ConfigStore",
     "CredentialRef",
     "MonitorConfig",
     "Selector",
+    "SharedKeys",
     "SourceSpec",
+    "config_file_model",
+    "entry_model",
     "parse_config",
     "parse_config_text",
     "parse_override",

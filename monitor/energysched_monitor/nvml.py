@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from typing import Annotated, Final
+
+from pydantic import Field
 
 from energysched_bench.power import CtypesNvml, MonotonicCounter, NvmlBackend, ReadError
-from energysched_monitor.readings import Reading, SourceKind
+from energysched_monitor.readings import PowerSource, Reading, SourceKind
+from energysched_monitor.source_interface import BuildContext, KindFields, SourcePlugin, SourceSpec
 
 
 class NvmlSource:
@@ -59,3 +63,17 @@ class NvmlSource:
 
     async def read(self) -> Reading:
         return await asyncio.to_thread(self._read_sync)
+
+
+# -- the kind ``nvml`` -----------------------------------------------------------------
+
+
+class NvmlFields(KindFields):
+    gpus: list[Annotated[int, Field(ge=0)]] | None = None  # None: every GPU
+
+
+def _build(spec: SourceSpec, fields: NvmlFields, ctx: BuildContext) -> PowerSource:
+    return NvmlSource(gpus=fields.gpus)
+
+
+PLUGIN: Final = SourcePlugin("nvml", NvmlFields, _build, refuse_keys_elsewhere=False)

@@ -22,12 +22,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from energysched.contract import WORKLOAD_TYPES
 from energysched.core.values import CPU
 from energysched.kb.profiles import ProfileSpec
 from energysched_monitor.interfaces import ClusterView, NodeInfo, PodInfo, is_daemon
-from energysched_monitor.readings import ReadError, Reading, SourceKind
+from energysched_monitor.readings import PowerSource, ReadError, Reading, SourceKind
+from energysched_monitor.source_interface import (
+    BuildContext,
+    ConfigError,
+    KindFields,
+    SourcePlugin,
+    SourceSpec,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +123,25 @@ class ModelSource:
             power.watts,
             "model",
             estimate=True,
+            simulated=True,
             detail={"profile": power.profile, "pods": power.running_pods},
         )
 
     async def read(self) -> Reading:
         return self.read_now()
+
+
+# -- the kind ``model`` ----------------------------------------------------------------
+
+
+def _build(spec: SourceSpec, fields: KindFields, ctx: BuildContext) -> PowerSource:
+    if ctx.view is None:
+        raise ConfigError(
+            f"node {ctx.node}: kind model is served by the model mode (--model), "
+            "not by the per-node DaemonSet"
+        )
+    return ModelSource(ctx.node, ctx.view)
+
+
+#: No keys of its own: the model reads the node's EnergyProfile and pods.
+PLUGIN: Final = SourcePlugin("model", KindFields, _build)

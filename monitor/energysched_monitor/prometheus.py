@@ -28,13 +28,28 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from string import Template
+from typing import Annotated, Final
 
 import aiohttp
+from pydantic import AfterValidator, Field
 
-from energysched_monitor.readings import ReadError, Reading, excerpt
+from energysched.strict import show
+from energysched_monitor.interfaces import NodeInfo
+from energysched_monitor.readings import PowerSource, ReadError, Reading, excerpt
 from energysched_monitor.redfish import tls_context
 from energysched_monitor.secret import Secret
+from energysched_monitor.source_interface import (
+    Address,
+    BuildContext,
+    ConfigError,
+    Credentials,
+    KindFields,
+    SourcePlugin,
+    SourceSpec,
+    access_parts,
+    require_url,
+)
 
 FIELD_LABEL: Final = "energysched_field"
 QUERY_PATH: Final = "/api/v1/query"
@@ -235,3 +250,66 @@ class PrometheusClient:
         if status == 401 or status == 403:
             raise ReadError("auth", f"{url}: HTTP {status}: check the credentials")
         return parse_response(status, raw.decode("utf-8", errors="replace"), url)
+
+
+# -- the kind ``prometheus`` -----------------------------------------------------------
+
+
+def _template(value: str) -> str:
+    try:
+        names = Template(value).get_identifiers()
+    except ValueError as exc:
+        raise ValueError(f"not a template ({exc}), got {show(value)}") from None
+    if not Template(value).is_valid() or set(names) - {"node"}:
+        raise ValueError(f"only $node may be substituted, got {show(value)}")
+    return value
+
+
+PromQL = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class PrometheusFields(KindFields):
+    address: Address | None = None
+    credentials: Credentials = None  # Basic auth
+    query: PromQL | None = None  # one series per node, all nodes at once
+    timestamp_query: PromQL | None = None  # default timestamp(<query>)
+    series_label: Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")] = "node"
+    #: The series label's value for a node ($node: its name, or its ``node_label``).
+    series_value: Annotated[str, Field(min_length=1, max_length=253), AfterValidator(_template)] = (
+        "$node"
+    )
+    node_label: Annotated[str, Field(min_length=1, max_length=316)] | None = None
+    max_sample_age_seconds: Annotated[float, Field(gt=0)] = 60.0  # older: no reading
+
+    def series_value_for(self, node: NodeInfo) -> str | None:
+        """The value of ``series_label`` that is this node's series (None if the node lacks
+        the ``node_label`` it is named by)."""
+        name = node.name if self.node_label is None else node.labels.get(self.node_label)
+        if name is None:
+            return None
+        return Template(self.series_value).safe_substitute(node=name)
+
+
+def _check(fields: PrometheusFields) -> None:
+    require_url("prometheus", fields.address)
+    if fields.query is None:
+        raise ValueError("a prometheus source needs a query")
+
+
+def _describe_source(spec: SourceSpec, fields: PrometheusFields) -> list[str]:
+    return [
+        *access_parts(spec),
+        f"query={fields.query!r} {fields.series_label}={fields.series_value!r}",
+    ]
+
+
+def _build(spec: SourceSpec, fields: PrometheusFields, ctx: BuildContext) -> PowerSource:
+    raise ConfigError(
+        f"node {ctx.node}: kind prometheus is served by the cluster-wide mode "
+        "(--prometheus: one query for all nodes), not by the per-node DaemonSet"
+    )
+
+
+PLUGIN: Final = SourcePlugin(
+    "prometheus", PrometheusFields, _build, check=_check, describe=_describe_source, tls=True
+)

@@ -32,8 +32,10 @@ from energysched_monitor.interfaces import NodeInfo
 from energysched_monitor.node_monitor import tracker_for
 from energysched_monitor.power_model_monitor import ModelMonitor
 from energysched_monitor.prometheus import (
+    PLUGIN,
     NodeQuery,
     PrometheusClient,
+    PrometheusFields,
     combined_query,
     node_outcomes,
 )
@@ -41,13 +43,18 @@ from energysched_monitor.readings import ReadError, Reading
 from energysched_monitor.tracker import NodeTracker, Observation, Reporter
 
 
+def _query_of(spec: SourceSpec) -> PrometheusFields:
+    return spec.settings_as(PrometheusFields)
+
+
 def _group_key(spec: SourceSpec) -> Hashable:
     """Nodes whose sources differ only in which series is theirs share one query."""
+    query = _query_of(spec)
     return (
         spec.address,
-        spec.query,
-        spec.timestamp_query,
-        spec.series_label,
+        query.query,
+        query.timestamp_query,
+        query.series_label,
         spec.ca_bundle,
         spec.insecure_skip_tls_verify,
         spec.credentials,
@@ -78,7 +85,7 @@ class _QueryAwareReporter(Reporter):
 
 
 class PrometheusMonitor(ModelMonitor):
-    source_kind = "prometheus"
+    source_kind = PLUGIN.name
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -107,7 +114,7 @@ class PrometheusMonitor(ModelMonitor):
             return False
         if self._bad_annotations.pop(node.name, None) is not None:
             self.log.info("node annotation override valid again", node=node.name)
-        if spec is None or spec.kind != "prometheus":
+        if spec is None or spec.plugin is not PLUGIN:
             self.specs.pop(node.name, None)
             return False
         self.specs[node.name] = spec
@@ -161,10 +168,11 @@ class PrometheusMonitor(ModelMonitor):
         config: MonitorConfig,
     ) -> dict[str, Reading | ReadError]:
         spec = self.specs[names[0]]
-        assert spec.query is not None
+        query = _query_of(spec)
+        assert query.query is not None
         try:
             client = self._client(key, spec, config)
-            series = await client.query(combined_query(spec.query, spec.timestamp_query))
+            series = await client.query(combined_query(query.query, query.timestamp_query))
         except (ReadError, ConfigError) as exc:
             error = exc if isinstance(exc, ReadError) else ReadError("config", str(exc))
             self._query_errors.add(id(error))
@@ -180,15 +188,13 @@ class PrometheusMonitor(ModelMonitor):
             return dict.fromkeys(names, error)
         if self._query_state.pop(key, None) is not None:
             self.log.info("prometheus query recovered", source=spec.describe(), nodes=len(names))
-        wanted = [
-            NodeQuery(
-                name,
-                self.specs[name].series_value_for(nodes[name]),
-                self.specs[name].max_sample_age_seconds,
+        wanted = []
+        for name in names:
+            own = _query_of(self.specs[name])
+            wanted.append(
+                NodeQuery(name, own.series_value_for(nodes[name]), own.max_sample_age_seconds)
             )
-            for name in names
-        ]
-        return node_outcomes(series, spec.series_label, wanted, self._wall(), client.base_url)
+        return node_outcomes(series, query.series_label, wanted, self._wall(), client.base_url)
 
     async def close(self) -> None:
         while self.clients:

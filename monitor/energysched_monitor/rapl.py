@@ -15,9 +15,19 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Annotated, Final
+
+from pydantic import Field
 
 from energysched_bench.power import POWERCAP_ROOT, RaplMeter, ReadError, rapl_zones
-from energysched_monitor.readings import Reading, SourceKind
+from energysched_monitor.readings import PowerSource, Reading, SourceKind
+from energysched_monitor.source_interface import (
+    BuildContext,
+    KindFields,
+    NotInAnnotation,
+    SourcePlugin,
+    SourceSpec,
+)
 
 
 class RaplSource:
@@ -76,3 +86,22 @@ class RaplSource:
         assert self._start is not None
         energy = j1 + self.offset_watts * (t1 - self._start)
         return Reading(watts, "rapl", estimate=True, energy_joules=energy)
+
+
+# -- the kind ``rapl`` -----------------------------------------------------------------
+
+
+class RaplFields(KindFields):
+    offset_watts: Annotated[float, Field(ge=0)] = 0.0  # the rest of the box, a constant
+    powercap_root: Annotated[str, Field(min_length=1), NotInAnnotation] = str(POWERCAP_ROOT)
+
+
+def rapl_source(fields: RaplFields) -> RaplSource:
+    return RaplSource(Path(fields.powercap_root), offset_watts=fields.offset_watts)
+
+
+def _build(spec: SourceSpec, fields: RaplFields, ctx: BuildContext) -> PowerSource:
+    return rapl_source(fields)
+
+
+PLUGIN: Final = SourcePlugin("rapl", RaplFields, _build, refuse_keys_elsewhere=False)

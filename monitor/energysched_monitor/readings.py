@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal, Protocol
+from typing import Protocol
 
 # One error vocabulary for every meter, the benchmark's and the monitor's: the power-reading
 # core defines it, the monitor's modules take it from here.
@@ -21,7 +21,6 @@ from energysched_bench.power import ERROR_KINDS, ErrorKind, ReadError, excerpt
 
 __all__ = [
     "ERROR_KINDS",
-    "SOURCE_KINDS",
     "ErrorKind",
     "PhysicalRange",
     "PowerSource",
@@ -31,16 +30,9 @@ __all__ = [
     "excerpt",
 ]
 
-SourceKind = Literal["shelly", "rapl", "nvml", "rapl+nvml", "model", "redfish", "prometheus"]
-SOURCE_KINDS: Final[tuple[SourceKind, ...]] = (
-    "shelly",
-    "rapl",
-    "nvml",
-    "rapl+nvml",
-    "model",
-    "redfish",
-    "prometheus",
-)
+#: A power-source kind's name (``shelly``, ``rapl``, ...): the names are the registry's
+#: (:mod:`energysched_monitor.source_registry`), so that a kind is one module and one line.
+SourceKind = str
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +49,8 @@ class Reading:
     counter moves in watt-hours): a step that large is never taken for a glitch.
     ``sampled_at`` is the wall time the meter itself gives the sample (a Prometheus
     sample's timestamp), when that is not the time of the read; the published timestamp
-    is then the sample's, so a stale sample looks stale.
+    is then the sample's, so a stale sample looks stale. ``simulated``: the power model's
+    figure (published as such), not a meter's.
     """
 
     watts: float
@@ -68,13 +61,14 @@ class Reading:
     uptime_seconds: float | None = None
     counter_resolution_joules: float | None = None
     sampled_at: float | None = None
+    simulated: bool = False  # a model's figure, not a meter's
     detail: Mapping[str, str | int | float] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def source_label(self) -> str:
         """The value of the ``power-source`` annotation: estimates say so."""
-        if self.source == "model":
-            return "model; simulated"
+        if self.simulated:
+            return f"{self.source}; simulated"
         return f"{self.source}; software-estimate" if self.estimate else self.source
 
 

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import aiohttp
+from pydantic import AfterValidator, Field
 
-from energysched_monitor.readings import ReadError, Reading, SourceKind, excerpt
+from energysched.strict import show
+from energysched_monitor.readings import PowerSource, ReadError, Reading, SourceKind, excerpt
 from energysched_monitor.redfish_payload import (
     ENERGY_RESOLUTION_JOULES,
     ChassisLinks,
@@ -40,6 +43,16 @@ from energysched_monitor.redfish_payload import (
     service_link,
 )
 from energysched_monitor.secret import Secret
+from energysched_monitor.source_interface import (
+    Address,
+    BuildContext,
+    Credentials,
+    KindFields,
+    SourcePlugin,
+    SourceSpec,
+    access_parts,
+    require_url,
+)
 
 MAX_REPLY_BYTES: Final = 1024 * 1024  # a Redfish resource is a few kB; a mockup's root 10
 SESSIONS_PATH: Final = "/redfish/v1/SessionService/Sessions"
@@ -47,6 +60,9 @@ SERVICE_ROOT: Final = "/redfish/v1"
 #: At most this many chassis are looked at to find one with a power reading (a blade
 #: enclosure lists dozens; name the one you mean with ``chassis``).
 MAX_CHASSIS_SCANNED: Final = 8
+#: A BMC takes 1-5 s per request and serves many clients: poll it gently by default.
+REDFISH_POLL_SECONDS: Final = 10.0
+REDFISH_TIMEOUT_SECONDS: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,3 +382,63 @@ class RedfishSource:
         if self.schema in ("auto", "power") and links.power:
             return links.power, "power"
         return None
+
+
+# -- the kind ``redfish`` --------------------------------------------------------------
+
+RedfishAuth = Literal["session", "basic"]
+RedfishSchema = Literal["auto", "power", "environmentMetrics"]
+
+
+def _chassis_id(value: str) -> str:
+    # A path segment of the BMC's URL: no '/', '?', '#' or spaces that would change it.
+    if not re.fullmatch(r"[A-Za-z0-9._~:@!$&'()*+,;=-]+", value):
+        raise ValueError(f"not a Chassis id (one URL path segment), got {show(value)}")
+    return value
+
+
+class RedfishFields(KindFields):
+    address: Address | None = None
+    credentials: Credentials = None
+    #: The Chassis id; None: the first with a power reading.
+    chassis: (
+        Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_chassis_id)] | None
+    ) = None
+    auth: RedfishAuth = "session"  # a session (X-Auth-Token) or Basic on each request
+    schema_: RedfishSchema = Field(default="auto", alias="schema")  # which power resource
+
+
+def _check(fields: RedfishFields) -> None:
+    require_url("redfish", fields.address)
+
+
+def _describe(spec: SourceSpec, fields: RedfishFields) -> list[str]:
+    parts = [*access_parts(spec), f"auth={fields.auth} schema={fields.schema_}"]
+    return parts + ([f"chassis={fields.chassis}"] if fields.chassis else [])
+
+
+def _build(spec: SourceSpec, fields: RedfishFields, ctx: BuildContext) -> PowerSource:
+    assert fields.address is not None
+    client = RedfishClient(
+        fields.address,
+        username=spec.credentials.username if spec.credentials else "",
+        password=ctx.password(spec),
+        auth=fields.auth,
+        ca_bundle=spec.ca_bundle,
+        insecure=spec.insecure_skip_tls_verify,
+        timeout=ctx.timeout_seconds,
+    )
+    return RedfishSource(client, chassis=fields.chassis, schema=fields.schema_)
+
+
+PLUGIN: Final = SourcePlugin(
+    "redfish",
+    RedfishFields,
+    _build,
+    check=_check,
+    describe=_describe,
+    tls=True,
+    min_poll_seconds=REDFISH_POLL_SECONDS,
+    min_timeout_seconds=REDFISH_TIMEOUT_SECONDS,
+    requests_per_read=5,  # a login, the service root, Chassis, the chassis, the reading
+)

@@ -29,8 +29,19 @@ from energysched_bench.power import (
     parse_json,
     parse_shelly_status,
 )
-from energysched_monitor.readings import ReadError, Reading, SourceKind, excerpt
+from energysched_monitor.readings import PowerSource, ReadError, Reading, SourceKind, excerpt
 from energysched_monitor.secret import Secret
+from energysched_monitor.source_interface import (
+    Address,
+    BuildContext,
+    Credentials,
+    KindFields,
+    SourcePlugin,
+    SourceSpec,
+    address_parts,
+    credentials_parts,
+    require_address,
+)
 
 #: The most of a reply that is read: a status document is a few kB; a device (or whatever
 #: answers at its address) sending more is broken, and must not fill the monitor's memory.
@@ -247,3 +258,42 @@ class ShellySource:
             if type(exc) is aiohttp.ClientError:
                 raise ReadError("auth", f"{url}: unusable 401 challenge: {exc}") from None
             raise ReadError("http", f"GET {url}: {type(exc).__name__}: {exc}") from None
+
+
+# -- the kind ``shelly`` ---------------------------------------------------------------
+
+
+class ShellyFields(KindFields):
+    address: Address | None = None
+    component: ShellyComponent = "auto"  # gen2+: switch or pm1, found automatically
+    credentials: Credentials = None
+
+
+def _check(fields: ShellyFields) -> None:
+    require_address("shelly", fields.address)
+
+
+def _describe(spec: SourceSpec, fields: ShellyFields) -> list[str]:
+    component = [] if fields.component == "auto" else [fields.component]
+    return address_parts(spec) + component + credentials_parts(spec)
+
+
+def _build(spec: SourceSpec, fields: ShellyFields, ctx: BuildContext) -> PowerSource:
+    assert fields.address is not None
+    return ShellySource(
+        fields.address,
+        username=spec.credentials.username if spec.credentials else "admin",
+        password=ctx.password(spec),
+        component=fields.component,
+        timeout=ctx.timeout_seconds,
+    )
+
+
+PLUGIN: Final = SourcePlugin(
+    "shelly",
+    ShellyFields,
+    _build,
+    check=_check,
+    describe=_describe,
+    refuse_keys_elsewhere=False,
+)

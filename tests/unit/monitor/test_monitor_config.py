@@ -19,6 +19,7 @@ from energysched_monitor.config import (
     resolve_source,
 )
 from energysched_monitor.interfaces import NodeInfo
+from energysched_monitor.shelly import ShellyFields
 
 EXAMPLE = """
 pollIntervalSeconds: 5
@@ -48,7 +49,7 @@ def test_example_parses() -> None:
     tvpc = cfg.nodes["tvpc"]
     assert tvpc.kind == "shelly" and tvpc.max_watts == 400
     assert tvpc.credentials == CredentialRef("admin", "tvpc", None)
-    assert cfg.nodes["wyse"].component == "pm1"
+    assert cfg.nodes["wyse"].settings_as(ShellyFields).component == "pm1"
     assert cfg.gap_seconds == 15
 
 

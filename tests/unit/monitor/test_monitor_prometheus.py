@@ -284,6 +284,7 @@ async def test_published_timestamp_is_the_samples(
 
 def test_series_value_templated_by_name_or_label() -> None:
     from energysched_monitor.config import parse_config, parse_override
+    from energysched_monitor.prometheus import PrometheusFields
 
     spec = parse_config(
         {
@@ -299,11 +300,12 @@ def test_series_value_templated_by_name_or_label() -> None:
             }
         }
     ).nodes["a"]
+    query = spec.settings_as(PrometheusFields)  # the kind's own keys
     node = NodeInfo("a", labels={"kubernetes.io/hostname": "a.rack1"})
-    assert spec.series_value_for(node) == "a.rack1:9290"
-    assert spec.series_value_for(NodeInfo("a")) is None  # lacks the label: no reading
+    assert query.series_value_for(node) == "a.rack1:9290"
+    assert query.series_value_for(NodeInfo("a")) is None  # lacks the label: no reading
     by_name = parse_override('{"kind": "prometheus", "address": "http://prom:9090", "query": "up"}')
-    assert by_name.series_value_for(NodeInfo("b")) == "b"
+    assert by_name.settings_as(PrometheusFields).series_value_for(NodeInfo("b")) == "b"
     with pytest.raises(ValueError) as err:  # a path in an annotation: refused
         parse_override(
             '{"kind": "prometheus", "address": "https://p", "query": "up", "caBundle": "/etc/x"}'

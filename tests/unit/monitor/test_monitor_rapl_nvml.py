@@ -11,8 +11,8 @@ from energysched_bench.power import CtypesNvml, rapl_zones
 from energysched_monitor.energy import EnergyIntegrator
 from energysched_monitor.nvml import NvmlSource
 from energysched_monitor.rapl import RaplSource
+from energysched_monitor.rapl_nvml import SumSource
 from energysched_monitor.readings import ReadError, Reading
-from energysched_monitor.sources import SumSource
 
 from .conftest import Clock
 
