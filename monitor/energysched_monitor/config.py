@@ -164,6 +164,13 @@ class _SourceEntry(Section):
         kinds = self.source_kinds
         values = dict(self)
         plugin = kinds.plugin(values["kind"])
+        missing = [
+            info.alias or to_camel(name)
+            for name, info in plugin.fields.model_fields.items()
+            if info.is_required() and name not in self.model_fields_set
+        ]
+        if missing:
+            raise ValueError(f"{', '.join(missing)}: required for kind {plugin.name}")
         plugin.check(_settings(plugin, values, self.model_fields_set))
         given = self.model_fields_set - _SHARED - {"kind"}
         own = set(plugin.fields.model_fields)
@@ -241,14 +248,18 @@ def entry_model(registry: SourceRegistry) -> type[_SourceEntry]:
     fields: dict[str, Any] = {"kind": (Literal[registry.names], ...)}
     for plugin in registry.plugins:
         for name, info in plugin.fields.model_fields.items():
-            fields.setdefault(name, _field(info))  # the registry checked they agree
+            # The registry checked that kinds sharing a key define it alike.
+            fields.setdefault(name, _field(info, optional=True))
     for name, info in SharedKeys.model_fields.items():
         fields[name] = _field(info)
     return create_model("SourceEntry", __base__=_Composed, **fields)
 
 
-def _field(info: FieldInfo) -> tuple[Any, FieldInfo]:
-    return (info.annotation, info)
+def _field(info: FieldInfo, *, optional: bool = False) -> tuple[Any, FieldInfo]:
+    annotation: Any = info.annotation
+    if optional and info.is_required():  # required by its kind only: checked per entry
+        return (annotation | None, FieldInfo.merge_field_infos(info, default=None))
+    return (annotation, info)
 
 
 # The defaults are the dataclasses' own, so that a file without a key, an empty file and

@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from energysched.contract import POWER_SOURCE_CONFIG_ANNOTATION
+from energysched_monitor import power_model
 from energysched_monitor.config import ConfigError, ConfigStore, MonitorConfig, parse_override
 from energysched_monitor.interfaces import ClusterView, NodeAnnotator, NodeInfo, simulated
 from energysched_monitor.node_monitor import tracker_for
-from energysched_monitor.power_model import PLUGIN, ModelSource
+from energysched_monitor.power_model import ModelSource
 from energysched_monitor.publish import WriteBudget
 from energysched_monitor.readings import ReadError, Reading, excerpt
 from energysched_monitor.tracker import NodeTracker, Observation, Reporter
@@ -36,9 +37,9 @@ def served_by_model(node: NodeInfo, config: MonitorConfig) -> bool:
         return True
     text = node.annotations.get(POWER_SOURCE_CONFIG_ANNOTATION)
     if text:
-        return parse_override(text, kinds=config.kinds).plugin is PLUGIN
+        return parse_override(text, kinds=config.kinds).plugin is power_model.PLUGIN
     spec, _ = config.source_for(node)
-    return spec is not None and spec.plugin is PLUGIN
+    return spec is not None and spec.plugin is power_model.PLUGIN
 
 
 class ModelMonitor:
@@ -165,7 +166,7 @@ class ModelMonitor:
 
     # -- what a subclass serving another kind replaces ----------------------------------
 
-    source_kind = PLUGIN.name
+    source_kind = power_model.PLUGIN.name
 
     def describe(self, node: str) -> str:
         return f"model of {node}"

@@ -22,6 +22,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from energysched.contract import POWER_SOURCE_CONFIG_ANNOTATION
+from energysched_monitor import prometheus
 from energysched_monitor.config import (
     ConfigError,
     MonitorConfig,
@@ -32,7 +33,6 @@ from energysched_monitor.interfaces import NodeInfo
 from energysched_monitor.node_monitor import tracker_for
 from energysched_monitor.power_model_monitor import ModelMonitor
 from energysched_monitor.prometheus import (
-    PLUGIN,
     NodeQuery,
     PrometheusClient,
     PrometheusFields,
@@ -85,7 +85,7 @@ class _QueryAwareReporter(Reporter):
 
 
 class PrometheusMonitor(ModelMonitor):
-    source_kind = PLUGIN.name
+    source_kind = prometheus.PLUGIN.name
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -114,7 +114,7 @@ class PrometheusMonitor(ModelMonitor):
             return False
         if self._bad_annotations.pop(node.name, None) is not None:
             self.log.info("node annotation override valid again", node=node.name)
-        if spec is None or spec.plugin is not PLUGIN:
+        if spec is None or spec.plugin is not prometheus.PLUGIN:
             self.specs.pop(node.name, None)
             return False
         self.specs[node.name] = spec
