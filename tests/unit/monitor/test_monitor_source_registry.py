@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 import aiohttp
+import grimp
 import pytest
 import structlog
 from pydantic import Field, field_validator
@@ -345,3 +346,17 @@ async def test_the_process_starts_with_an_unknown_kind_and_says_which(tmp_path: 
     [bad] = events(logs, "config invalid at start; running with defaults until fixed")
     assert f"nodes.tvpc.kind: input should be {KNOWN}, got 'thermocouple'" in bad["error"]
     assert not task.exception()
+
+
+def test_the_monitor_has_no_import_cycle() -> None:
+    """The registry imports the kinds, the kinds only the interface: no module of the
+    monitor reaches back to one that imports it (import order never holds it together)."""
+    graph = grimp.build_graph("energysched_monitor")
+    cycles = sorted(
+        (importer, imported)
+        for importer in graph.modules
+        for imported in graph.find_modules_directly_imported_by(importer)
+        if imported.startswith("energysched_monitor.")
+        and graph.chain_exists(importer=imported, imported=importer)
+    )
+    assert cycles == []
