@@ -8,7 +8,9 @@ and wrong types are errors naming the path and the offending value, so that a ty
 never silently turns a plug off; every problem of a document is reported at once. The
 documents are read by the project's one strict reader (:mod:`energysched.strict`) and the
 file is watched with :class:`energysched.kube.files.WatchedFile`, which keeps the last
-good configuration.
+good configuration. Which kinds a source may be, and each kind's own keys and rules, come
+from the source registry (:mod:`energysched_monitor.source_registry`): this module names
+no kind.
 
 Credentials are never in the file: a ``secretKey`` names a file in ``secretsDir``
 (a mounted Secret, one key per plug) or ``env`` names an environment variable. An
