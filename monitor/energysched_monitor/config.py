@@ -48,8 +48,8 @@ from energysched_monitor.source_interface import (
     CredentialRef,
     CredentialsEntry,
     KindFields,
-    NotInAnnotation,
     Section,
+    SharedKeys,
     SourcePlugin,
     SourceSpec,
 )
@@ -135,17 +135,6 @@ class MonitorConfig:
 # unknown key lists every key a source may have.
 
 _ANNOTATION: Final = {"annotation": True}  # validation context of a node annotation
-
-
-class SharedKeys(KindFields):
-    """The keys every kind takes (the entry's own, beside the kind's)."""
-
-    min_watts: Annotated[float, Field(ge=0)] = 0.0
-    max_watts: Annotated[float, Field(ge=0)] = 3680.0
-    poll_interval_seconds: Annotated[float, Field(ge=0.1)] | None = None
-    timeout_seconds: Annotated[float, Field(ge=0.05)] | None = None
-    ca_bundle: Annotated[str, Field(min_length=1), NotInAnnotation] | None = None
-    insecure_skip_tls_verify: bool = Field(default=False, alias="insecureSkipTLSVerify")
 
 
 _SHARED: Final = frozenset(SharedKeys.model_fields)

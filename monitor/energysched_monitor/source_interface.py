@@ -213,6 +213,17 @@ class KindFields(Section):
 F = TypeVar("F", bound=KindFields)
 
 
+class SharedKeys(KindFields):
+    """The keys every kind takes, the config file's own: a kind does not declare them."""
+
+    min_watts: Annotated[float, Field(ge=0)] = 0.0
+    max_watts: Annotated[float, Field(ge=0)] = 3680.0
+    poll_interval_seconds: Annotated[float, Field(ge=0.1)] | None = None
+    timeout_seconds: Annotated[float, Field(ge=0.05)] | None = None
+    ca_bundle: Annotated[str, Field(min_length=1), NotInAnnotation] | None = None
+    insecure_skip_tls_verify: bool = Field(default=False, alias="insecureSkipTLSVerify")
+
+
 # -- what the config makes of an entry, and what a builder gets ------------------------
 
 
@@ -332,6 +343,7 @@ __all__ = [
     "KindFields",
     "NotInAnnotation",
     "Section",
+    "SharedKeys",
     "SourcePlugin",
     "SourceSpec",
     "access_parts",

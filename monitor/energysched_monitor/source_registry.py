@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from energysched_monitor import nvml, power_model, prometheus, rapl, rapl_nvml, redfish, shelly
 from energysched_monitor.readings import SourceKind
-from energysched_monitor.source_interface import KindFields, SourcePlugin
+from energysched_monitor.source_interface import KindFields, SharedKeys, SourcePlugin
 
 #: The in-tree kinds, in the order the config's messages list them.
 IN_TREE: Final[tuple[SourcePlugin[Any], ...]] = (
@@ -48,6 +48,12 @@ class SourceRegistry:
             raise ValueError(f"source kind name {plugin.name!r}: empty or with spaces")
         if plugin.name in self.names:
             raise ValueError(f"source kind {plugin.name!r} is registered already")
+        shared = sorted(set(plugin.fields.model_fields) & ({"kind"} | set(SharedKeys.model_fields)))
+        if shared:
+            raise ValueError(
+                f"source kind {plugin.name!r}: {plugin.fields.__name__} declares "
+                f"{', '.join(shared)}, which every kind shares (the config file's own keys)"
+            )
         if _own_validators(plugin.fields):
             raise ValueError(
                 f"source kind {plugin.name!r}: {plugin.fields.__name__} has validator "

@@ -241,6 +241,12 @@ def test_a_kind_that_cannot_join_says_why() -> None:
     ):
         KINDS.with_kind(clash)
 
+    class Bounded(KindFields):
+        max_watts: float = 10.0  # the file's own key, for every kind
+
+    with pytest.raises(ValueError, match="declares max_watts, which every kind shares"):
+        KINDS.with_kind(SourcePlugin("bounded", Bounded, _build))
+
     class Decorated(KindFields):
         volts: float = 230.0
 
