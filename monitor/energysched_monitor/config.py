@@ -172,8 +172,9 @@ class _SourceEntry(Section):
         for other in kinds.plugins:
             if other is plugin or not other.refuse_keys_elsewhere:
                 continue
+            theirs = other.fields.model_fields
             misplaced = sorted(
-                to_camel(k) for k in given & set(other.fields.model_fields) - own - tolerated
+                theirs[k].alias or to_camel(k) for k in given & set(theirs) - own - tolerated
             )
             if misplaced:
                 raise ValueError(

@@ -86,6 +86,10 @@ def test_precedence_annotation_then_name_then_selector() -> None:
             "'redfish' or 'prometheus', got 'plug'",
         ),
         ("nodes: {a: {kind: shelly}}", "nodes.a: a shelly source needs an address"),
+        (  # a key under its alias (schema_ in the model) is refused as well
+            "nodes: {a: {kind: shelly, address: x, schema: power}}",
+            "nodes.a: schema: only for kind redfish, got kind 'shelly'",
+        ),
         (
             "nodes: {a: {kind: shelly, adress: x}}",
             "nodes.a.adress: unknown field; allowed: kind, address, component,",
