@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from energysched import contract
 from energysched.core.params import DEFAULT_CLOCK_SKEW, ScheduleParams, StalePolicy
-from energysched.kube.files import WatchedFile
+from energysched.kube.files import ConfigFile
 from energysched.learning.knowledge import Knowledge
 from energysched.strict import DocumentError, StrictModel, load_yaml, show, validate
 
@@ -210,41 +210,13 @@ def parse_config(doc: Any) -> SchedulerConfig:
         raise ConfigError(exc.problems) from None
 
 
-class ConfigSource:
+class ConfigSource(ConfigFile[SchedulerConfig]):
     """The scheduler's config file, polled for changes; ``poll()`` returns a new config or None."""
 
     def __init__(self, path: Path | None, base: SchedulerConfig | None = None) -> None:
-        self.path = path
-        self.current = base or SchedulerConfig()
-        self.last_error: str | None = None
-        self._file = (
-            WatchedFile(path, lambda data: _parse_bytes(data, path)) if path is not None else None
+        super().__init__(
+            path, base or SchedulerConfig(), lambda data: _parse_bytes(data, path or Path())
         )
-
-    def load_initial(self) -> SchedulerConfig:
-        """At start-up an invalid file is fatal (there is no last good config yet)."""
-        if self._file is None:
-            return self.current
-        self.current = self._file.load()
-        return self.current
-
-    def poll(self) -> SchedulerConfig | None:
-        if self._file is None:
-            return None
-        try:
-            new = self._file.poll()
-        except ConfigError as exc:
-            kept = ConfigError(exc.problems, exc.where, "keeping the last good config")
-            self.last_error = str(kept)
-            raise kept from exc
-        if self._file.unreadable:
-            self.last_error = f"{self._file.unreadable}; keeping the last good config"
-            return None
-        if new is None:
-            return None
-        self.last_error = None
-        self.current = new
-        return new
 
 
 def _parse_bytes(data: bytes, path: Path) -> SchedulerConfig:

@@ -40,7 +40,7 @@ from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.events import EventWriter, ObjectRef
 from energysched.kube.reflector import EventType, Reflector, object_key
 from energysched.scheduler import wake
-from energysched.scheduler.config import ConfigError, ConfigSource, SchedulerConfig
+from energysched.scheduler.config import ConfigSource, SchedulerConfig
 from energysched.scheduler.events import set_pod_scheduled_false
 from energysched.scheduler.leader import LeaderElector
 from energysched.scheduler.metrics import SchedulerMetrics
@@ -334,26 +334,19 @@ class EnergyScheduler:
             if self.elector is not None:
                 await self.elector.release()
 
+    def _count_reload(self, result: str) -> None:
+        self.metrics.config_reloads.labels(result).inc()
+
     async def _poll_config(self) -> None:
         while True:
             await asyncio.sleep(self.config_poll_seconds)
-            try:
-                new = self.config.poll()
-            except ConfigError as exc:
-                self.metrics.config_reloads.labels("invalid").inc()
-                log.error("config rejected", error=str(exc))
-                continue
-            except Exception:  # a bug in the reader must not end hot reload for good
-                self.metrics.config_reloads.labels("invalid").inc()
-                log.exception("config reload failed; keeping the last good config")
-                continue
+            new = self.config.reload(self._count_reload)
             if new is not None:
                 self.cfg = new
                 if self.mirror.set_knowledge(new.knowledge, new.exploration):
                     log.info(
                         "knowledge switched", knowledge=new.knowledge, exploration=new.exploration
                     )
-                self.metrics.config_reloads.labels("applied").inc()
                 log.info("config reloaded", profiles=[p.scheduler_name for p in new.profiles])
                 # Pods of a newly added profile name were ignored until now.
                 for key, pod in self.pods.store.items():
