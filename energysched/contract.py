@@ -138,6 +138,7 @@ METRIC_POWER_TRANSITIONS: Final = "energysched_power_transitions_total"
 METRIC_POWER_SLEEP_SKIPPED: Final = "energysched_power_sleep_skipped_total"
 METRIC_POWER_WAKE_SECONDS: Final = "energysched_power_wake_seconds"
 METRIC_POWER_WAKE_FAILURES: Final = "energysched_power_wake_failures_total"
+METRIC_POWER_CONFIG_RELOADS: Final = "energysched_power_config_reloads_total"
 
 #: Node annotation written by the power manager for the node agent: RFC 3339 UTC time of the
 #: request and what to do, ``<time> suspend`` or ``<time> poweroff``. The agent acts once per

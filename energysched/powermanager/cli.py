@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 # Only the standard library at module level (``energysched power-manager --help`` stays cheap).
@@ -25,24 +26,17 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--lease-duration", type=float, default=15.0)
     p.add_argument("--renew-deadline", type=float, default=10.0)
     p.add_argument("--retry-period", type=float, default=2.0)
-    p.add_argument("--interval", type=float, default=10.0, help="seconds between passes")
     p.add_argument(
-        "--keep-awake",
-        default="node-role.kubernetes.io/control-plane",
-        help="label selector (key or key=value, comma-separated) of nodes never slept",
+        "--config",
+        type=Path,
+        help="the config file (a mounted ConfigMap; reloaded on change): interval, keep-awake"
+        " selector, hysteresis, headroom, wake backoff and timeouts; none: the defaults",
     )
-    p.add_argument("--hysteresis", type=float, default=120.0, help="seconds past break-even")
-    p.add_argument("--min-awake-nodes", type=int, default=1)
-    p.add_argument("--min-free-fraction", type=float, default=0.2)
-    p.add_argument("--wake-backoff", type=float, default=30.0, help="first retry (s)")
-    p.add_argument("--wake-backoff-max", type=float, default=1800.0)
-    p.add_argument("--wake-timeout-margin", type=float, default=30.0)
-    p.add_argument("--command-timeout", type=float, default=120.0)
     p.add_argument(
-        "--drain-settle",
-        type=float,
-        default=5.0,
-        help="seconds a node stays tainted before its last emptiness check",
+        "--config-map",
+        default="",
+        help="the ConfigMap (in --namespace) the config file comes from: a rejected edit is a"
+        " Warning Event on it",
     )
     p.add_argument("--metrics-address", default=":10262", help="'' to serve none")
     p.add_argument("--log-level", default="info")
@@ -58,32 +52,19 @@ def _run(args: argparse.Namespace) -> int:
     from energysched import logs
     from energysched.kube.client import KubeClient
     from energysched.kube.config import KubeConfigError, load_access
-    from energysched.power.policy import PolicyConfig
-    from energysched.powermanager.manager import ManagerConfig, PowerManager
+    from energysched.powermanager.config import config_file
+    from energysched.powermanager.manager import PowerManager
     from energysched.powermanager.metrics import PowerMetrics
-    from energysched.powermanager.view import Selector
     from energysched.probes import make_app, serve
     from energysched.scheduler.leader import LeaderElector
+    from energysched.strict import DocumentError
 
     logs.configure(args.log_level)
+    source = config_file(args.config)
     try:
         access = load_access(args.kubeconfig)
-        config = ManagerConfig(
-            policy=PolicyConfig(
-                hysteresis_seconds=args.hysteresis,
-                min_awake_nodes=args.min_awake_nodes,
-                min_free_fraction=args.min_free_fraction,
-                wake_backoff_initial_seconds=args.wake_backoff,
-                wake_backoff_max_seconds=args.wake_backoff_max,
-                wake_timeout_margin_seconds=args.wake_timeout_margin,
-            ),
-            keep_awake=Selector.parse(args.keep_awake),
-            namespace=args.namespace,
-            interval=args.interval,
-            command_timeout=args.command_timeout,
-            drain_settle_seconds=args.drain_settle,
-        )
-    except (KubeConfigError, ValueError, OSError) as exc:
+        source.load_initial()  # at start-up an invalid file is fatal: there is no last good
+    except (KubeConfigError, DocumentError, OSError) as exc:
         print(f"energysched power-manager: {exc}", file=sys.stderr)
         return 2
     metrics = PowerMetrics()
@@ -94,7 +75,9 @@ def _run(args: argparse.Namespace) -> int:
             KubeClient(access, qps=5, burst=10, user_agent=f"{CONTROLLER}-events") as ev,
             KubeClient(access, qps=5, burst=10, user_agent=f"{CONTROLLER}-leader") as lease,
         ):
-            manager = PowerManager(kube, ev, config, metrics)
+            manager = PowerManager(
+                kube, ev, source, metrics, namespace=args.namespace, config_map=args.config_map
+            )
             elector = LeaderElector(
                 lease,
                 args.namespace,
@@ -109,7 +92,14 @@ def _run(args: argparse.Namespace) -> int:
                 return [("watches", manager.healthy(), "nodes and pods watched")]
 
             def ready() -> list[tuple[str, bool, str]]:
-                return [*health(), ("leader", True, f"leading: {elector.is_leader()}")]
+                # A rejected config edit does not make the replica unready (the last good
+                # config is in force), but /readyz?verbose says so.
+                config = source.last_error or f"in force: {args.config or 'the defaults'}"
+                return [
+                    *health(),
+                    ("leader", True, f"leading: {elector.is_leader()}"),
+                    ("config", True, config),
+                ]
 
             runner = None
             if args.metrics_address:

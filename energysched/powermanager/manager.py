@@ -38,7 +38,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 
 import structlog
@@ -64,10 +64,12 @@ from energysched.kb.profiles import KnowledgeBase, ProfileSpec
 from energysched.kb.validate import parse_profile
 from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.events import EventWriter, ObjectRef
+from energysched.kube.files import ConfigFile
 from energysched.kube.reflector import EventType, Reflector
 from energysched.power import policy
 from energysched.power.policy import NodeView, PolicyConfig, Resources
 from energysched.powermanager import view
+from energysched.powermanager.config import ManagerConfig
 from energysched.powermanager.control import (
     NoneControl,
     PowerControl,
@@ -97,24 +99,6 @@ def _epoch(value: dt.datetime | None) -> float | None:
 
 
 @dataclass
-class ManagerConfig:
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    keep_awake: view.Selector = field(
-        default_factory=lambda: view.Selector.parse("node-role.kubernetes.io/control-plane")
-    )
-    #: The manager's namespace: the only one whose Secrets (plug credentials) it reads.
-    namespace: str = "energysched"
-    interval: float = 5.0
-    command_timeout: float = 120.0
-    #: How long the node agent may take to act on a sleep request before the node is
-    #: given back (awake) — it stays Ready past ``suspendSeconds`` + this.
-    agent_grace_seconds: float = 60.0
-    #: How long a node stays tainted (``draining``) before the last emptiness check: a
-    #: scheduler that decided for the node just before the taint may still bind to it.
-    drain_settle_seconds: float = 5.0
-
-
-@dataclass
 class _Tracking:
     """What the manager remembers of a node between passes (not needed across restarts)."""
 
@@ -129,15 +113,28 @@ class PowerManager:
         self,
         kube: KubeClient,
         events_kube: KubeClient,
-        config: ManagerConfig,
+        config: ManagerConfig | ConfigFile[ManagerConfig],
         metrics: PowerMetrics | None = None,
         clock: Any = time.time,
+        *,
+        namespace: str = "energysched",
+        config_map: str = "",
     ) -> None:
         self.kube = kube
-        self.config = config
+        #: The config file, reloaded before every pass (None: ``config`` never changes).
+        self.source = config if isinstance(config, ConfigFile) else None
+        self.config = config.current if isinstance(config, ConfigFile) else config
+        #: The manager's namespace: the only one whose Secrets (plug credentials) it reads.
+        self.namespace = namespace
+        #: The ConfigMap the config file comes from (in ``namespace``): a rejected edit is a
+        #: Warning Event about it, in its namespace (without a uid: the manager may not read
+        #: ConfigMaps, so ``kubectl get events``, not ``describe configmap``, lists it).
+        self.config_map = config_map
         self.metrics = metrics or PowerMetrics()
         self.clock = clock
-        self.events = EventWriter(events_kube, CONTROLLER, "PowerManagement", namespace="default")
+        # No fixed namespace: Events about Nodes go to "default" (cluster-scoped objects'
+        # Events must), about the ConfigMap to its own namespace.
+        self.events = EventWriter(events_kube, CONTROLLER, "PowerManagement")
         self.nodes = Reflector(kube, api_path("v1", "nodes"), self._on_node, name="nodes")
         self.pods = Reflector(kube, api_path("v1", "pods"), self._ignore, name="pods")
         self.profiles = Reflector(
@@ -183,6 +180,8 @@ class PowerManager:
         """Pass after pass, while ``leading()``; never raises but on cancellation."""
         await self.synced()
         while True:
+            # Every replica reloads, so that a standby takes over with the config in force.
+            self.reload_config()
             if leading() and self.healthy():
                 try:
                     await self.reconcile()
@@ -191,6 +190,25 @@ class PowerManager:
                 except Exception:
                     log.exception("power manager pass failed; next pass retries")
             await asyncio.sleep(self.config.interval)
+
+    def reload_config(self) -> bool:
+        """Pick up a changed config file; True when a new config is now in force."""
+        if self.source is None:
+            return False
+        new = self.source.reload(self._count_reload)
+        if new is None:
+            return False
+        changed = _changes(self.config, new)
+        self.config = new
+        log.info("config reloaded", path=str(self.source.path), changed=changed)
+        return True
+
+    def _count_reload(self, result: str) -> None:
+        self.metrics.config_reloads.labels(result=result).inc()
+        if result == "invalid" and self.source is not None and self.config_map:
+            ref = ObjectRef("v1", "ConfigMap", self.config_map, self.namespace)
+            why = self.source.last_error or "invalid config"
+            self.events.post(ref, "Warning", "ConfigRejected", why)
 
     # -- one pass --------------------------------------------------------------------
 
@@ -382,11 +400,11 @@ class PowerManager:
         import base64
 
         namespace, _, secret_name = ref.partition("/")
-        if namespace != self.config.namespace:
+        if namespace != self.namespace:
             raise MethodError(
                 "config",
                 f"credentialsSecret {ref!r}: the power manager reads Secrets in its own"
-                f" namespace {self.config.namespace!r} only",
+                f" namespace {self.namespace!r} only",
             )
         try:
             secret = await self.kube.get(api_path("v1", "secrets", namespace, secret_name))
@@ -672,6 +690,25 @@ def _agent_overdue(
 ) -> bool:
     settle = nv.power.suspend_seconds if nv.power else 0.0
     return now - since > settle + grace and math.isfinite(since)
+
+
+def _changes(old: ManagerConfig, new: ManagerConfig) -> dict[str, str]:
+    """``{"policy.min_awake_nodes": "1 -> 0"}``: what a reload changed, for its log line."""
+
+    def flat(config: ManagerConfig) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for f in fields(config):
+            value = getattr(config, f.name)
+            if isinstance(value, PolicyConfig):
+                out.update({f"policy.{p.name}": getattr(value, p.name) for p in fields(value)})
+            elif isinstance(value, view.Selector):
+                out[f.name] = ",".join(k if v is None else f"{k}={v}" for k, v in value.terms)
+            else:
+                out[f.name] = value
+        return out
+
+    before, after = flat(old), flat(new)
+    return {k: f"{before[k]!r} -> {after[k]!r}" for k in after if before.get(k) != after[k]}
 
 
 def _node_ref(node: Mapping[str, Any]) -> ObjectRef:

@@ -7,6 +7,7 @@ import contextlib
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from energysched.contract import (
+    METRIC_POWER_CONFIG_RELOADS,
     METRIC_POWER_SLEEP_SKIPPED,
     METRIC_POWER_STATE,
     METRIC_POWER_TRANSITIONS,
@@ -52,6 +53,12 @@ class PowerMetrics:
             METRIC_POWER_WAKE_FAILURES.removesuffix("_total"),
             "Wakes that failed (the method failed, or the node was not Ready in time).",
             ["method"],
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            METRIC_POWER_CONFIG_RELOADS.removesuffix("_total"),
+            "Config file reloads by result (applied; invalid: the last good config stays).",
+            ["result"],
             registry=r,
         )
 

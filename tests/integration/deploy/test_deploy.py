@@ -133,6 +133,8 @@ MUST = {
         "get secrets -n energysched",
         "create leases.coordination.k8s.io -n energysched",
         "update leases.coordination.k8s.io/energysched-power-manager -n energysched",
+        "create events.events.k8s.io -n default",  # about Nodes
+        "create events.events.k8s.io -n energysched",  # ConfigRejected on its ConfigMap
     ],
     "energysched-monitor": ["get nodes", "patch nodes"],
     "energysched-monitor-model": [
@@ -181,6 +183,8 @@ MUST_NOT = {
         "delete nodes",
         "get secrets -n default",
         "update leases.coordination.k8s.io/energy-scheduler -n energysched",
+        "get configmaps -n energysched",  # its config is a mounted file
+        "create events.events.k8s.io -n kube-system",
     ],
 }
 

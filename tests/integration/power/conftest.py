@@ -1,4 +1,6 @@
-"""A local cluster of its own with the real kubelet node and no KWOK nodes, for power tests.
+"""Fixtures of the power tests. `power_cluster`: a local cluster of its own with the real
+kubelet node and no KWOK nodes; `make_node`, `profile`: KWOK nodes of a test's own in the
+session's local cluster; `Manager`: the power manager as a process, with its config file.
 
 Why its own: the session's clusters run kube-controller-manager with
 ``--node-monitor-grace-period=900s`` (KWOK renews node leases rarely, to scale to thousands of
@@ -14,14 +16,25 @@ are skipped (ENERGYSCHED_REQUIRE_REAL_NODE=1 fails them instead).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from energysched.contract import (
+    API_VERSION,
+    KWOK_NODE_ANNOTATION,
+    POWER_CONTROL_ANNOTATION,
+    POWER_MANAGEMENT_LABEL,
+    POWER_STATE_ANNOTATION,
+    PROFILE_KIND,
+)
 from energysched_lab.cluster import local, realnode
 from energysched_lab.cluster.local import LocalCluster
 from tests.integration.deploy.conftest import unavailable
@@ -82,18 +95,43 @@ def node_mac(net: realnode.NodeNet) -> str:
     ).stdout.strip()
 
 
+#: The tests' tunables: fast passes, no hysteresis, no headroom (each test has its own nodes).
+TEST_CONFIG: dict[str, object] = {
+    "intervalSeconds": 1,
+    "hysteresisSeconds": 1,
+    "minAwakeNodes": 0,
+    "minFreeFraction": 0,
+    "wakeBackoffSeconds": 5,
+    "wakeTimeoutMarginSeconds": 10,
+}
+
+
 class Manager:
     """``energysched power-manager`` as a process of its own (leader-elected, in ``ns``),
     restarted when it exits, as its Deployment's pod would be: it exits on purpose when it
     loses its Lease (e.g. the API server was unreachable for longer than the renew deadline).
+
+    Its config file (``config``: TEST_CONFIG with ``settings`` over it) lives beside the
+    log; :meth:`configure` rewrites it, as an edit of the ConfigMap would (no restart).
     """
 
-    def __init__(self, cluster: LocalCluster, ns: str, log: Path, *extra: str) -> None:
+    def __init__(
+        self, cluster: LocalCluster, ns: str, log: Path, *extra: str, **settings: object
+    ) -> None:
         self.cluster, self.ns, self.log, self.extra = cluster, ns, log, extra
+        self.config = log.with_name(f"{log.stem}-config.yaml")
+        self.configure(**settings)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
+
+    def configure(self, **settings: object) -> None:
+        """Write the config file: TEST_CONFIG, then ``settings`` (camelCase keys) over it.
+        Written aside and renamed into place, as the kubelet swaps a ConfigMap volume."""
+        aside = self.config.with_suffix(".tmp")
+        aside.write_text(json.dumps({**TEST_CONFIG, **settings}))
+        aside.replace(self.config)
 
     def _spawn(self) -> None:
         with self.log.open("ab") as out:
@@ -103,12 +141,7 @@ class Manager:
                     "power-manager",
                     f"--kubeconfig={self.cluster.kubeconfig}",
                     f"--namespace={self.ns}",
-                    "--interval=1",
-                    "--hysteresis=1",
-                    "--min-awake-nodes=0",
-                    "--min-free-fraction=0",
-                    "--wake-backoff=5",
-                    "--wake-timeout-margin=10",
+                    f"--config={self.config}",
                     "--lease-duration=6",
                     "--renew-deadline=4",
                     "--retry-period=1",
@@ -151,3 +184,95 @@ class Manager:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+# -- KWOK nodes of a test's own (the session's local cluster) --------------------------------
+
+
+@pytest.fixture
+def group() -> str:
+    return f"pw-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def make_node(kubectl: Kubectl, group: str) -> Iterator[Callable[..., str]]:
+    created: list[str] = []
+
+    def make(suffix: str, cpu: str, power_control: str | None = None) -> str:
+        name = f"{group}-{suffix}"
+        labels = {"kubernetes.io/hostname": name, "power-test": group, "type": "kwok"}
+        # Its Ready heartbeat is posted by the wake hook, as a kubelet's on start (KWOK's
+        # node-asleep stage, for the simulation, leaves such nodes alone).
+        labels["kwok.energysched.local/liveness"] = "posted"
+        annotations = {KWOK_NODE_ANNOTATION: "fake"}
+        if power_control is not None:
+            labels[POWER_MANAGEMENT_LABEL] = "enabled"
+            annotations[POWER_CONTROL_ANNOTATION] = power_control
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": labels, "annotations": annotations},
+            "status": {
+                "capacity": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
+                "allocatable": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
+            },
+        }
+        kubectl("apply", "-f", "-", input=json.dumps(node))
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        kubectl("delete", "node", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def profile(kubectl: Kubectl, knowledge_base: None, group: str) -> Iterator[None]:
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": PROFILE_KIND,
+        "metadata": {"name": group},
+        "spec": {
+            "nodeSelector": {"power-test": group},
+            "idlePowerWatts": 40.0,
+            "workloads": {
+                "training": {"performance": 10.0, "powerWatts": 80.0},
+                "inference": {"performance": 30.0, "powerWatts": 60.0},
+                "sequential": {"performance": 2.0, "powerWatts": 50.0},
+            },
+            # simulated figures: break-even 36 J / 36 W + 1 s = 2 s
+            "powerStates": {
+                "sleepWatts": 4.0,
+                "sleepKind": "suspend",
+                "suspendSeconds": 1,
+                "wakeSeconds": 5,
+                "wakeJoules": 36,
+            },
+        },
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(body))
+    yield
+    kubectl("delete", "energyprofile", group, "--wait=false", check=False)
+
+
+def kwok_control(cluster: LocalCluster, node: str) -> str:
+    wake = [
+        sys.executable, "-m", "energysched_lab.kwok_power", "wake",
+        f"--kubeconfig={cluster.kubeconfig}", f"--node={node}",
+    ]  # fmt: skip
+    return json.dumps({"method": "command", "sleep": ["true"], "wake": wake})
+
+
+def node_annotations(kubectl: Kubectl, node: str) -> dict[str, str]:
+    obj = json.loads(kubectl("get", "node", node, "-o", "json"))
+    result: dict[str, str] = obj["metadata"].get("annotations", {})
+    return result
+
+
+def state(kubectl: Kubectl, node: str) -> str:
+    return node_annotations(kubectl, node).get(POWER_STATE_ANNOTATION, "awake")
+
+
+def taints(kubectl: Kubectl, node: str) -> list[str]:
+    obj = json.loads(kubectl("get", "node", node, "-o", "json"))
+    return [t["key"] for t in obj["spec"].get("taints") or []]

@@ -13,9 +13,7 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,131 +21,30 @@ from typing import Any
 import pytest
 
 from energysched.contract import (
-    API_VERSION,
     ASLEEP_TAINT_KEY,
-    KWOK_NODE_ANNOTATION,
-    POWER_CONTROL_ANNOTATION,
-    POWER_MANAGEMENT_LABEL,
-    POWER_STATE_ANNOTATION,
-    PROFILE_KIND,
     SCHEDULER_NAME,
     WAITING_FOR_NODE_WAKE_REASON,
     WAKE_REQUESTED_BY_ANNOTATION,
     WAKING_NODE_EVENT_REASON,
 )
 from energysched_lab.cluster.local import LocalCluster
-from tests.support import Kubectl, SchedulerProcess
+from tests.support import Kubectl, SchedulerProcess, eventually_sync
 
-from .conftest import Manager
+from .conftest import Manager, kwok_control, node_annotations, state, taints
 
 Start = Callable[..., SchedulerProcess]
 
 
 def wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(0.5)
-
-
-@pytest.fixture
-def group() -> str:
-    return f"pw-{uuid.uuid4().hex[:6]}"
-
-
-@pytest.fixture
-def make_node(kubectl: Kubectl, group: str) -> Iterator[Callable[..., str]]:
-    created: list[str] = []
-
-    def make(suffix: str, cpu: str, power_control: str | None = None) -> str:
-        name = f"{group}-{suffix}"
-        labels = {"kubernetes.io/hostname": name, "power-test": group, "type": "kwok"}
-        # Its Ready heartbeat is posted by the wake hook, as a kubelet's on start (KWOK's
-        # node-asleep stage, for the simulation, leaves such nodes alone).
-        labels["kwok.energysched.local/liveness"] = "posted"
-        annotations = {KWOK_NODE_ANNOTATION: "fake"}
-        if power_control is not None:
-            labels[POWER_MANAGEMENT_LABEL] = "enabled"
-            annotations[POWER_CONTROL_ANNOTATION] = power_control
-        node = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": name, "labels": labels, "annotations": annotations},
-            "status": {
-                "capacity": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
-                "allocatable": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
-            },
-        }
-        kubectl("apply", "-f", "-", input=json.dumps(node))
-        created.append(name)
-        return name
-
-    yield make
-    for name in created:
-        kubectl("delete", "node", name, "--wait=false", check=False)
-
-
-@pytest.fixture
-def profile(kubectl: Kubectl, knowledge_base: None, group: str) -> Iterator[None]:
-    body = {
-        "apiVersion": API_VERSION,
-        "kind": PROFILE_KIND,
-        "metadata": {"name": group},
-        "spec": {
-            "nodeSelector": {"power-test": group},
-            "idlePowerWatts": 40.0,
-            "workloads": {
-                "training": {"performance": 10.0, "powerWatts": 80.0},
-                "inference": {"performance": 30.0, "powerWatts": 60.0},
-                "sequential": {"performance": 2.0, "powerWatts": 50.0},
-            },
-            # simulated figures: break-even 36 J / 36 W + 1 s = 2 s
-            "powerStates": {
-                "sleepWatts": 4.0,
-                "sleepKind": "suspend",
-                "suspendSeconds": 1,
-                "wakeSeconds": 5,
-                "wakeJoules": 36,
-            },
-        },
-    }
-    kubectl("apply", "-f", "-", input=json.dumps(body))
-    yield
-    kubectl("delete", "energyprofile", group, "--wait=false", check=False)
-
-
-def kwok_control(cluster: LocalCluster, node: str) -> str:
-    wake = [
-        sys.executable, "-m", "energysched_lab.kwok_power", "wake",
-        f"--kubeconfig={cluster.kubeconfig}", f"--node={node}",
-    ]  # fmt: skip
-    return json.dumps({"method": "command", "sleep": ["true"], "wake": wake})
+    return eventually_sync(check, timeout=timeout, what=what, interval=0.5)
 
 
 @pytest.fixture
 def manager(local_cluster: LocalCluster, namespace: str, tmp_path: Path) -> Iterator[Manager]:
-    m = Manager(local_cluster, namespace, tmp_path / "power-manager.log", "--drain-settle=1")
+    m = Manager(local_cluster, namespace, tmp_path / "power-manager.log", drainSettleSeconds=1)
     yield m
     m.stop()
     print(m.log.read_text()[-6000:])
-
-
-def annotations(kubectl: Kubectl, node: str) -> dict[str, str]:
-    obj = json.loads(kubectl("get", "node", node, "-o", "json"))
-    result: dict[str, str] = obj["metadata"].get("annotations", {})
-    return result
-
-
-def state(kubectl: Kubectl, node: str) -> str:
-    return annotations(kubectl, node).get(POWER_STATE_ANNOTATION, "awake")
-
-
-def taints(kubectl: Kubectl, node: str) -> list[str]:
-    obj = json.loads(kubectl("get", "node", node, "-o", "json"))
-    return [t["key"] for t in obj["spec"].get("taints") or []]
 
 
 def pod(name: str, group: str, cpu: str, scheduler: str = SCHEDULER_NAME) -> dict[str, Any]:
@@ -201,7 +98,7 @@ def test_an_energysched_pod_waits_for_its_node_and_is_bound_when_it_is_back(
         )
 
     wait("PodScheduled=False/WaitingForNodeWake (or already bound)", waiting, 60)
-    assert annotations(kubectl, big).get(WAKE_REQUESTED_BY_ANNOTATION) == f"{namespace}/job"
+    assert node_annotations(kubectl, big).get(WAKE_REQUESTED_BY_ANNOTATION) == f"{namespace}/job"
     events = kubectl(
         "-n", namespace, "get", "events", "--field-selector", "involvedObject.name=job"
     )

@@ -25,16 +25,11 @@ from energysched_lab.sushy_lab import SYSTEM_UUID, SushyEmulator
 from energysched_monitor.secret import Secret
 from tests.support import Kubectl
 
-from .conftest import Manager
-from .test_wake_kwok import (  # noqa: F401  (fixtures)
+from .conftest import Manager, state, taints
+from .test_wake_kwok import (  # noqa: F401  (the manager fixture)
     get_pod,
-    group,
-    make_node,
     manager,
     pod,
-    profile,
-    state,
-    taints,
     wait,
 )
 
@@ -92,8 +87,8 @@ def test_sleep_and_wake_through_redfish(
     local_cluster: LocalCluster,
     kubectl: Kubectl,
     namespace: str,
-    group: str,  # noqa: F811
-    make_node: Callable[..., str],  # noqa: F811
+    group: str,
+    make_node: Callable[..., str],
     manager: Manager,  # noqa: F811
     sushy: SushyEmulator,
     bmc_secret: str,
@@ -123,7 +118,7 @@ def test_sleep_and_wake_through_redfish(
 def test_bmc_refusing_power_off_leaves_the_node_awake(
     kubectl: Kubectl,
     namespace: str,
-    make_node: Callable[..., str],  # noqa: F811
+    make_node: Callable[..., str],
     manager: Manager,  # noqa: F811
     bmc_secret: str,
     tmp_path: Path,

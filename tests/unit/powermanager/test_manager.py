@@ -8,6 +8,7 @@ The command method runs real commands (files written by ``sh -c``-free argv).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -27,7 +28,8 @@ from energysched.contract import (
 from energysched.contract import SLEEP_REQUESTED_ANNOTATION as SLEEP_REQUESTED
 from energysched.kube.client import ApiError
 from energysched.power.policy import PolicyConfig
-from energysched.powermanager.manager import ManagerConfig, PowerManager, rfc3339
+from energysched.powermanager.config import ManagerConfig
+from energysched.powermanager.manager import PowerManager, rfc3339
 from energysched.powermanager.view import Selector
 
 PROFILE = {
@@ -412,7 +414,7 @@ async def test_drain_settles_before_the_last_check(setup: Any) -> None:
     """With a settle time the node stays tainted a while before its last check; a pod bound
     meanwhile (a scheduler that decided before the taint) gives the node back."""
     kube, manager, clock, log = setup
-    manager.config.drain_settle_seconds = 5
+    manager.config = dataclasses.replace(manager.config, drain_settle_seconds=5)
     kube.add_node("keep")
     kube.nodes["keep"]["metadata"]["labels"][POWER_MANAGEMENT_LABEL] = "disabled"
     kube.add_node("n1", **{POWER_CONTROL_ANNOTATION: control(log)})
