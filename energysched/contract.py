@@ -146,3 +146,16 @@ METRIC_POWER_CONFIG_RELOADS: Final = "energysched_power_config_reloads_total"
 SLEEP_REQUESTED_ANNOTATION: Final = f"{GROUP}/sleep-requested"
 #: Node annotation: consecutive failed wakes (the wake backoff survives a manager restart).
 WAKE_FAILURES_ANNOTATION: Final = f"{GROUP}/wake-failures"
+
+#: Node annotation: the node is ``draining`` for consolidation (its pods are being evicted so
+#: that it can sleep); the value is when the drain began (RFC 3339 UTC). Without it a
+#: ``draining`` node is expected to be empty already.
+CONSOLIDATION_ANNOTATION: Final = f"{GROUP}/consolidating-since"
+#: Pod annotations read by consolidation: ``"false"`` never evicts the pod, ``"true"`` allows
+#: it despite local storage (emptyDir, hostPath). Cluster-autoscaler's key is honoured too.
+SAFE_TO_EVICT_ANNOTATION: Final = f"{GROUP}/safe-to-evict"
+CA_SAFE_TO_EVICT_ANNOTATION: Final = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+#: Node Event reasons of consolidation: a node was not drained because of a pod (Warning),
+#: a pod of the node was evicted (Normal). The drain itself is the state's Event (Draining).
+DRAIN_BLOCKED_EVENT_REASON: Final = "DrainBlocked"
+POD_EVICTED_EVENT_REASON: Final = "PodEvicted"

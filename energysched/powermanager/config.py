@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 
 from energysched.kube.files import ConfigFile
+from energysched.power.consolidation import ConsolidationConfig
 from energysched.power.policy import PolicyConfig
 from energysched.powermanager.view import Selector
 from energysched.strict import DocumentError, StrictModel, load_yaml, show, validate
@@ -45,8 +46,8 @@ class ManagerConfig:
     #: How long a node stays tainted (``draining``) before the last emptiness check: a
     #: scheduler that decided for the node just before the taint may still bind to it.
     drain_settle_seconds: float = 5.0
-    #: Drain nodes whose pods may all be evicted and placed elsewhere (off by default).
-    consolidation: bool = False
+    #: Draining nodes whose pods may all be evicted and placed elsewhere (off by default).
+    consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
 
 
 class PowerConfigError(DocumentError):
@@ -63,6 +64,15 @@ class _ConsolidationDoc(StrictModel):
     """Draining nodes that still run evictable pods so that they may sleep (off by default)."""
 
     enabled: bool = False
+    #: What restarting one evicted pod elsewhere costs (J); README, "Consolidation".
+    pod_restart_joules: Annotated[float, Field(ge=0.0, le=1e12)] = 600.0
+    #: A drain whose pods are not gone after this long is abandoned (the node stays awake).
+    drain_timeout_seconds: Annotated[float, _seconds(1.0)] = 300.0
+
+    def config(self) -> ConsolidationConfig:
+        return ConsolidationConfig(
+            self.enabled, self.pod_restart_joules, self.drain_timeout_seconds
+        )
 
 
 class _ConfigDoc(StrictModel):
@@ -109,7 +119,7 @@ class _ConfigDoc(StrictModel):
             command_timeout=self.command_timeout_seconds,
             agent_grace_seconds=self.agent_grace_seconds,
             drain_settle_seconds=self.drain_settle_seconds,
-            consolidation=self.consolidation.enabled,
+            consolidation=self.consolidation.config(),
         )
 
 

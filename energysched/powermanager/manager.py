@@ -47,6 +47,9 @@ from energysched.contract import (
     API_VERSION,
     ASLEEP_TAINT_EFFECT,
     ASLEEP_TAINT_KEY,
+    CONSOLIDATION_ANNOTATION,
+    DRAIN_BLOCKED_EVENT_REASON,
+    POD_EVICTED_EVENT_REASON,
     POWER_CONTROL_ANNOTATION,
     POWER_STATE_ANNOTATION,
     POWER_STATE_CONDITION,
@@ -66,9 +69,10 @@ from energysched.kube.client import JSON, ApiError, KubeClient, api_path
 from energysched.kube.events import EventWriter, ObjectRef
 from energysched.kube.files import ConfigFile
 from energysched.kube.reflector import EventType, Reflector
-from energysched.power import policy
+from energysched.power import consolidation, policy
+from energysched.power.consolidation import ConsolidationConfig
 from energysched.power.policy import NodeView, PolicyConfig, Resources
-from energysched.powermanager import view
+from energysched.powermanager import drain, view
 from energysched.powermanager.config import ManagerConfig
 from energysched.powermanager.control import (
     NoneControl,
@@ -106,6 +110,8 @@ class _Tracking:
     #: After a failed sleep step: not tried again before this time (doubling backoff).
     sleep_blocked_until: float = 0.0
     sleep_failures: int = 0
+    #: The last "not drained because of a pod" message reported (Event and log once each).
+    drain_block: str | None = None
 
 
 class PowerManager:
@@ -140,6 +146,13 @@ class PowerManager:
         self.profiles = Reflector(
             kube, api_path(API_VERSION, PROFILE_PLURAL), self._ignore, name="energyprofiles"
         )
+        # Read by consolidation only; watched always, so that turning it on needs no restart.
+        self.pdbs = Reflector(
+            kube,
+            api_path("policy/v1", "poddisruptionbudgets"),
+            self._ignore,
+            name="poddisruptionbudgets",
+        )
         self._tracking: dict[str, _Tracking] = {}
         self._tasks: list[asyncio.Task[None]] = []
         #: Pods (uid) a wake was already requested for, so one pod wakes one node.
@@ -158,7 +171,7 @@ class PowerManager:
 
     def start(self) -> None:
         self.events.start()
-        for reflector in (self.nodes, self.pods, self.profiles):
+        for reflector in (self.nodes, self.pods, self.profiles, self.pdbs):
             self._tasks.append(asyncio.create_task(reflector.run(), name=reflector.name))
 
     async def stop(self) -> None:
@@ -170,7 +183,7 @@ class PowerManager:
         await self.events.stop()
 
     async def synced(self) -> None:
-        for reflector in (self.nodes, self.pods, self.profiles):
+        for reflector in (self.nodes, self.pods, self.profiles, self.pdbs):
             await reflector.synced.wait()
 
     def healthy(self) -> bool:
@@ -273,23 +286,186 @@ class PowerManager:
             await self._advance(node, views[name], now)
         await self._request_wakes(views, now)
         verdicts = policy.sleep_verdicts(views.values(), now, self.config.policy)
+        began = False
+        busy: list[str] = []
         for verdict in verdicts:
             if not views[verdict.node].managed:
                 continue
             if not verdict.sleep:
                 if verdict.reason is not None:
                     self.metrics.skipped.labels(reason=verdict.reason).inc()
+                if verdict.reason == "runs-pods":
+                    busy.append(verdict.node)
                 continue
             node = nodes[verdict.node]
-            control = self._control(node)
-            if control is None or isinstance(control, NoneControl):
-                reason = "invalid-power-control" if control is None else "method-none"
-                self.metrics.skipped.labels(reason=reason).inc()
-                continue
-            if now < self._tracking[verdict.node].sleep_blocked_until:
-                self.metrics.skipped.labels(reason="sleep-failed-backoff").inc()
+            blocker = self._sleep_blocker(node, now)
+            if blocker is not None:
+                self.metrics.skipped.labels(reason=blocker).inc()
                 continue
             await self._begin_sleep(node, views[verdict.node], verdict.message)
+            began = True
+        if self.config.consolidation.enabled and busy and not began:
+            await self._consolidate(views, nodes, busy, now)
+
+    def _sleep_blocker(self, node: Mapping[str, Any], now: float) -> str | None:
+        """Why the manager itself cannot sleep ``node`` now (the skip metric's reason)."""
+        control = self._control(node)
+        if control is None or isinstance(control, NoneControl):
+            return "invalid-power-control" if control is None else "method-none"
+        if now < self._tracking[view.name_of(node)].sleep_blocked_until:
+            return "sleep-failed-backoff"
+        return None
+
+    # -- consolidation -------------------------------------------------------------------
+
+    async def _consolidate(
+        self,
+        views: Mapping[str, NodeView],
+        nodes: Mapping[str, Mapping[str, Any]],
+        busy: list[str],
+        now: float,
+    ) -> None:
+        """Drain at most one busy node so that it can sleep (``consolidation.enabled``)."""
+        if any(v.managed and v.state in ("draining", "waking") for v in views.values()):
+            return  # one drain at a time, and none while a node wakes
+        if any(view.unschedulable_pending(p) for p in self.pods.store.values()):
+            return  # pods already lack room: moving more would only add to them
+        candidates = [n for n in busy if self._sleep_blocker(nodes[n], now) is None]
+        if not candidates:
+            return
+        infos = drain.node_infos(nodes.values())
+        pdbs = list(self.pdbs.store.values())
+        work = drain.workload_by_node(self.pods.store.values())
+        facts = {n: [drain.pod_facts(p, pdbs, infos) for p in work.get(n, [])] for n in candidates}
+        every = consolidation.drain_verdicts(
+            views.values(),
+            facts,
+            drain.disruptions_allowed(pdbs),
+            now,
+            self.config.policy,
+            self.config.consolidation,
+        )
+        verdicts = [v for v in every if v.node in facts]
+        for verdict in verdicts:
+            track = self._tracking[verdict.node]
+            if verdict.drain or verdict.reason is None:
+                continue
+            self.metrics.skipped.labels(reason=f"drain-{verdict.reason}").inc()
+            if verdict.reason not in consolidation.POD_BLOCKS:
+                track.drain_block = None
+                continue
+            if verdict.message != track.drain_block:
+                track.drain_block = verdict.message
+                log.warning(
+                    "node not drained", node=verdict.node, reason=verdict.reason,
+                    why=verdict.message,
+                )  # fmt: skip
+                self.events.post(
+                    _node_ref(nodes[verdict.node]),
+                    "Warning",
+                    DRAIN_BLOCKED_EVENT_REASON,
+                    f"{verdict.message}; the node stays awake",
+                )
+        choice = consolidation.choose_drain(verdicts)
+        if choice is None:
+            return
+        self._tracking[choice.node].drain_block = None
+        if (
+            await self._write_state(
+                nodes[choice.node],
+                "draining",
+                f"{choice.message}; tainted, evicting",
+                taint=True,
+                extra={CONSOLIDATION_ANNOTATION: rfc3339(now)},
+            )
+            and self.config.drain_settle_seconds <= 0
+        ):
+            fresh = self.nodes.store[choice.node]
+            await self._continue_drain(fresh, views[choice.node], now)
+
+    async def _continue_drain(self, node: Mapping[str, Any], nv: NodeView, now: float) -> None:
+        """Evict what is left on a node drained for consolidation; once it is empty, sleep it.
+
+        Each pod goes through the Eviction API (PDBs decide again at eviction time). A pod
+        that cannot be evicted (one that arrived before the taint, a budget that refuses),
+        a drain past its timeout, or consolidation turned off: the node is given back,
+        awake and untainted, and the pods already evicted run elsewhere.
+        """
+        name = view.name_of(node)
+        anns = view.annotations_of(node)
+        began = parse_rfc3339(anns.get(CONSOLIDATION_ANNOTATION, ""))
+        began_at = began.timestamp() if began is not None else now
+        cfg = self.config.consolidation
+        if not cfg.enabled:
+            await self._give_back(node, "drain abandoned: consolidation was turned off")
+            return
+        pods = await self._pods_on(name)
+        if pods is None:
+            return
+        if not pods:
+            await self._continue_sleep(node, nv, now)
+            return
+        if now - began_at > cfg.drain_timeout_seconds:
+            keys = ", ".join(_key(p) for p in pods[:5])
+            await self._drain_failed(
+                node,
+                "timeout",
+                f"drain timed out after {cfg.drain_timeout_seconds:g} s, still on it: {keys}",
+                now,
+            )
+            return
+        for pod in pods:
+            facts = drain.pod_facts(pod, (), {})
+            block = consolidation.pod_block(facts, {}, {})
+            if block is not None and block[0] != "pod-terminating":
+                await self._drain_failed(node, block[0], f"drain abandoned: {block[1]}", now)
+                return
+        for pod in pods:
+            if view.meta(pod).get("deletionTimestamp"):
+                continue  # evicted already, terminating
+            ns, pod_name = str(view.meta(pod).get("namespace", "")), view.name_of(pod)
+            try:
+                await self.kube.create(
+                    api_path("v1", "pods", ns, pod_name, "eviction"), drain.eviction(pod)
+                )
+            except ApiError as exc:
+                if exc.not_found or exc.conflict:
+                    continue  # gone already, or replaced (the uid precondition)
+                if exc.status == 429:
+                    await self._drain_failed(
+                        node,
+                        "pdb",
+                        f"drain abandoned: the eviction of {ns}/{pod_name} was refused"
+                        f" ({exc.message[:200]})",
+                        now,
+                    )
+                    return
+                log.warning("eviction failed; next pass retries", pod=f"{ns}/{pod_name}",
+                            node=name, error=str(exc))  # fmt: skip
+                continue
+            log.info("pod evicted", node=name, pod=f"{ns}/{pod_name}")
+            self.events.post(
+                _node_ref(node),
+                "Normal",
+                POD_EVICTED_EVENT_REASON,
+                f"evicted {ns}/{pod_name} so that the node can sleep (consolidation)",
+            )
+
+    async def _drain_failed(
+        self, node: Mapping[str, Any], reason: str, message: str, now: float
+    ) -> None:
+        """Give the node back (awake, untainted) and wait a backoff before draining it again."""
+        name = view.name_of(node)
+        track = self._tracking.setdefault(name, _Tracking())
+        track.sleep_failures += 1
+        wait = policy.wake_backoff_seconds(track.sleep_failures, self.config.policy)
+        track.sleep_blocked_until = now + wait
+        self.metrics.skipped.labels(reason=f"drain-{reason}").inc()
+        log.warning("drain abandoned", node=name, reason=reason, why=message)
+        await self._give_back(
+            node, f"{message}; the node stays awake, not drained again for {wait:.0f} s",
+            warning=True,
+        )  # fmt: skip
 
     # -- state on the node -------------------------------------------------------------
 
@@ -316,6 +492,8 @@ class PowerManager:
                 "annotations": {
                     POWER_STATE_ANNOTATION: new,
                     POWER_STATE_SINCE_ANNOTATION: rfc3339(now),
+                    # a drain for consolidation ends with the draining state
+                    **({} if new == "draining" else {CONSOLIDATION_ANNOTATION: None}),
                     **(extra or {}),
                 },
             }
@@ -432,7 +610,7 @@ class PowerManager:
             await self._continue_sleep(fresh, nv, self.clock())
         # else: a later pass continues, once binds decided before the taint have landed
 
-    async def _workload_on(self, name: str) -> list[str] | None:
+    async def _pods_on(self, name: str) -> list[Mapping[str, Any]] | None:
         """The workload pods bound to ``name``, read from the API server (not the cache)."""
         try:
             listing = await self.kube.list_all(
@@ -443,11 +621,12 @@ class PowerManager:
                 "cannot list the node's pods; not sleeping it now", node=name, error=str(exc)
             )
             return None
-        return list(
-            view.pods_by_node(listing.get("items") or [])
-            .get(name, view.NodePods(Resources(), ()))
-            .workload
-        )
+        return drain.workload_by_node(listing.get("items") or []).get(name, [])
+
+    async def _workload_on(self, name: str) -> list[str] | None:
+        """The ``namespace/name`` of the workload pods bound to ``name`` (from the API)."""
+        pods = await self._pods_on(name)
+        return None if pods is None else sorted(_key(p) for p in pods)
 
     async def _give_back(
         self, node: Mapping[str, Any], message: str, warning: bool = False
@@ -617,7 +796,11 @@ class PowerManager:
         # (kubelet posts one when it starts; later ones may be minutes apart).
         back_after = view.wake_requested(node) or view.state_since(node)
         if state == "draining":
-            if now - since >= self.config.drain_settle_seconds:
+            if now - since < self.config.drain_settle_seconds:
+                pass  # binds decided before the taint may still land
+            elif CONSOLIDATION_ANNOTATION in view.annotations_of(node):
+                await self._continue_drain(node, nv, now)
+            else:
                 await self._continue_sleep(node, nv, now)
         elif state == "asleep":
             if nv.workload_pods > 0:
@@ -699,8 +882,9 @@ def _changes(old: ManagerConfig, new: ManagerConfig) -> dict[str, str]:
         out: dict[str, object] = {}
         for f in fields(config):
             value = getattr(config, f.name)
-            if isinstance(value, PolicyConfig):
-                out.update({f"policy.{p.name}": getattr(value, p.name) for p in fields(value)})
+            if isinstance(value, PolicyConfig | ConsolidationConfig):
+                prefix = "policy" if isinstance(value, PolicyConfig) else f.name
+                out.update({f"{prefix}.{p.name}": getattr(value, p.name) for p in fields(value)})
             elif isinstance(value, view.Selector):
                 out[f.name] = ",".join(k if v is None else f"{k}={v}" for k, v in value.terms)
             else:
@@ -709,6 +893,10 @@ def _changes(old: ManagerConfig, new: ManagerConfig) -> dict[str, str]:
 
     before, after = flat(old), flat(new)
     return {k: f"{before[k]!r} -> {after[k]!r}" for k in after if before.get(k) != after[k]}
+
+
+def _key(pod: Mapping[str, Any]) -> str:
+    return f"{view.meta(pod).get('namespace', '')}/{view.name_of(pod)}"
 
 
 def _node_ref(node: Mapping[str, Any]) -> ObjectRef:

@@ -135,6 +135,8 @@ MUST = {
         "update leases.coordination.k8s.io/energysched-power-manager -n energysched",
         "create events.events.k8s.io -n default",  # about Nodes
         "create events.events.k8s.io -n energysched",  # ConfigRejected on its ConfigMap
+        "create pods --subresource=eviction",  # consolidation, through the Eviction API
+        "watch poddisruptionbudgets.policy",
     ],
     "energysched-monitor": ["get nodes", "patch nodes"],
     "energysched-monitor-model": [
@@ -178,7 +180,9 @@ MUST_NOT = {
     "energysched-monitor-model": ["get pods", "delete pods", "update nodes", "get secrets"],
     "energysched-power-manager": [
         "delete pods",
-        "create pods --subresource=eviction",  # no consolidation: it drains nothing
+        "update pods",
+        "create pods",
+        "update poddisruptionbudgets.policy",
         "update nodes",
         "delete nodes",
         "get secrets -n default",

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from energysched.contract import POWER_MANAGEMENT_LABEL
+from energysched.power.consolidation import ConsolidationConfig
 from energysched.power.policy import PolicyConfig
 from energysched.powermanager.config import (
     ManagerConfig,
@@ -41,7 +42,7 @@ def test_an_empty_document_gives_the_documented_defaults() -> None:
     assert (cfg.interval, cfg.command_timeout, cfg.drain_settle_seconds) == (10.0, 120.0, 5.0)
     assert cfg.agent_grace_seconds == 60.0
     assert cfg.keep_awake == Selector.parse("node-role.kubernetes.io/control-plane")
-    assert cfg.consolidation is False
+    assert cfg.consolidation == ConsolidationConfig(False, 600.0, 300.0)
 
 
 def test_the_base_manifests_configmap_writes_out_the_defaults() -> None:
@@ -76,14 +77,18 @@ def test_a_full_document_is_read() -> None:
             "commandTimeoutSeconds": 30,
             "agentGraceSeconds": 20,
             "drainSettleSeconds": 1,
-            "consolidation": {"enabled": True},
+            "consolidation": {
+                "enabled": True,
+                "podRestartJoules": 50,
+                "drainTimeoutSeconds": 60,
+            },
         }
     )
     assert cfg.policy == PolicyConfig(0.0, 0, 0.5, 5.0, 60.0, 1.5, 10.0)
     assert cfg.keep_awake.terms == (("role", "db"), ("gpu", None))
     assert (cfg.interval, cfg.command_timeout) == (2.0, 30.0)
     assert (cfg.agent_grace_seconds, cfg.drain_settle_seconds) == (20.0, 1.0)
-    assert cfg.consolidation is True
+    assert cfg.consolidation == ConsolidationConfig(True, 50.0, 60.0)
 
 
 @pytest.mark.parametrize(
@@ -95,6 +100,16 @@ def test_a_full_document_is_read() -> None:
         ({"minAwakeNodes": 1.5}, "minAwakeNodes", "1.5"),
         ({"minAwakeNodes": True}, "minAwakeNodes", "True"),
         ({"consolidation": {"enabled": "yes"}}, "consolidation.enabled", "'yes'"),
+        (
+            {"consolidation": {"podRestartJoules": -1}},
+            "consolidation.podRestartJoules",
+            "-1",
+        ),
+        (
+            {"consolidation": {"drainTimeoutSeconds": math.nan}},
+            "consolidation.drainTimeoutSeconds",
+            "nan",
+        ),
         ({"hysteresisSeconds": -1}, "hysteresisSeconds", "-1"),
         ({"minAwakeNodes": -1}, "minAwakeNodes", "-1"),
         ({"wakeBackoffSeconds": math.nan}, "wakeBackoffSeconds", "nan"),
