@@ -328,8 +328,8 @@ class PowerManager:
         """Drain at most one busy node so that it can sleep (``consolidation.enabled``)."""
         if any(v.managed and v.state in ("draining", "waking") for v in views.values()):
             return  # one drain at a time, and none while a node wakes
-        if any(view.unschedulable_pending(p) for p in self.pods.store.values()):
-            return  # pods already lack room: moving more would only add to them
+        if self._served:
+            return  # pods wait for a node to wake: room is short, do not take more away
         candidates = [n for n in busy if self._sleep_blocker(nodes[n], now) is None]
         if not candidates:
             return
