@@ -328,12 +328,18 @@ class PowerManager:
         """Drain at most one busy node so that it can sleep (``consolidation.enabled``)."""
         if any(v.managed and v.state in ("draining", "waking") for v in views.values()):
             return  # one drain at a time, and none while a node wakes
-        if self._served:
+        if any(
+            str(view.meta(p).get("uid", "")) in self._served and not view.pod_node(p)
+            for p in self.pods.store.values()
+        ):
             return  # pods wait for a node to wake: room is short, do not take more away
         candidates = [n for n in busy if self._sleep_blocker(nodes[n], now) is None]
         if not candidates:
             return
-        infos = drain.node_infos(nodes.values())
+        # Only awake, Ready nodes can take pods: the filters run against those alone.
+        infos = drain.node_infos(
+            nodes[n] for n, v in views.items() if v.state == "awake" and v.ready
+        )
         pdbs = list(self.pdbs.store.values())
         work = drain.workload_by_node(self.pods.store.values())
         facts = {n: [drain.pod_facts(p, pdbs, infos) for p in work.get(n, [])] for n in candidates}
@@ -393,6 +399,11 @@ class PowerManager:
         """
         name = view.name_of(node)
         anns = view.annotations_of(node)
+        if anns.get(SLEEP_REQUESTED_ANNOTATION) is not None:
+            # The drain is over and the sleep step has begun (the node agent may already
+            # have suspended the machine): only the sleep path may give the node back.
+            await self._continue_sleep(node, nv, now)
+            return
         began = parse_rfc3339(anns.get(CONSOLIDATION_ANNOTATION, ""))
         began_at = began.timestamp() if began is not None else now
         cfg = self.config.consolidation

@@ -8,6 +8,7 @@ PDBs and the disruption controller are proven in tests/integration/power.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from energysched.contract import (
     CONSOLIDATION_ANNOTATION,
     POWER_MANAGEMENT_LABEL,
+    SLEEP_REQUESTED_ANNOTATION,
 )
 from energysched.kube.client import ApiError
 from energysched.power.consolidation import ConsolidationConfig
@@ -194,4 +196,43 @@ async def test_a_job_pod_or_pods_that_fit_nowhere_are_not_drained(setup: Any) ->
     ]
     await one_pass(kube, manager, clock)
     assert manager.metrics.skipped.labels(reason="drain-no-room")._value.get() == 1
+    assert kube.evicted == [] and not tainted(kube, "busy")
+
+
+async def test_once_the_agent_was_asked_turning_consolidation_off_does_not_give_back(
+    setup: Any,
+) -> None:
+    """A drained node whose agent was asked to halt it may already be off: turning
+    consolidation off then must not mark it awake and untainted (pods would land on it)."""
+    kube, manager, clock, _events, _ = setup
+    relay = json.dumps(
+        {"method": "shelly-relay", "address": "http://127.0.0.1:9", "haltFirst": True}
+    )
+    kube.nodes["busy"]["metadata"]["annotations"]["energy.thesis.io/power-control"] = relay
+    kube.pods = [owned("web-1", "busy")]
+    await one_pass(kube, manager, clock)
+    assert kube.evicted == ["web-1"] and state(kube, "busy") == "draining"
+    await one_pass(kube, manager, clock)  # empty: the agent is asked to power off
+    annotations = kube.nodes["busy"]["metadata"]["annotations"]
+    assert "poweroff" in annotations[SLEEP_REQUESTED_ANNOTATION]
+    manager.config = dataclasses.replace(manager.config, consolidation=ConsolidationConfig())
+    await one_pass(kube, manager, clock)
+    assert state(kube, "busy") != "awake" and tainted(kube, "busy")
+
+
+async def test_a_woken_pod_that_is_bound_no_longer_holds_consolidation_back(
+    setup: Any,
+) -> None:
+    kube, manager, clock, _events, _ = setup
+    kube.pods = [owned("web-1", "busy"), pod("woke-a-node", "spare")]
+    manager._served = {"uid-woke-a-node": "spare"}  # a wake it asked for, long done
+    await one_pass(kube, manager, clock)
+    assert kube.evicted == ["web-1"]
+
+
+async def test_a_pod_still_waiting_for_a_wake_holds_consolidation_back(setup: Any) -> None:
+    kube, manager, clock, _events, _ = setup
+    kube.pods = [owned("web-1", "busy"), pod("waiting", unschedulable=True)]
+    manager._served = {"uid-waiting": "elsewhere"}
+    await one_pass(kube, manager, clock)
     assert kube.evicted == [] and not tainted(kube, "busy")
