@@ -183,7 +183,9 @@ class PowerManager:
         await self.events.stop()
 
     async def synced(self) -> None:
-        for reflector in (self.nodes, self.pods, self.profiles, self.pdbs):
+        # Not the budgets: without them (e.g. RBAC from an older release) everything but
+        # consolidation works, and consolidation drains nothing until they are listed.
+        for reflector in (self.nodes, self.pods, self.profiles):
             await reflector.synced.wait()
 
     def healthy(self) -> bool:
@@ -326,6 +328,9 @@ class PowerManager:
         now: float,
     ) -> None:
         """Drain at most one busy node so that it can sleep (``consolidation.enabled``)."""
+        if not self.pdbs.synced.is_set():
+            log.warning("PodDisruptionBudgets not listed (RBAC?): no drain until they are")
+            return
         if any(v.managed and v.state in ("draining", "waking") for v in views.values()):
             return  # one drain at a time, and none while a node wakes
         if any(

@@ -83,6 +83,7 @@ def setup(tmp_path: Path) -> tuple[EvictingKube, PowerManager, Clock, Recorder, 
     manager = PowerManager(kube, kube, config, clock=clock)  # type: ignore[arg-type]
     manager.events = events  # type: ignore[assignment]
     manager.profiles.store["box"] = PROFILE
+    manager.pdbs.synced.set()  # what the reflector does once the budgets are listed
     log = tmp_path / "hook.log"
     kube.add_node("spare")
     kube.nodes["spare"]["metadata"]["labels"][POWER_MANAGEMENT_LABEL] = "disabled"
@@ -236,3 +237,14 @@ async def test_a_pod_still_waiting_for_a_wake_holds_consolidation_back(setup: An
     manager._served = {"uid-waiting": "elsewhere"}
     await one_pass(kube, manager, clock)
     assert kube.evicted == [] and not tainted(kube, "busy")
+
+
+async def test_nothing_is_drained_before_the_budgets_are_listed(setup: Any) -> None:
+    kube, manager, clock, _events, _ = setup
+    manager.pdbs.synced.clear()  # e.g. RBAC without poddisruptionbudgets
+    kube.pods = [owned("web-1", "busy")]
+    await one_pass(kube, manager, clock)
+    assert kube.evicted == [] and not tainted(kube, "busy")
+    manager.pdbs.synced.set()
+    await one_pass(kube, manager, clock)
+    assert kube.evicted == ["web-1"]
