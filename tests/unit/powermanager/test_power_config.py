@@ -247,3 +247,16 @@ async def test_the_manager_applies_an_edit_on_its_next_pass_without_restart(
     assert await pass_() == "asleep"
     assert manager.config.policy.min_awake_nodes == 0
     assert manager.metrics.config_reloads.labels(result="applied")._value.get() == 1
+
+
+def test_a_reload_logs_what_changed_with_the_old_and_new_value() -> None:
+    from energysched.powermanager.manager import _changes
+
+    old = parse_config({})
+    new = parse_config({"minAwakeNodes": 0, "keepAwake": "a=b", "consolidation": {"enabled": True}})
+    assert _changes(old, new) == {
+        "policy.min_awake_nodes": "1 -> 0",
+        "keep_awake": "'node-role.kubernetes.io/control-plane' -> 'a=b'",
+        "consolidation.enabled": "False -> True",
+    }
+    assert _changes(old, parse_config({})) == {}
