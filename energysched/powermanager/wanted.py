@@ -72,12 +72,7 @@ def node_views(
 
 
 def _failures(node: Mapping[str, Any]) -> int:
-    from energysched.contract import WAKE_FAILURES_ANNOTATION
-
-    try:
-        return int(view.annotations_of(node).get(WAKE_FAILURES_ANNOTATION, "0"))
-    except ValueError:
-        return 0
+    return policy.wake_failures_of(view.annotations_of(node))
 
 
 def wake_target(
