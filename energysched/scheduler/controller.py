@@ -426,7 +426,7 @@ class EnergyScheduler:
             self._reject(obj, key, decision.error.message, "SchedulerError", "invalid")
             return
         if decision.node is None:
-            if not self._wait_for_wake(obj, key):
+            if not self._wait_for_wake(obj, key, decision):
                 self._reject(obj, key, decision.message, "Unschedulable", "unschedulable")
             return
         if decision.fallback:
@@ -453,8 +453,14 @@ class EnergyScheduler:
         self._event(obj, key, "Warning", "FailedScheduling", message)
         self.writer.submit(key, lambda: set_pod_scheduled_false(self.kube, obj, reason, message))
 
-    def _wait_for_wake(self, obj: JSON, key: str) -> bool:
-        """Fits no awake node: wake a sleeping one that takes it (True), or not (False)."""
+    def _wait_for_wake(self, obj: JSON, key: str, decision: Decision) -> bool:
+        """No node to bind to: wake a sleeping one that takes the pod (True), or not (False).
+
+        The node is the core's choice when its mode counts wake-ups and a sleeping node
+        ranked first (``decision.wake_node``: cluster-energy); otherwise, when the pod fits
+        no awake node, the power policy's (:func:`wake.wake_target`). Either way the same
+        request is written on that node, and the pod waits for it.
+        """
         pending = self._waking.get(key)
         if pending is not None:
             node = self.nodes.store.get(pending)
@@ -463,27 +469,32 @@ class EnergyScheduler:
                 self.queue.park_unschedulable(key)
                 return True
             del self._waking[key]  # that wake is over (failed, or done): decide anew
-        choice = wake.wake_target(
-            obj, self.nodes.store, self.pods.store.values(), self.book.kb, time.time()
-        )
-        if choice is None:
-            return False
-        self._waking[key] = choice.node
+        if decision.wake_node is not None and decision.wake_message is not None:
+            target, message = decision.wake_node, decision.wake_message
+            by: str = decision.mode
+        else:
+            choice = wake.wake_target(
+                obj, self.nodes.store, self.pods.store.values(), self.book.kb, time.time()
+            )
+            if choice is None:
+                return False
+            target, by = choice.node, "power policy"
+            message = (
+                f"0/{len(self.nodes.store)} awake nodes fit; waking node {choice.node}"
+                f" (about {choice.wake_seconds:g} s)"
+            )
+        self._waking[key] = target
         self._bind_slots.release()
         self.metrics.attempts.labels(
             "waiting-for-wake", str(obj["spec"].get("schedulerName"))
         ).inc()
         self.queue.park_unschedulable(key)
-        message = (
-            f"0/{len(self.nodes.store)} awake nodes fit; waking node {choice.node}"
-            f" (about {choice.wake_seconds:g} s)"
-        )
-        log.info("waking a node for the pod", pod=key, node=choice.node)
+        log.info("waking a node for the pod", pod=key, node=target, chosen_by=by)
         self._event(obj, key, "Normal", contract.WAKING_NODE_EVENT_REASON, message)
         stamp = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
         self.writer.submit(
-            f"wake {choice.node}",
-            lambda: self._request_wake(choice.node, wake.request_patch(key, stamp)),
+            f"wake {target}",
+            lambda: self._request_wake(target, wake.request_patch(key, stamp)),
         )
         self.writer.submit(
             key,
