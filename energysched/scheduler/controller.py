@@ -492,16 +492,16 @@ class EnergyScheduler:
         log.info("waking a node for the pod", pod=key, node=target, chosen_by=by)
         self._event(obj, key, "Normal", contract.WAKING_NODE_EVENT_REASON, message)
         stamp = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.writer.submit(
-            f"wake {target}",
-            lambda: self._request_wake(target, wake.request_patch(key, stamp)),
-        )
-        self.writer.submit(
-            key,
-            lambda: set_pod_scheduled_false(
+
+        async def request_then_wait() -> None:
+            # In this order: whoever reads the pod's WaitingForNodeWake finds the request
+            # on the node (the experiment's simulated manager does).
+            await self._request_wake(target, wake.request_patch(key, stamp))
+            await set_pod_scheduled_false(
                 self.kube, obj, contract.WAITING_FOR_NODE_WAKE_REASON, message
-            ),
-        )
+            )
+
+        self.writer.submit(f"wake {target} for {key}", request_then_wait)
         return True
 
     async def _request_wake(self, node: str, patch: JSON) -> None:
