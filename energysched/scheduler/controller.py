@@ -131,8 +131,8 @@ class EnergyScheduler:
         self._bind_slots = asyncio.Semaphore(self.max_binds_in_flight)
         self._bind_tasks: set[asyncio.Task[None]] = set()
         self._gated: set[str] = set()  # pods held back by scheduling gates
-        #: Pods waiting for a node we asked to wake (pod key -> node).
-        self._waking: dict[str, str] = {}
+        #: Pods waiting for a node we asked to wake (pod key -> the wake).
+        self._waking: dict[str, PendingWake] = {}
         self.bound = 0  # binds that succeeded (tests and the perf benchmark read it)
 
     # -- event handlers (synchronous, quick) --------------------------------------------
@@ -415,6 +415,8 @@ class EnergyScheduler:
         if isinstance(pod, InputError):
             self._reject(obj, key, pod.message, "SchedulerError", "invalid")
             return
+        if self._keeps_waiting(key):
+            return
         snapshot = self.state.snapshot(_now())
         t0 = time.perf_counter()  # the algorithm alone, as kube-scheduler times it
         cpu0 = time.thread_time()
@@ -453,6 +455,23 @@ class EnergyScheduler:
         self._event(obj, key, "Warning", "FailedScheduling", message)
         self.writer.submit(key, lambda: set_pod_scheduled_false(self.kube, obj, reason, message))
 
+    def _keeps_waiting(self, key: str) -> bool:
+        """The core chose to wake a node for this pod and that wake is under way: the pod
+        waits for it (parked) instead of being decided again. Deciding meanwhile would find
+        the node infeasible (tainted until Ready) and bind the pod to an awake node its
+        mode has just judged worse, every time a node update re-queues it mid-wake.
+        (A wake the power policy chose, for a pod that fitted no awake node, does not hold
+        the pod: if room appears on an awake node, it may go there.)"""
+        pending = self._waking.get(key)
+        if pending is None or not pending.chosen_by_core:
+            return False
+        node = self.nodes.store.get(pending.node)
+        if node is None or not wake.waiting_on(node):
+            return False  # over (awake, failed, gone): decide anew
+        self._bind_slots.release()
+        self.queue.park_unschedulable(key)
+        return True
+
     def _wait_for_wake(self, obj: JSON, key: str, decision: Decision) -> bool:
         """No node to bind to: wake a sleeping one that takes the pod (True), or not (False).
 
@@ -463,12 +482,13 @@ class EnergyScheduler:
         """
         pending = self._waking.get(key)
         if pending is not None:
-            node = self.nodes.store.get(pending)
+            node = self.nodes.store.get(pending.node)
             if node is not None and wake.waiting_on(node):
                 self._bind_slots.release()
                 self.queue.park_unschedulable(key)
                 return True
             del self._waking[key]  # that wake is over (failed, or done): decide anew
+        chosen_by_core = decision.wake_node is not None and decision.wake_message is not None
         if decision.wake_node is not None and decision.wake_message is not None:
             target, message = decision.wake_node, decision.wake_message
             by: str = decision.mode
@@ -483,7 +503,7 @@ class EnergyScheduler:
                 f"0/{len(self.nodes.store)} awake nodes fit; waking node {choice.node}"
                 f" (about {choice.wake_seconds:g} s)"
             )
-        self._waking[key] = target
+        self._waking[key] = PendingWake(target, chosen_by_core)
         self._bind_slots.release()
         self.metrics.attempts.labels(
             "waiting-for-wake", str(obj["spec"].get("schedulerName"))
@@ -549,6 +569,15 @@ class EnergyScheduler:
             "bound", pod=key, node=node, score=_winner_score(decision), fallback=decision.fallback
         )
         self._event(obj, key, "Normal", "Scheduled", decision.message)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWake:
+    """A wake we asked for a pod: the node, and whether the core chose it as the pod's
+    best placement (``Decision.wake_node``) rather than the power policy as a fallback."""
+
+    node: str
+    chosen_by_core: bool
 
 
 def _why_ended(task: asyncio.Task[Any]) -> str:
