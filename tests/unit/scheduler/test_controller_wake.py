@@ -139,11 +139,10 @@ async def test_the_pod_waits_for_the_node_cluster_energy_chose_and_binds_there()
     assert cond["reason"] == contract.WAITING_FOR_NODE_WAKE_REASON
     assert cond["message"].startswith("Waking node fast for ns/long, its best placement")
 
-    # the manager marks it waking; any cluster change re-queues the pod meanwhile (a pod
-    # that ends elsewhere, say): it keeps waiting (the node is still tainted: deciding
-    # again would put it on slow)
+    # the manager marks it waking: that node update re-queues the pod (as would any
+    # cluster change), which keeps waiting (the node is still tainted: deciding again
+    # would put it on slow)
     set_node(s, node("fast", "waking", rv="2"))
-    s.queue.move_all_to_active()
     await attempt(s)
     assert bindings(kube) == []
     assert len([c for c in _patches(kube) if c[1] == f"{NODES}/fast"]) == 1  # asked once
@@ -175,8 +174,7 @@ async def test_a_wake_that_failed_lets_the_pod_be_decided_again() -> None:
             contract.POWER_STATE_SINCE_ANNOTATION: "2099-01-01T00:00:00Z",  # in its backoff
         }
     )
-    set_node(s, failed)
-    s.queue.move_all_to_active()
+    set_node(s, failed)  # its taints unchanged: the power state alone re-queues the pod
     await attempt(s)
     (binding,) = bindings(kube)
     assert binding["target"]["name"] == "slow"  # the only node it may have now
