@@ -186,8 +186,14 @@ class EnergyScheduler:
                 )
 
     def _on_node(self, event: EventType, obj: JSON, old: JSON | None) -> None:
-        if self.mirror.node_event(event, obj, old):
+        changed = self.mirror.node_event(event, obj, old)
+        if changed:
             self.queue.move_all_to_active()
+        if changed or event == "DELETED":
+            name = str((obj.get("metadata") or {}).get("name", ""))
+            for key, pending in self._waking.items():
+                if pending.node == name and (event == "DELETED" or not wake.waiting_on(obj)):
+                    self.queue.activate_now(key)  # its wake is over: bind (or decide) now
 
     def _on_profile(self, event: EventType, obj: JSON, old: JSON | None) -> None:
         if self.mirror.profile_event(event, obj, old):

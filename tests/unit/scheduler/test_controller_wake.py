@@ -180,5 +180,25 @@ async def test_a_wake_that_failed_lets_the_pod_be_decided_again() -> None:
     assert binding["target"]["name"] == "slow"  # the only node it may have now
 
 
+async def test_the_pod_is_tried_the_moment_its_node_is_back_not_after_its_backoff() -> None:
+    """Parked pods back off up to 10 s; a node woken for a pod may be put to sleep again if
+    it stays empty, so the pod waiting for it is tried at once when it is back."""
+    kube = FakeKube()
+    s = EnergyScheduler(kube, kube, ConfigSource(None, SchedulerConfig()), "me")
+    s.queue = SchedulingQueue(initial_backoff=60.0, max_backoff=60.0)
+    s._on_profile("ADDED", profile("slow", 1.0), None)
+    s._on_profile("ADDED", profile("fast", 10.0, FAST_STATES), None)
+    set_node(s, node("slow"))
+    set_node(s, node("fast", "asleep"))
+    pod = long_job()
+    s.pods.store["ns/long"] = pod
+    s._on_pod("ADDED", pod, None)
+    await attempt(s)  # waking fast: parked, 60 s of backoff
+    set_node(s, node("fast", "awake", rv="3"))
+    await attempt(s)  # within attempt()'s 2 s
+    (binding,) = bindings(kube)
+    assert binding["target"]["name"] == "fast"
+
+
 def _patches(kube: FakeKube) -> list[tuple[str, str, Any]]:
     return [c for c in kube.calls if c[0] == "patch"]
