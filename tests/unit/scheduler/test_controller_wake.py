@@ -1,7 +1,7 @@
 """The controller's side of a wake cluster-energy chose: the request on that node, the pod
 waiting for it (not re-placed mid-wake on the awake node it was judged worse than), and the
 bind once the node is back. Against the recording FakeKube; the same flow on a real API
-server is tests/integration/power/test_wake_kwok.py."""
+server is tests/integration/power/test_wake_cluster_energy.py."""
 
 from __future__ import annotations
 
