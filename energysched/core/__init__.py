@@ -13,7 +13,8 @@ test keep it so; ``a | b``: side by side, independent)::
     runtime                        run_filters, compute_scores, rank, breakdown
     registry                       the plugins a decision uses (built when asked)
     filters | scores               the plugins, one file each
-    readings                       live power as hybrid and cluster-energy see it
+    readings | sleeping            live power as hybrid and cluster-energy see it | which
+                                   nodes sleep, which a decision may wake
     interface                      plugin protocols, Rejection, ScoreInput/ModeScores
     state                          the controller's mutable cluster
     snapshot | work | nodetable    what one decision reads (numpy from here up)

@@ -8,6 +8,13 @@ Fast path (default): vectorised filters and scores; full breakdowns only for the
 top ``params.detail_top_k`` nodes. Explain path (``explain=True``): the
 reference per-node filters and a breakdown for every feasible node; same
 scoring. A property test keeps the two identical in feasibility and choice.
+
+Sleeping nodes: a mode that ``scores_asleep`` (cluster-energy) is also offered
+the sleeping nodes the pod would fit once awake (:mod:`energysched.core.sleeping`,
+:func:`~energysched.core.runtime.wake_candidates`); when one of them ranks first,
+the decision has ``wake_node`` set and ``node`` None: the caller asks for that
+node to be woken and decides again once it is Ready. Every other mode, and every
+mode when no node sleeps, decides exactly as before.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import numpy as np
 
 from energysched.contract import ScoringMode, WorkloadType
 from energysched.core.errors import InputError
-from energysched.core.interface import ScoreBreakdown
+from energysched.core.interface import ScoreBreakdown, ScorePlugin
 from energysched.core.messages import fit_error_message
 from energysched.core.params import ScheduleParams
 from energysched.core.parse import parse_weight, parse_workload_type
@@ -31,8 +38,10 @@ from energysched.core.runtime import (
     rank,
     reference_outcome,
     run_filters,
+    wake_candidates,
 )
-from energysched.core.snapshot import ClusterSnapshot
+from energysched.core.sleeping import sleeping_nodes
+from energysched.core.snapshot import BoolArray, ClusterSnapshot
 from energysched.core.values import PodInfo
 
 _EMPTY: Final[MappingProxyType[str, int]] = MappingProxyType({})
@@ -48,6 +57,8 @@ class NodeResult:
     filter: str | None = None
     reasons: tuple[str, ...] = ()
     breakdown: ScoreBreakdown | None = None
+    #: Asleep (infeasible as it is, for ``reasons``), scored as a node to wake.
+    wake: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +91,27 @@ class Decision:
     fallback_reason: str = ""
     #: Bad input on the pod (weight, workload type): keep it Pending, Warning event.
     error: InputError | None = None
+    #: The best placement is a sleeping node: wake it (``node`` is None), and the
+    #: WakingNode event / WaitingForNodeWake condition text.
+    wake_node: str | None = None
+    wake_message: str | None = None
 
     @property
     def message(self) -> str:
-        """The one line for an event or a log: scheduled, failed or the input error."""
+        """The one line for an event or a log: scheduled, waking, failed or the input error."""
         if self.error is not None:
             return self.error.message
-        return self.scheduled_message or self.failed_message or ""
+        return self.scheduled_message or self.wake_message or self.failed_message or ""
 
 
-def _scheduled_message(pod: PodInfo, top: tuple[ScoreBreakdown, ...], d: Decision) -> str:
+def _scheduled_message(
+    pod: PodInfo, top: tuple[ScoreBreakdown, ...], d: Decision, wake: bool = False
+) -> str:
     win = top[0]
-    head = f"Successfully assigned {pod.key} to {win.node}"
+    if wake:
+        head = f"Waking node {win.node} for {pod.key}, its best placement"
+    else:
+        head = f"Successfully assigned {pod.key} to {win.node}"
     what = f"{d.mode}, {d.workload_type or 'no workload type'}, w={d.weight:.2f}"
     if d.fallback:
         text = f"{head} ({what}; {d.fallback_reason}): {win.why}"
@@ -144,6 +164,7 @@ def schedule_one(
         feasible = outcome.feasible
         hist = outcome.histogram()
     feasible_count = int(np.count_nonzero(feasible))
+    wake = _wake_candidates(pod, snapshot, feasible, workload_type, scorer, registry)
 
     base = Decision(
         pod=pod.key,
@@ -155,7 +176,7 @@ def schedule_one(
         reasons=MappingProxyType(hist),
     )
     results: tuple[NodeResult, ...] = ()
-    if feasible_count == 0:
+    if feasible_count == 0 and (wake is None or not wake[1].any()):
         if explain:
             results = tuple(
                 NodeResult(table.names[i], False, names[code - 1], reasons)
@@ -165,7 +186,12 @@ def schedule_one(
             base, node_results=results, failed_message=fit_error_message(table.size, hist)
         )
 
-    scores = compute_scores(pod, snapshot, feasible, workload_type, weight, params, scorer)
+    asleep, to_wake = wake if wake is not None else (None, None)
+    if to_wake is not None:
+        feasible = feasible | to_wake
+    scores = compute_scores(
+        pod, snapshot, feasible, workload_type, weight, params, scorer, asleep, to_wake
+    )
     order = rank(scores, feasible, None if explain else params.detail_top_k)
     top = tuple(
         breakdown(scores, snapshot, params, scorer, i, r) for r, i in enumerate(order, start=1)
@@ -179,12 +205,15 @@ def schedule_one(
                 names[code - 1] if code else None,
                 reasons,
                 by_node.get(table.names[i]),
+                wake=code != 0 and table.names[i] in by_node,
             )
             for i, (code, reasons) in enumerate(verdicts)
         )
+    wakes = to_wake is not None and bool(to_wake[order[0]])
     decided = replace(
         base,
-        node=top[0].node,
+        node=None if wakes else top[0].node,
+        wake_node=top[0].node if wakes else None,
         runner_up=top[1].node if len(top) > 1 else None,
         ranking=top,
         node_results=results,
@@ -196,4 +225,35 @@ def schedule_one(
         fallback=scores.fallback,
         fallback_reason=scores.fallback_reason,
     )
-    return replace(decided, scheduled_message=_scheduled_message(pod, top, decided))
+    text = _scheduled_message(pod, top, decided, wakes)
+    if wakes:
+        return replace(decided, wake_message=text)
+    return replace(decided, scheduled_message=text)
+
+
+def _wake_candidates(
+    pod: PodInfo,
+    snapshot: ClusterSnapshot,
+    feasible: BoolArray,
+    workload_type: WorkloadType | None,
+    scorer: ScorePlugin,
+    registry: Registry,
+) -> tuple[BoolArray, BoolArray] | None:
+    """``(asleep, wake)`` for a mode that scores sleeping nodes, or None (no node sleeps,
+    or the mode does not count wake-ups: then nothing differs from before).
+
+    A sleeping node is a candidate only with figures for the pod's workload type (its
+    wake is weighed against the work); a pod without a type, or one whose feasible awake
+    nodes all lack figures, is placed by the neutral policy among the awake nodes, as
+    before (and when nothing awake fits, the caller's wake choice applies).
+    """
+    if not scorer.scores_asleep or workload_type is None:
+        return None
+    sleeping = sleeping_nodes(snapshot)
+    if sleeping is None:
+        return None
+    has = ~np.isnan(snapshot.table.perf[workload_type])
+    if feasible.any() and not (feasible & has).any():
+        return None
+    wake = wake_candidates(pod, snapshot, feasible, sleeping, registry) & has
+    return sleeping.asleep, wake

@@ -27,6 +27,13 @@ params, i)`` (the sentence explaining node ``i``'s score). Optionally:
   whoever asks for its type) reads them: the shared structures do not grow with
   each mode.
 
+A mode that counts wake-ups sets ``scores_asleep``: the kernel then also
+offers it the sleeping nodes the pod would fit once awake
+(:mod:`energysched.core.sleeping`), marked in :attr:`ScoreInput.wake`, and
+scores them beside the awake ones; when one of them ranks first, the decision
+is to wake it (``Decision.wake_node``), not to bind. Every other mode sees a
+sleeping node as infeasible, as kube-scheduler does (its taints).
+
 The mode's vectorised figures travel in :attr:`ModeScores.part` to
 :attr:`Scores.part` (``why`` and the two hooks read them there).
 
@@ -191,6 +198,9 @@ class ScorePlugin(Protocol):
     @property
     def decision_part(self) -> DecisionPart | None: ...
 
+    @property
+    def scores_asleep(self) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Filter:
@@ -212,6 +222,8 @@ class Scorer:
     validate: Validate | None = None
     node_part: NodePart | None = None
     decision_part: DecisionPart | None = None
+    #: Score the sleeping nodes the pod fits beside the awake ones (module doc).
+    scores_asleep: bool = False
 
 
 # -- what a score plugin gets and returns, and the result it is part of ----------------
@@ -238,6 +250,11 @@ class ScoreInput:
     scored: BoolArray
     #: All NaN (read-only), for arrays a mode does not use.
     nan: FloatArray
+    #: Nodes that draw sleep power (:mod:`energysched.core.sleeping`), and of them the
+    #: ones this pod would wake (in ``feasible`` and ``scored``). All False unless the
+    #: mode ``scores_asleep`` and some node sleeps.
+    asleep: BoolArray
+    wake: BoolArray
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -55,7 +55,7 @@ Policies common to all modes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -72,6 +72,7 @@ from energysched.core.interface import (
 )
 from energysched.core.params import ScheduleParams
 from energysched.core.registry import Registry, default_registry
+from energysched.core.sleeping import POWER_TOLERATIONS, SleepingNodes
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray, NodeUsage
 from energysched.core.values import CPU, MEMORY, NodeInfo, PodInfo
 
@@ -148,6 +149,21 @@ def run_filters(
     )
 
 
+def wake_candidates(
+    pod: PodInfo,
+    snap: ClusterSnapshot,
+    feasible: BoolArray,
+    sleeping: SleepingNodes,
+    registry: Registry | None = None,
+) -> BoolArray:
+    """The wakeable sleeping nodes ``pod`` would fit once awake: the filters run again
+    with the sleep taints tolerated (:mod:`energysched.core.sleeping`)."""
+    if not sleeping.wakeable.any():
+        return np.zeros(snap.table.size, dtype=np.bool_)
+    awake_pod = replace(pod, tolerations=(*pod.tolerations, *POWER_TOLERATIONS))
+    return run_filters(awake_pod, snap, registry).feasible & sleeping.wakeable & ~feasible
+
+
 def reference_outcome(
     pod: PodInfo, snap: ClusterSnapshot, registry: Registry | None = None
 ) -> list[tuple[int, tuple[str, ...]]]:
@@ -182,8 +198,14 @@ def compute_scores(
     weight: float,
     params: ScheduleParams,
     scorer: ScorePlugin,
+    asleep: BoolArray | None = None,
+    wake: BoolArray | None = None,
 ) -> Scores:
-    """Pre-score (figures, taint factor), then ``scorer``, or the neutral fallback."""
+    """Pre-score (figures, taint factor), then ``scorer``, or the neutral fallback.
+
+    ``wake``: sleeping nodes scored beside the awake ones (a subset of ``feasible``, with
+    figures for the workload type); ``asleep``: every node that draws sleep power.
+    """
     t = snap.table
     n = t.size
     mode = params.mode
@@ -261,6 +283,8 @@ def compute_scores(
         has=has,
         scored=feasible & has,
         nan=nan,
+        asleep=asleep if asleep is not None else np.zeros(n, dtype=np.bool_),
+        wake=wake if wake is not None else np.zeros(n, dtype=np.bool_),
     )
     got = scorer.score(inp)
     return Scores(

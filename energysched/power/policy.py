@@ -44,7 +44,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
-from energysched.contract import PowerState
+from energysched.contract import (
+    POWER_STATE_ANNOTATION,
+    POWER_STATES,
+    WAKE_FAILURES_ANNOTATION,
+    PowerState,
+)
 from energysched.kb.profiles import PowerStates
 
 #: Why a node was not put to sleep (the ``reason`` label of the skipped-sleep metric).
@@ -85,6 +90,23 @@ TRANSITIONS: Final[Mapping[PowerState, frozenset[PowerState]]] = {
     # retried after the backoff, or it came back late by itself
     "wake-failed": frozenset({"waking", "awake"}),
 }
+
+
+def power_state_of(annotations: Mapping[str, str]) -> PowerState:
+    """The power-state annotation's state; none (or a value we do not know) is awake."""
+    raw = annotations.get(POWER_STATE_ANNOTATION, "awake")
+    for state in POWER_STATES:
+        if raw == state:
+            return state
+    return "awake"
+
+
+def wake_failures_of(annotations: Mapping[str, str]) -> int:
+    """Consecutive failed wakes (the annotation the manager keeps); unreadable is 0."""
+    try:
+        return max(0, int(annotations.get(WAKE_FAILURES_ANNOTATION, "0")))
+    except ValueError:
+        return 0
 
 
 def may_transition(old: PowerState, new: PowerState) -> bool:
@@ -351,12 +373,23 @@ def wake_timeout_seconds(power: PowerStates, config: PolicyConfig) -> float:
 
 def may_retry_wake(node: NodeView, now: float, config: PolicyConfig) -> bool:
     """Whether a wake may be (re)tried now: asleep, or wake-failed past its backoff."""
-    if node.state == "asleep":
+    return wake_allowed(node.state, node.wake_failures, node.last_wake_failure, now, config)
+
+
+def wake_allowed(
+    state: PowerState,
+    failures: int,
+    last_failure: float | None,
+    now: float,
+    config: PolicyConfig,
+) -> bool:
+    """:func:`may_retry_wake` on the bare figures (the scheduler's core has no NodeView)."""
+    if state == "asleep":
         return True
-    if node.state != "wake-failed":
+    if state != "wake-failed":
         return False
-    since = node.last_wake_failure if node.last_wake_failure is not None else -math.inf
-    return now - since >= wake_backoff_seconds(node.wake_failures, config)
+    since = last_failure if last_failure is not None else -math.inf
+    return now - since >= wake_backoff_seconds(failures, config)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,14 +18,12 @@ from energysched.contract import (
     KEEP_AWAKE_LABEL,
     POWER_MANAGEMENT_ENABLED,
     POWER_MANAGEMENT_LABEL,
-    POWER_STATE_ANNOTATION,
     POWER_STATE_SINCE_ANNOTATION,
-    POWER_STATES,
     WAKE_REQUESTED_ANNOTATION,
     PowerState,
 )
 from energysched.core.parse import parse_rfc3339, pod_requests
-from energysched.power.policy import Resources
+from energysched.power.policy import Resources, power_state_of
 
 JSON = dict[str, Any]
 
@@ -86,11 +84,7 @@ def keep_awake(node: Mapping[str, Any], selector: Selector) -> bool:
 
 def power_state(node: Mapping[str, Any]) -> PowerState:
     """The annotation's state; a node without one (or with a value we do not know) is awake."""
-    raw = annotations_of(node).get(POWER_STATE_ANNOTATION, "awake")
-    for state in POWER_STATES:
-        if raw == state:
-            return state
-    return "awake"
+    return power_state_of(annotations_of(node))
 
 
 def state_since(node: Mapping[str, Any]) -> datetime | None:

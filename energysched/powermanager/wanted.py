@@ -1,14 +1,17 @@
 """Which sleeping node a pending pod needs woken: shared by the scheduler and the manager.
 
-Waking a sleeping node for one of energysched's pods that fits no awake node is the
-scheduler's shell's part (the core never sees sleeping nodes as feasible); the power manager
-does the same for other schedulers' unschedulable pods, with this same choice.
+Two ways lead to a wake. (1) ``cluster-energy`` counts wake-ups itself: the core scores
+the sleeping nodes a typed pod would fit once awake beside the awake ones (their wake
+energy, wake time and hold, :mod:`energysched.core.sleeping`), and when one ranks first
+its decision names it (``Decision.wake_node``). (2) Every other mode, and cluster-energy
+for a pod it cannot score (no workload type, no figures), sees sleeping nodes as
+infeasible (the ``energy.thesis.io/asleep`` NoSchedule taint): when the core finds no
+node, this module asks the pure policy (:func:`energysched.power.policy.choose_wake`)
+whether a sleeping node would take the pod (its requests fit what the node offers, its
+nodeSelector matches). The power manager does (2) for other schedulers' unschedulable
+pods, with this same choice.
 
-The core never sees sleeping nodes as feasible: they carry the ``energy.thesis.io/asleep``
-NoSchedule taint, which the TaintToleration filter refuses. So when the core finds no node,
-this module asks the pure policy (:func:`energysched.power.policy.choose_wake`) whether a
-sleeping node would take the pod (its requests fit what the node offers, its nodeSelector
-matches); if so the controller writes the wake request on that node
+Either way the scheduler's controller writes the wake request on that node
 (``energy.thesis.io/wake-requested`` and ``-by``), marks the pod ``PodScheduled=False`` with
 reason ``WaitingForNodeWake`` and posts a ``WakingNode`` Event. The power manager wakes the
 node; when it is Ready its taint comes off, the node update re-queues the pod, and the core
@@ -72,12 +75,7 @@ def node_views(
 
 
 def _failures(node: Mapping[str, Any]) -> int:
-    from energysched.contract import WAKE_FAILURES_ANNOTATION
-
-    try:
-        return int(view.annotations_of(node).get(WAKE_FAILURES_ANNOTATION, "0"))
-    except ValueError:
-        return 0
+    return policy.wake_failures_of(view.annotations_of(node))
 
 
 def wake_target(

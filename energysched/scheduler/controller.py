@@ -131,8 +131,8 @@ class EnergyScheduler:
         self._bind_slots = asyncio.Semaphore(self.max_binds_in_flight)
         self._bind_tasks: set[asyncio.Task[None]] = set()
         self._gated: set[str] = set()  # pods held back by scheduling gates
-        #: Pods waiting for a node we asked to wake (pod key -> node).
-        self._waking: dict[str, str] = {}
+        #: Pods waiting for a node we asked to wake (pod key -> the wake).
+        self._waking: dict[str, PendingWake] = {}
         self.bound = 0  # binds that succeeded (tests and the perf benchmark read it)
 
     # -- event handlers (synchronous, quick) --------------------------------------------
@@ -186,8 +186,14 @@ class EnergyScheduler:
                 )
 
     def _on_node(self, event: EventType, obj: JSON, old: JSON | None) -> None:
-        if self.mirror.node_event(event, obj, old):
+        changed = self.mirror.node_event(event, obj, old)
+        if changed:
             self.queue.move_all_to_active()
+        if changed or event == "DELETED":
+            name = str((obj.get("metadata") or {}).get("name", ""))
+            for key, pending in self._waking.items():
+                if pending.node == name and (event == "DELETED" or not wake.waiting_on(obj)):
+                    self.queue.activate_now(key)  # its wake is over: bind (or decide) now
 
     def _on_profile(self, event: EventType, obj: JSON, old: JSON | None) -> None:
         if self.mirror.profile_event(event, obj, old):
@@ -408,6 +414,8 @@ class EnergyScheduler:
         if isinstance(pod, InputError):
             self._reject(obj, key, pod.message, "SchedulerError", "invalid")
             return
+        if self._keeps_waiting(key):
+            return
         snapshot = self.state.snapshot(_now())
         t0 = time.perf_counter()  # the algorithm alone, as kube-scheduler times it
         cpu0 = time.thread_time()
@@ -419,7 +427,7 @@ class EnergyScheduler:
             self._reject(obj, key, decision.error.message, "SchedulerError", "invalid")
             return
         if decision.node is None:
-            if not self._wait_for_wake(obj, key):
+            if not self._wait_for_wake(obj, key, decision):
                 self._reject(obj, key, decision.message, "Unschedulable", "unschedulable")
             return
         if decision.fallback:
@@ -446,44 +454,73 @@ class EnergyScheduler:
         self._event(obj, key, "Warning", "FailedScheduling", message)
         self.writer.submit(key, lambda: set_pod_scheduled_false(self.kube, obj, reason, message))
 
-    def _wait_for_wake(self, obj: JSON, key: str) -> bool:
-        """Fits no awake node: wake a sleeping one that takes it (True), or not (False)."""
+    def _keeps_waiting(self, key: str) -> bool:
+        """The core chose to wake a node for this pod and that wake is under way: the pod
+        waits for it (parked) instead of being decided again. Deciding meanwhile would find
+        the node infeasible (tainted until Ready) and bind the pod to an awake node its
+        mode has just judged worse, every time a node update re-queues it mid-wake.
+        (A wake the power policy chose, for a pod that fitted no awake node, does not hold
+        the pod: if room appears on an awake node, it may go there.)"""
+        pending = self._waking.get(key)
+        if pending is None or not pending.chosen_by_core:
+            return False
+        node = self.nodes.store.get(pending.node)
+        if node is None or not wake.waiting_on(node):
+            return False  # over (awake, failed, gone): decide anew
+        self._bind_slots.release()
+        self.queue.park_unschedulable(key)
+        return True
+
+    def _wait_for_wake(self, obj: JSON, key: str, decision: Decision) -> bool:
+        """No node to bind to: wake a sleeping one that takes the pod (True), or not (False).
+
+        The node is the core's choice when its mode counts wake-ups and a sleeping node
+        ranked first (``decision.wake_node``: cluster-energy); otherwise, when the pod fits
+        no awake node, the power policy's (:func:`wake.wake_target`). Either way the same
+        request is written on that node, and the pod waits for it.
+        """
         pending = self._waking.get(key)
         if pending is not None:
-            node = self.nodes.store.get(pending)
+            node = self.nodes.store.get(pending.node)
             if node is not None and wake.waiting_on(node):
                 self._bind_slots.release()
                 self.queue.park_unschedulable(key)
                 return True
             del self._waking[key]  # that wake is over (failed, or done): decide anew
-        choice = wake.wake_target(
-            obj, self.nodes.store, self.pods.store.values(), self.book.kb, time.time()
-        )
-        if choice is None:
-            return False
-        self._waking[key] = choice.node
+        chosen_by_core = decision.wake_node is not None and decision.wake_message is not None
+        if decision.wake_node is not None and decision.wake_message is not None:
+            target, message = decision.wake_node, decision.wake_message
+            by: str = decision.mode
+        else:
+            choice = wake.wake_target(
+                obj, self.nodes.store, self.pods.store.values(), self.book.kb, time.time()
+            )
+            if choice is None:
+                return False
+            target, by = choice.node, "power policy"
+            message = (
+                f"0/{len(self.nodes.store)} awake nodes fit; waking node {choice.node}"
+                f" (about {choice.wake_seconds:g} s)"
+            )
+        self._waking[key] = PendingWake(target, chosen_by_core)
         self._bind_slots.release()
         self.metrics.attempts.labels(
             "waiting-for-wake", str(obj["spec"].get("schedulerName"))
         ).inc()
         self.queue.park_unschedulable(key)
-        message = (
-            f"0/{len(self.nodes.store)} awake nodes fit; waking node {choice.node}"
-            f" (about {choice.wake_seconds:g} s)"
-        )
-        log.info("waking a node for the pod", pod=key, node=choice.node)
+        log.info("waking a node for the pod", pod=key, node=target, chosen_by=by)
         self._event(obj, key, "Normal", contract.WAKING_NODE_EVENT_REASON, message)
         stamp = _now().strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.writer.submit(
-            f"wake {choice.node}",
-            lambda: self._request_wake(choice.node, wake.request_patch(key, stamp)),
-        )
-        self.writer.submit(
-            key,
-            lambda: set_pod_scheduled_false(
+
+        async def request_then_wait() -> None:
+            # In this order: whoever reads the pod's WaitingForNodeWake finds the request
+            # on the node (the experiment's simulated manager does).
+            await self._request_wake(target, wake.request_patch(key, stamp))
+            await set_pod_scheduled_false(
                 self.kube, obj, contract.WAITING_FOR_NODE_WAKE_REASON, message
-            ),
-        )
+            )
+
+        self.writer.submit(f"wake {target} for {key}", request_then_wait)
         return True
 
     async def _request_wake(self, node: str, patch: JSON) -> None:
@@ -531,6 +568,15 @@ class EnergyScheduler:
             "bound", pod=key, node=node, score=_winner_score(decision), fallback=decision.fallback
         )
         self._event(obj, key, "Normal", "Scheduled", decision.message)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWake:
+    """A wake we asked for a pod: the node, and whether the core chose it as the pod's
+    best placement (``Decision.wake_node``) rather than the power policy as a fallback."""
+
+    node: str
+    chosen_by_core: bool
 
 
 def _why_ended(task: asyncio.Task[Any]) -> str:

@@ -101,8 +101,10 @@ def render(
 
         reading = snapshot.readings[table.index[r.node]]
         live = None if reading is None else reading.watts
+        # a sleeping node scored as a node to wake (cluster-energy) is not feasible as it is
+        verdict = "wake" if r.wake else "yes"
         lines.append(
-            f"{r.node:<16} {'yes':<9} {(b.profile or 'none'):<12} {num(b.norm_p):>7} "
+            f"{r.node:<16} {verdict:<9} {(b.profile or 'none'):<12} {num(b.norm_p):>7} "
             f"{num(b.norm_e):>7} {num(live):>7} {b.score:>7.2f}  {b.why}"
         )
     if book is not None:

@@ -246,7 +246,10 @@ def generation(obj: Mapping[str, Any]) -> object:
 
 
 def structural(obj: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What of a node can change where pods fit (not heartbeats or readings)."""
+    """What of a node can change where pods fit (not heartbeats or readings).
+
+    The power state too: a wake that failed (taints unchanged) frees the pods waiting for
+    it to be decided again at once, and cluster-energy's wake candidates follow it."""
     node = node_view(obj)
     meta = node.get("metadata") or ObjectMeta()
     spec = node.get("spec") or NodeSpecView()
@@ -256,6 +259,7 @@ def structural(obj: Mapping[str, Any]) -> tuple[Any, ...]:
         repr(spec.get("taints")),
         spec.get("unschedulable"),
         repr(status.get("allocatable")),
+        (meta.get("annotations") or {}).get(contract.POWER_STATE_ANNOTATION),
     )
 
 

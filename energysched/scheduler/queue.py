@@ -83,6 +83,19 @@ class SchedulingQueue:
             self._push(key, entry)
         return len(moved)
 
+    def activate_now(self, key: str) -> None:
+        """What this parked pod waited for has happened (the node woken for it is back, or
+        its wake is over): try it now, past its backoff, since the moment matters (the
+        node may be put to sleep again if it stays empty)."""
+        entry = self._entries.get(key)
+        if entry is None or key in self._in_flight or key in self._active:
+            return
+        self._unschedulable.discard(key)
+        self._backing_off.discard(key)  # its heap entry, if any, is skipped as stale
+        entry.parked_at = None
+        entry.ready_at = self.clock()
+        self._push(key, entry)
+
     # -- consumer ------------------------------------------------------------------
 
     async def pop(self) -> str:

@@ -45,12 +45,39 @@ hybrid's absolute buffer, a share of the node's own range also sees a frugal
 node busy. Binds in flight count through the assume cache (they are in the
 backlog at once).
 
-Assumptions, and where they are wrong: every node stays powered for the whole
-horizon (a node that can be suspended or powered down when idle does not pay
-its idle power, and the mode then overcharges slow placements); profile power
-is whole-node power while running ``T``; pods without a workload type carry no
-predictable work and are not in the backlog; after the horizon the cluster's
-time is not charged (it may host other work or be switched off).
+Sleeping nodes (docs/power-states.md). The mode ``scores_asleep``: a node the
+power manager put to sleep (:mod:`energysched.core.sleeping`) draws its sleep
+power, so ``I`` is the idle power of the awake nodes plus the sleep power of the
+sleeping ones. A sleeping node the pod would fit once awake (and that may be
+woken now) is scored beside the awake ones, with no backlog:
+
+``end_n = wake_n + d_n``
+    the wake (``spec.powerStates.wakeSeconds``) comes first.
+``E_n = wakeJ_n + (W_n - idle_n)*d_n + (idle_n - sleep_n)*(d_n + hold_n) + I*max(0, end_n - H)``
+    the wake's energy (``wakeJoules``), the pod's dynamic energy, the node's idle
+    power above its sleep power while it runs the pod and for ``hold_n`` after,
+    and the cluster's idle power for as long as the placement extends the
+    horizon. ``hold_n`` is the least time the power manager keeps a woken node
+    awake before it may sleep again
+    (:func:`energysched.power.policy.hold_seconds`: break-even + hysteresis, with
+    the manager's default hysteresis; the scheduler does not read the manager's
+    config).
+
+So a sleeping fast node beats a busy slow one when the slow node's extension of
+the horizon costs more than the wake; an idle awake node that fits beats a
+sleeping one of its class (it pays neither the wake nor the hold). When a
+sleeping node ranks first, the decision is to wake it. The other modes never
+count wake-ups: a sleeping node is infeasible for them, and a pod that fits no
+awake node wakes the node the power policy's ``choose_wake`` picks.
+
+Assumptions, and where they are wrong: every awake node stays powered for the
+whole horizon (a node that the manager puts to sleep when it empties does not
+pay its idle power to the end, and the mode then overcharges slow placements);
+profile power is whole-node power while running ``T``; pods without a workload
+type carry no predictable work and are not in the backlog; after the horizon
+the cluster's time is not charged (it may host other work or be switched off);
+a sleeping node's wake is charged to every pod that would go there, even when
+another pod's wake of it is already under way.
 """
 
 from __future__ import annotations
@@ -68,8 +95,10 @@ from energysched.core.interface import ModeScores, ScoreInput, Scorer, Scores
 from energysched.core.params import ScheduleParams
 from energysched.core.parse import parse_work
 from energysched.core.readings import classify_readings, predicted
+from energysched.core.sleeping import WAKE_POLICY, power_states_of
 from energysched.core.snapshot import BoolArray, ClusterSnapshot, FloatArray
 from energysched.core.values import PodInfo
+from energysched.power.policy import hold_seconds
 
 MODE: Final = "cluster-energy"
 
@@ -78,7 +107,10 @@ MODE: Final = "cluster-energy"
 class ClusterEnergyFigures:
     """The mode's terms over every node (``Scores.part``), by name (see module doc):
     ``duration_s``, ``backlog_s``, ``end_s``, ``dynamic_j``, ``idle_j``, ``energy_j``,
-    ``extension_s``, ``horizon_s``, ``cluster_idle_w``, ``work``, ``unseen_occupancy``."""
+    ``extension_s``, ``horizon_s``, ``cluster_idle_w``, ``work``, ``unseen_occupancy``,
+    ``asleep_nodes``; and on the nodes to wake (0 elsewhere) ``wake_j``, ``wake_s``,
+    ``hold_s``, ``sleep_w`` and ``held_j`` (idle above sleep power while the node runs
+    the pod and for the hold after)."""
 
     terms: Mapping[str, FloatArray]
 
@@ -154,19 +186,34 @@ def score(inp: ScoreInput) -> ModeScores:
     if not isinstance(work, float):  # absent (an invalid one never reaches a score)
         work = params.default_work_seconds * _nanmax(np.where(has, inp.perf, np.nan))
     idle = np.nan_to_num(t.idle, nan=0.0)
-    cluster_idle = float(np.nansum(t.idle))
+    sleep_w = _sleep_watts(snap, inp.asleep)
+    # the awake nodes' idle power and the sleeping ones' sleep power (= every idle
+    # power, computed as before, when no node sleeps)
+    idle_or_sleep = np.where(inp.asleep, sleep_w, t.idle) if inp.asleep.any() else t.idle
+    cluster_idle = float(np.nansum(idle_or_sleep))
     backlog = backlog_seconds(snap, params)
     horizon = float(backlog[has].max()) if has.any() else 0.0
     readings = classify_readings(snap, params)
     load = predicted(snap)
     unseen = _unexplained_occupancy(snap, readings.fresh, load, backlog)
+    wake = inp.wake
+    waking = bool(wake.any())
+    wake_j, wake_s, hold_s = _wake_figures(snap, wake, idle, sleep_w)
+    if waking:  # a sleeping node's reading (if any) says nothing about its load once awake
+        unseen = np.where(wake, 0.0, unseen)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         duration = work / inp.perf
         end = backlog + duration * (1.0 + unseen)
+        if waking:
+            end = np.where(wake, wake_s + duration, end)
         extension = np.maximum(end - horizon, 0.0)
         dynamic = np.maximum(inp.power - idle, 0.0) * duration
         idle_charged = cluster_idle * extension
         energy = dynamic + idle_charged
+        held = np.zeros(n)
+        if waking:
+            held = np.where(wake, (idle - np.nan_to_num(sleep_w)) * (duration + hold_s), 0.0)
+            energy = energy + wake_j + held
     norm_t = _ratio_to_best(end, scored)
     norm_e = _ratio_to_best(energy, scored)
     w = inp.weight
@@ -190,15 +237,48 @@ def score(inp: ScoreInput) -> ModeScores:
                 "cluster_idle_w": full * cluster_idle,
                 "work": full * work,
                 "unseen_occupancy": unseen,
+                "asleep_nodes": full * float(np.count_nonzero(inp.asleep)),
+                "wake_j": wake_j,
+                "wake_s": wake_s,
+                "hold_s": hold_s,
+                "sleep_w": np.where(wake, sleep_w, 0.0),
+                "held_j": held,
             }
         ),
     )
+
+
+def _sleep_watts(snap: ClusterSnapshot, asleep: BoolArray) -> FloatArray:
+    """The profile's sleep power on the sleeping nodes (NaN elsewhere)."""
+    out = np.full(snap.table.size, np.nan)
+    for i in np.flatnonzero(asleep).tolist():
+        figures = power_states_of(snap, i)
+        if figures is not None:
+            out[i] = figures.sleep_watts
+    return out
+
+
+def _wake_figures(
+    snap: ClusterSnapshot, wake: BoolArray, idle: FloatArray, sleep_w: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per node to wake: the wake's joules and seconds, and the hold (0 elsewhere)."""
+    n = snap.table.size
+    wake_j, wake_s, hold_s = np.zeros(n), np.zeros(n), np.zeros(n)
+    for i in np.flatnonzero(wake).tolist():
+        figures = power_states_of(snap, i)
+        assert figures is not None and sleep_w[i] < idle[i]  # what makes a node wakeable
+        wake_j[i] = figures.wake_joules
+        wake_s[i] = figures.wake_seconds
+        hold_s[i] = hold_seconds(float(idle[i]), figures, WAKE_POLICY)
+    return wake_j, wake_s, hold_s
 
 
 def why(scores: Scores, snap: ClusterSnapshot, params: ScheduleParams, i: int) -> str:
     x = {k: float(v[i]) for k, v in terms(scores).items()}
     w = scores.weight
     idle = float(np.nan_to_num(snap.table.idle[i], nan=0.0))
+    if x["wake_s"] > 0:
+        return _why_asleep(scores, x, w, idle, i)
     head = (
         f"score {float(scores.base[i]):.1f} = {w:.2f}*normT {scores.norm_p[i]:.1f} + "
         f"{1 - w:.2f}*normCE {scores.norm_e[i]:.1f}: "
@@ -213,7 +293,27 @@ def why(scores: Scores, snap: ClusterSnapshot, params: ScheduleParams, i: int) -
             f"; live power shows {100 * x['unseen_occupancy']:.0f}% of the node busy with work"
             " the model does not know: duration stretched by that share"
         )
-    return head
+    return head + _asleep_note(x)
 
 
-PLUGIN: Final = Scorer(MODE, score, why, validate=validate)
+def _asleep_note(x: Mapping[str, float]) -> str:
+    k = int(x["asleep_nodes"])
+    return f" ({k} sleeping node(s) at their sleep power in the cluster idle)" if k else ""
+
+
+def _why_asleep(scores: Scores, x: Mapping[str, float], w: float, idle: float, i: int) -> str:
+    """A sleeping node: the wake terms first (module doc)."""
+    return (
+        f"asleep, to wake: score {float(scores.base[i]):.1f} = {w:.2f}*normT "
+        f"{scores.norm_p[i]:.1f} + {1 - w:.2f}*normCE {scores.norm_e[i]:.1f}: "
+        f"cluster energy {x['energy_j']:.4g} J = wake {x['wake_j']:.4g} J + dynamic "
+        f"{x['dynamic_j']:.4g} J (({float(scores.power[i]):g} - idle {idle:g}) W x "
+        f"{x['duration_s']:.3g} s for work {x['work']:g}) + awake {x['held_j']:.4g} J "
+        f"((idle {idle:g} - sleep {x['sleep_w']:g}) W x ({x['duration_s']:.3g} s + hold "
+        f"{x['hold_s']:.3g} s)) + idle {x['idle_j']:.4g} J (cluster idle "
+        f"{x['cluster_idle_w']:g} W x {x['extension_s']:.3g} s past the {x['horizon_s']:.3g} s "
+        f"horizon); done in {x['end_s']:.3g} s (wake {x['wake_s']:.3g} s first)" + _asleep_note(x)
+    )
+
+
+PLUGIN: Final = Scorer(MODE, score, why, validate=validate, scores_asleep=True)

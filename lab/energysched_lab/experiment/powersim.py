@@ -182,6 +182,8 @@ class PowerManagerSim:
             )
         self._rng = {n: random.Random(f"{seed}:wake:{n}") for n in self.nodes}
         self.pending: dict[str, Resources] = {}  # unschedulable jobs not yet given a wake
+        #: Pending jobs for which the scheduler asked a node's wake itself (cluster-energy).
+        self._asked: set[str] = set()
         self.waits: list[WaitRecord] = []
         self.notes: list[str] = []
         self._next_sleep_pass = 0.0
@@ -199,6 +201,7 @@ class PowerManagerSim:
         st.running[job.id] = requests_of(job)
         st.empty_since = None
         self.pending.pop(job.id, None)
+        self._asked.discard(job.id)
         for other in self.nodes.values():
             other.waiting.pop(job.id, None)
         for w in self.waits:
@@ -216,15 +219,20 @@ class PowerManagerSim:
 
     def on_failed(self, job: Job) -> None:
         self.pending.pop(job.id, None)
+        self._asked.discard(job.id)
         for st in self.nodes.values():
             st.waiting.pop(job.id, None)
         self._release_hold(job.id)
 
-    def on_unschedulable(self, job: Job, t: float) -> None:
+    def on_unschedulable(self, job: Job, t: float, wake_asked: bool = False) -> None:
+        """``wake_asked``: the scheduler chose a sleeping node and wrote the wake request
+        on it itself (PodScheduled=False, WaitingForNodeWake), as the real manager reads it."""
         if any(job.id in st.waiting for st in self.nodes.values()):
             return
         if job.id not in self.pending:
             self.pending[job.id] = requests_of(job)
+        if wake_asked:
+            self._asked.add(job.id)
         self._next_plan = min(self._next_plan, t)
 
     # -- events in simulated time -------------------------------------------------------------
@@ -379,19 +387,25 @@ class PowerManagerSim:
     async def _plan_wakes(self, t: float) -> None:
         self._next_plan = math.inf
         views = [st.view() for st in self.nodes.values()]
+        asked = await self._asked_wakes() if self._asked & self.pending.keys() else {}
         for job_id in sorted(self.pending):
             need = self.pending[job_id]
-            if fits_awake(need, views):
+            host = self._asked_host(asked.get(job_id) if job_id in self._asked else None, need)
+            if host is not None:  # the scheduler's own choice, wake cost counted
+                if host.state != "waking":
+                    await self._start_wake(host, t, job_id)
+                    views = [st.view() for st in self.nodes.values()]
+            elif fits_awake(need, views):
                 continue  # the scheduler's next attempt places it
-            # a wake under way with room for it
-            host = next(
-                (
-                    st
-                    for st in self.nodes.values()
-                    if st.state == "waking" and self._room(st).fits(need)
-                ),
-                None,
-            )
+            else:  # a wake under way with room for it
+                host = next(
+                    (
+                        st
+                        for st in self.nodes.values()
+                        if st.state == "waking" and self._room(st).fits(need)
+                    ),
+                    None,
+                )
             if host is None:
                 choice = choose_wake(need, views, t, self.config)
                 if choice is None:
@@ -402,8 +416,41 @@ class PowerManagerSim:
             host.waiting[job_id] = need
             self.waits.append(WaitRecord(job_id, host.name, t))
             del self.pending[job_id]
+            self._asked.discard(job_id)
         if self.pending:  # none fits a node that may wake now: retry when a backoff ends
             self._next_plan = self._backoff_ends(t)
+
+    async def _asked_wakes(self) -> dict[str, str]:
+        """job id -> the sleeping node the scheduler asked woken for it (the node's
+        ``wake-requested-by`` annotation, ``namespace/pod``; the pod is named after its job)."""
+        assert self.live is not None
+        out: dict[str, str] = {}
+        for st in self.nodes.values():
+            if st.state not in ("asleep", "waking"):
+                continue
+            try:
+                node = await self.kube.get(api_path("v1", "nodes", name=st.name))
+            except ApiError:
+                continue  # read again on the next plan (the pod is retried)
+            by = ((node.get("metadata") or {}).get("annotations") or {}).get(
+                contract.WAKE_REQUESTED_BY_ANNOTATION, ""
+            )
+            ns, _, pod = str(by).partition("/")
+            if ns == self.live.ns and pod:
+                out[pod] = st.name
+        return out
+
+    def _asked_host(self, name: str | None, need: Resources) -> NodePower | None:
+        """The node the scheduler asked for, if the manager acts on that request: asleep
+        (the real manager wakes an asleep node whose request is newer than its sleep), or
+        already waking with room left. A wake-failed node in its backoff is not woken: the
+        scheduler sees it is not waking and decides again."""
+        st = self.nodes.get(name) if name is not None else None
+        if st is None:
+            return None
+        if st.state == "asleep" or (st.state == "waking" and self._room(st).fits(need)):
+            return st
+        return None
 
     def _room(self, st: NodePower) -> Resources:
         room = st.allocatable

@@ -172,6 +172,11 @@ def _unschedulable(pod: JSON) -> str | None:
     return None
 
 
+def _wake_asked(why: str) -> bool:
+    """The scheduler wrote a wake request itself (cluster-energy chose a sleeping node)."""
+    return why.startswith(f"{contract.WAITING_FOR_NODE_WAKE_REASON}:")
+
+
 def format_timestamp(wall: float) -> str:
     return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -302,7 +307,7 @@ class LiveRun:
             # Tried again and still unschedulable: the power manager may wake a node for it.
             why = _unschedulable(obj)
             if why:
-                self.power.on_unschedulable(rec.job, self.clock.now())
+                self.power.on_unschedulable(rec.job, self.clock.now(), _wake_asked(why))
                 self._wake.set()
 
     # -- the loop -------------------------------------------------------------------------
@@ -433,7 +438,7 @@ class LiveRun:
                         rec.reason = detail
                         if self.power is not None:
                             # Its wake starts at this very moment (the clock is still held).
-                            self.power.on_unschedulable(rec.job, self.sim.t)
+                            self.power.on_unschedulable(rec.job, self.sim.t, _wake_asked(detail))
                             await self.power.fire(self.sim.t)
                         self._unhold(rec)
                 # 2. completions and releases due, in time order, each at its exact time:

@@ -156,3 +156,22 @@ async def test_a_wake_that_fails_sends_the_pod_to_another_node(
     # waited: wyse's wake timeout (8 s x 2 + 30 s by its profile) then tvpc's wake
     assert row["wake_wait_max_s"] > 46, row
     await _all_clean(kube)
+
+
+async def test_cluster_energy_asks_its_own_wakes_and_every_job_runs_once(
+    kubeconfig: Path, knowledge_base: None, tmp_path: Path, kube: KubeClient
+) -> None:
+    """cluster-energy counts wakes itself: when its best placement is a sleeping node it
+    writes the wake request and the pod waits (WaitingForNodeWake); the simulated manager
+    acts on that request as the real one does. Every job runs exactly once and no node is
+    left asleep or tainted."""
+    sc = two_workflows(tmp_path, gpu_training=False)
+    scenario = load_scenario(sc)
+    specs = plan([ENERGY], ["cluster-energy"], [0.0], [1], [True])
+    (row,) = await run_batch(
+        kubeconfig, scenario, specs, out=tmp_path / "out", batch="p3", time_factor=FACTOR
+    )
+    assert row["status"] == "complete", row
+    assert row["succeeded"] == 6
+    assert row["sleeps"] >= 1 and row["wakes"] >= 1, row
+    await _all_clean(kube)

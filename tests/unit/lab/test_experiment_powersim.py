@@ -164,6 +164,46 @@ async def test_the_desktop_sleeps_after_break_even_and_a_gpu_pod_wakes_it() -> N
     assert watts == [40.0, 3.5, 60.0, 40.0]
 
 
+def _small_job() -> Job:
+    """Fits the awake Pi as well as the sleeping desktop."""
+    return Job("small", "small", "training", 10.0, 0.0, None, "100m", "64Mi", 0)
+
+
+async def test_a_wake_the_scheduler_asked_for_is_made_though_an_awake_node_fits() -> None:
+    """cluster-energy may find a sleeping node cheaper than an awake one that fits: its
+    scheduler writes the wake request itself (the pod waits with WaitingForNodeWake). The
+    simulated manager, like the real one, wakes the node asked for; without the request it
+    leaves the pod to the awake node, as before."""
+    pm, kube, _ = _setup()
+    await _run_until(pm, 200.0)
+    assert pm.nodes["desk"].state == "asleep" and pm.nodes["pi"].state == "awake"
+    pm.sim.advance(1000.0)
+    pm.on_unschedulable(_small_job(), 1000.0)  # Unschedulable: it fits the Pi
+    await pm.fire(1000.0)
+    assert pm.nodes["desk"].state == "asleep" and "small" in pm.pending
+    annotations = kube.nodes["desk"]["metadata"]["annotations"]
+    annotations[contract.WAKE_REQUESTED_BY_ANNOTATION] = "exp/small"
+    pm.on_unschedulable(_small_job(), 1000.0, wake_asked=True)
+    await pm.fire(1000.0)
+    assert pm.nodes["desk"].state == "waking"
+    assert "small" in pm.nodes["desk"].waiting and "small" not in pm.pending
+    done = pm.nodes["desk"].wake_done
+    assert done is not None
+    await _run_until(pm, done)
+    assert pm.nodes["desk"].state == "awake"
+
+
+async def test_a_wake_asked_for_another_pod_is_not_taken_as_this_ones() -> None:
+    pm, kube, _ = _setup()
+    await _run_until(pm, 200.0)
+    pm.sim.advance(1000.0)
+    annotations = kube.nodes["desk"]["metadata"]["annotations"]
+    annotations[contract.WAKE_REQUESTED_BY_ANNOTATION] = "other-namespace/small"
+    pm.on_unschedulable(_small_job(), 1000.0, wake_asked=True)
+    await pm.fire(1000.0)
+    assert pm.nodes["desk"].state == "asleep" and "small" in pm.pending
+
+
 async def test_a_failed_wake_times_out_and_is_retried_after_backoff() -> None:
     pm, kube, _ = _setup(fail_desk=1.0)
     await _run_until(pm, 200.0)

@@ -265,3 +265,27 @@ async def test_pop_wakes_when_the_unschedulable_limit_passes() -> None:
     await queue.pop()
     queue.park_unschedulable("ns/a")
     assert await asyncio.wait_for(queue.pop(), 0.2) == "ns/a"
+
+
+async def test_activate_now_skips_the_backoff_of_a_parked_pod(
+    queue: SchedulingQueue, clock: FakeClock
+) -> None:
+    queue.add("a")
+    queue.add("b")
+    assert await ready(queue) == ["a", "b"]
+    for _ in range(4):  # parked four times: its backoff is now 8 s
+        queue.park_unschedulable("a")
+        queue.move_all_to_active()
+        clock.advance(10)
+        assert await ready(queue) == ["a"]
+    queue.park_unschedulable("a")
+    queue.park_unschedulable("b")
+    queue.move_all_to_active()
+    assert await ready(queue) == []  # both back off
+    queue.activate_now("a")  # the node woken for it is back
+    assert await ready(queue) == ["a"]
+    clock.advance(10)
+    assert await ready(queue) == ["b"]  # a's stale backoff entry hands out nothing
+    queue.activate_now("gone")  # unknown: nothing
+    queue.activate_now("a")  # in flight: nothing
+    assert await ready(queue) == []
