@@ -243,19 +243,19 @@ class PowerManager:
             name = view.name_of(node)
             pods = by_node.get(name, view.NodePods(Resources(), ()))
             track = self._tracking.setdefault(name, _Tracking())
-            if pods.workload:
+            state = view.power_state(node)
+            anns = view.annotations_of(node)
+            # Empty time counts only while awake: a node that wakes (for a pod not bound
+            # yet) starts from zero, or it would be "empty past break-even" at once and
+            # drained again before its pod arrives.
+            if pods.workload or state != "awake":
                 track.empty_since = None
             elif track.empty_since is None:
                 # First seen empty now: a restarted manager waits the full hold again,
                 # which errs on the side of keeping nodes awake.
                 track.empty_since = now
             resolved = kb.resolve(view.labels_of(node))
-            anns = view.annotations_of(node)
-            try:
-                failures = int(anns.get(WAKE_FAILURES_ANNOTATION, "0"))
-            except ValueError:
-                failures = 0
-            state = view.power_state(node)
+            failures = policy.wake_failures_of(anns)
             out[name] = NodeView(
                 name=name,
                 managed=view.managed(node),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from energysched.contract import (
     WORKLOAD_TYPE_LABEL,
 )
 from energysched_lab.cluster.local import LocalCluster
+from tests.eventually import eventually_sync
 from tests.support import Kubectl, SchedulerProcess
 
 from .conftest import Manager
@@ -46,13 +46,8 @@ Start = Callable[..., SchedulerProcess]
 
 
 def wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not within {timeout:.0f} s: {what}"
-        time.sleep(0.5)
+    """The suite's one "eventually", in this file's argument order."""
+    return eventually_sync(check, timeout=timeout, what=what)
 
 
 @pytest.fixture

@@ -234,6 +234,14 @@ async def test_sleep_then_wake_for_an_unschedulable_pod(setup: Any) -> None:
     assert state(kube, "n1") == "awake" and not tainted(kube, "n1")
     assert manager.metrics.wake_seconds.collect()[0].samples[-2].value >= 1  # _count
 
+    # Woken, its pod not bound yet: the empty time starts again at the wake, so the node is
+    # not drained again at the next pass (it slept 100 s, far past its 25 s hold).
+    clock.now += 1
+    sync(kube, manager)
+    await manager.reconcile()
+    assert state(kube, "n1") == "awake" and not tainted(kube, "n1")
+    assert log.read_text().split() == ["sleep", "wake"]
+
 
 async def test_a_pod_arriving_during_drain_gives_the_node_back(setup: Any) -> None:
     kube, manager, clock, log = setup
