@@ -42,7 +42,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from energysched.contract import (
     POWER_STATE_ANNOTATION,
@@ -66,19 +66,7 @@ SkipReason = Literal[
     "headroom-cpu",
     "headroom-memory",
 ]
-SKIP_REASONS: Final[tuple[SkipReason, ...]] = (
-    "not-managed",
-    "keep-awake",
-    "not-awake",
-    "not-ready",
-    "runs-pods",
-    "no-power-state-figures",
-    "no-saving",
-    "empty-too-briefly",
-    "min-awake-nodes",
-    "headroom-cpu",
-    "headroom-memory",
-)
+SKIP_REASONS: Final[tuple[SkipReason, ...]] = get_args(SkipReason)  # one spelling, the Literal
 
 #: The transitions the power manager makes; anything else is a bug or a stale view.
 TRANSITIONS: Final[Mapping[PowerState, frozenset[PowerState]]] = {
