@@ -76,18 +76,25 @@ class ModelMonitor:
         try:
             served = served_by_model(node, config)
         except ConfigError as exc:
-            if self._bad_annotations.get(node.name) != str(exc):
-                self._bad_annotations[node.name] = str(exc)
-                self.log.error(
-                    "node annotation override invalid; node not served by the model",
-                    node=node.name,
-                    annotation=POWER_SOURCE_CONFIG_ANNOTATION,
-                    error=str(exc),
-                )
+            self._annotation_invalid(node.name, exc)
             return False
-        if self._bad_annotations.pop(node.name, None) is not None:
-            self.log.info("node annotation override valid again", node=node.name)
+        self._annotation_valid(node.name)
         return served
+
+    def _annotation_invalid(self, node: str, exc: ConfigError) -> None:
+        """A node's override annotation is bad: logged once per value, the node not served."""
+        if self._bad_annotations.get(node) != str(exc):
+            self._bad_annotations[node] = str(exc)
+            self.log.error(
+                f"node annotation override invalid; node not served by the {self.served_by}",
+                node=node,
+                annotation=POWER_SOURCE_CONFIG_ANNOTATION,
+                error=str(exc),
+            )
+
+    def _annotation_valid(self, node: str) -> None:
+        if self._bad_annotations.pop(node, None) is not None:
+            self.log.info("node annotation override valid again", node=node)
 
     def reconfigure(self) -> None:
         changed, error = self.store.refresh()
@@ -167,6 +174,8 @@ class ModelMonitor:
     # -- what a subclass serving another kind replaces ----------------------------------
 
     source_kind = power_model.PLUGIN.name
+    #: How the log names what serves the nodes ("node not served by the model").
+    served_by = "model"
 
     def describe(self, node: str) -> str:
         return f"model of {node}"

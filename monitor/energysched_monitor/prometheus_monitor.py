@@ -86,6 +86,7 @@ class _QueryAwareReporter(Reporter):
 
 class PrometheusMonitor(ModelMonitor):
     source_kind = prometheus.PLUGIN.name
+    served_by = "Prometheus source"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,17 +104,9 @@ class PrometheusMonitor(ModelMonitor):
         try:
             spec, _ = resolve_source(config, node, POWER_SOURCE_CONFIG_ANNOTATION)
         except ConfigError as exc:
-            if self._bad_annotations.get(node.name) != str(exc):
-                self._bad_annotations[node.name] = str(exc)
-                self.log.error(
-                    "node annotation override invalid; node not served",
-                    node=node.name,
-                    annotation=POWER_SOURCE_CONFIG_ANNOTATION,
-                    error=str(exc),
-                )
+            self._annotation_invalid(node.name, exc)
             return False
-        if self._bad_annotations.pop(node.name, None) is not None:
-            self.log.info("node annotation override valid again", node=node.name)
+        self._annotation_valid(node.name)
         if spec is None or spec.plugin is not prometheus.PLUGIN:
             self.specs.pop(node.name, None)
             return False

@@ -11,7 +11,11 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from energysched.contract import CURRENT_WATTS_ANNOTATION, CURRENT_WATTS_TIMESTAMP_ANNOTATION
+from energysched.contract import (
+    CURRENT_WATTS_ANNOTATION,
+    CURRENT_WATTS_TIMESTAMP_ANNOTATION,
+    POWER_SOURCE_CONFIG_ANNOTATION,
+)
 from energysched.kb.profiles import KnowledgeBase
 from energysched_lab.prometheus_lab import PowerExporter, PrometheusServer
 from energysched_monitor.config import ConfigStore
@@ -311,3 +315,25 @@ def test_series_value_templated_by_name_or_label() -> None:
             '{"kind": "prometheus", "address": "https://p", "query": "up", "caBundle": "/etc/x"}'
         )
     assert "caBundle: not allowed in a node annotation" in str(err.value)
+
+
+def test_a_bad_override_annotation_is_logged_once_and_the_node_not_served(
+    tmp_path: Path, annotator: RecordingAnnotator
+) -> None:
+    m = monitor(tmp_path, "http://127.0.0.1:9", f"query: {IPMI}", annotator)
+    m.reconfigure()
+    config = m.store.config
+    bad = NodeInfo(
+        "srv-bad",
+        labels={"rack": "a"},
+        annotations={POWER_SOURCE_CONFIG_ANNOTATION: '{"kind": "prometheus", "query": 7}'},
+    )
+    with capture_logs() as logs:
+        assert not m._served(bad, config)
+        assert not m._served(bad, config)  # the same value: not logged again
+        assert m._served(NodeInfo(bad.name, labels=bad.labels), config)  # removed: served
+    invalid = [e for e in logs if e["event"].startswith("node annotation override invalid")]
+    assert len(invalid) == 1, logs
+    assert invalid[0]["node"] == "srv-bad" and "query" in invalid[0]["error"]
+    assert "Prometheus" in invalid[0]["event"]
+    assert [e["event"] for e in logs][-1] == "node annotation override valid again"
