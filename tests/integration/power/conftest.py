@@ -24,6 +24,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,7 @@ from energysched.contract import (
 )
 from energysched_lab.cluster import local, realnode
 from energysched_lab.cluster.local import LocalCluster
+from tests.eventually import eventually_sync
 from tests.integration.deploy.conftest import unavailable
 from tests.support import ROOT, Kubectl
 
@@ -276,3 +278,13 @@ def state(kubectl: Kubectl, node: str) -> str:
 def taints(kubectl: Kubectl, node: str) -> list[str]:
     obj = json.loads(kubectl("get", "node", node, "-o", "json"))
     return [t["key"] for t in obj["spec"].get("taints") or []]
+
+
+def get_pod(kubectl: Kubectl, ns: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = json.loads(kubectl("-n", ns, "get", "pod", name, "-o", "json"))
+    return obj
+
+
+def wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    """The suite's one "eventually", in these tests' argument order."""
+    return eventually_sync(check, timeout=timeout, what=what)

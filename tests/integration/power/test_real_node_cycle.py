@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from energysched_lab.cluster.local import LocalCluster
 from tests.eventually import eventually_sync
 from tests.support import Kubectl
 
-from .conftest import Manager
+from .conftest import Manager, wait
 
 NODE = realnode.NODE_NAME
 PROFILE = {
@@ -83,11 +83,6 @@ def control(
 
 def annotate(pk: Kubectl, power_control: str) -> None:
     pk("annotate", "--overwrite", "node", NODE, f"{POWER_CONTROL_ANNOTATION}={power_control}")
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    """The suite's one "eventually", in this file's argument order."""
-    return eventually_sync(check, timeout=timeout, what=what)
 
 
 @pytest.fixture

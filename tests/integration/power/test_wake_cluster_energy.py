@@ -12,7 +12,6 @@ Ready heartbeat (energysched_lab.kwok_power), which is what a real kubelet does 
 from __future__ import annotations
 
 import json
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +26,6 @@ from energysched.contract import (
     PERFORMANCE_WEIGHT_ANNOTATION,
     POWER_CONTROL_ANNOTATION,
     POWER_MANAGEMENT_LABEL,
-    POWER_STATE_ANNOTATION,
     PROFILE_KIND,
     SCHEDULER_NAME,
     WAITING_FOR_NODE_WAKE_REASON,
@@ -37,30 +35,16 @@ from energysched.contract import (
     WORKLOAD_TYPE_LABEL,
 )
 from energysched_lab.cluster.local import LocalCluster
-from tests.eventually import eventually_sync
 from tests.support import Kubectl, SchedulerProcess
 
-from .conftest import Manager
+from .conftest import Manager, get_pod, kwok_control, node_annotations, state, taints, wait
 
 Start = Callable[..., SchedulerProcess]
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    """The suite's one "eventually", in this file's argument order."""
-    return eventually_sync(check, timeout=timeout, what=what)
 
 
 @pytest.fixture
 def group() -> str:
     return f"ce-{uuid.uuid4().hex[:6]}"
-
-
-def kwok_control(cluster: LocalCluster, node: str) -> str:
-    wake = [
-        sys.executable, "-m", "energysched_lab.kwok_power", "wake",
-        f"--kubeconfig={cluster.kubeconfig}", f"--node={node}",
-    ]  # fmt: skip
-    return json.dumps({"method": "command", "sleep": ["true"], "wake": wake})
 
 
 @pytest.fixture
@@ -108,26 +92,6 @@ def manager(local_cluster: LocalCluster, namespace: str, tmp_path: Path) -> Iter
     yield m
     m.stop()
     print(m.log.read_text()[-6000:])
-
-
-def annotations(kubectl: Kubectl, node: str) -> dict[str, str]:
-    obj = json.loads(kubectl("get", "node", node, "-o", "json"))
-    result: dict[str, str] = obj["metadata"].get("annotations", {})
-    return result
-
-
-def state(kubectl: Kubectl, node: str) -> str:
-    return annotations(kubectl, node).get(POWER_STATE_ANNOTATION, "awake")
-
-
-def taints(kubectl: Kubectl, node: str) -> list[str]:
-    obj = json.loads(kubectl("get", "node", node, "-o", "json"))
-    return [t["key"] for t in obj["spec"].get("taints") or []]
-
-
-def get_pod(kubectl: Kubectl, ns: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = json.loads(kubectl("-n", ns, "get", "pod", name, "-o", "json"))
-    return obj
 
 
 def training_pod(name: str, group: str, work: float) -> dict[str, Any]:
@@ -253,7 +217,7 @@ def test_cluster_energy_wakes_its_cheapest_node_only_when_the_wake_pays(
     assert f"runner-up {fast}: asleep, to wake" in note, note
     assert "wake 36 J" in note, note
     assert state(kubectl, fast) == "asleep"
-    assert WAKE_REQUESTED_BY_ANNOTATION not in annotations(kubectl, fast)
+    assert WAKE_REQUESTED_BY_ANNOTATION not in node_annotations(kubectl, fast)
 
     # the long job: the fast sleeping node is its cheapest placement, wake included
     kubectl(
@@ -271,7 +235,7 @@ def test_cluster_energy_wakes_its_cheapest_node_only_when_the_wake_pays(
     if isinstance(seen, list):  # the condition, unless the node woke before we looked
         assert seen[0]["status"] == "False" and seen[0]["type"] == "PodScheduled"
         assert f"Waking node {fast} for {namespace}/long, its best placement" in seen[0]["message"]
-    assert annotations(kubectl, fast).get(WAKE_REQUESTED_BY_ANNOTATION) == f"{namespace}/long"
+    assert node_annotations(kubectl, fast).get(WAKE_REQUESTED_BY_ANNOTATION) == f"{namespace}/long"
     waking = wait(
         "WakingNode event",
         lambda: [

@@ -28,15 +28,11 @@ from energysched.contract import (
     WAKING_NODE_EVENT_REASON,
 )
 from energysched_lab.cluster.local import LocalCluster
-from tests.support import Kubectl, SchedulerProcess, eventually_sync
+from tests.support import Kubectl, SchedulerProcess
 
-from .conftest import Manager, kwok_control, node_annotations, state, taints
+from .conftest import Manager, get_pod, kwok_control, node_annotations, state, taints, wait
 
 Start = Callable[..., SchedulerProcess]
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    return eventually_sync(check, timeout=timeout, what=what, interval=0.5)
 
 
 @pytest.fixture
@@ -65,11 +61,6 @@ def pod(name: str, group: str, cpu: str, scheduler: str = SCHEDULER_NAME) -> dic
             "restartPolicy": "Never",
         },
     }
-
-
-def get_pod(kubectl: Kubectl, ns: str, name: str) -> dict[str, Any]:
-    obj: dict[str, Any] = json.loads(kubectl("-n", ns, "get", "pod", name, "-o", "json"))
-    return obj
 
 
 @pytest.mark.usefixtures("profile")
