@@ -16,13 +16,14 @@ are skipped (ENERGYSCHED_REQUIRE_REAL_NODE=1 fails them instead).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from energysched.contract import (
 )
 from energysched_lab.cluster import local, realnode
 from energysched_lab.cluster.local import LocalCluster
+from energysched_lab.cluster.processes import free_port
 from tests.eventually import eventually_sync
 from tests.integration.deploy.conftest import unavailable
 from tests.support import ROOT, Kubectl
@@ -188,6 +190,21 @@ class Manager:
                 self.proc.wait()
 
 
+@contextlib.contextmanager
+def running(manager: Manager, tail: int = 6000) -> Iterator[Manager]:
+    """A test's manager: stopped at the end, the tail of its log printed for a failure."""
+    try:
+        yield manager
+    finally:
+        manager.stop()
+        print(manager.log.read_text()[-tail:])
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
 # -- KWOK nodes of a test's own (the session's local cluster) --------------------------------
 
 
@@ -200,9 +217,20 @@ def group() -> str:
 def make_node(kubectl: Kubectl, group: str) -> Iterator[Callable[..., str]]:
     created: list[str] = []
 
-    def make(suffix: str, cpu: str, power_control: str | None = None) -> str:
+    def make(
+        suffix: str,
+        cpu: str,
+        power_control: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> str:
+        """A KWOK node ``<group>-<suffix>`` with ``cpu`` CPUs; ``power_control``: managed."""
         name = f"{group}-{suffix}"
-        labels = {"kubernetes.io/hostname": name, "power-test": group, "type": "kwok"}
+        labels = {
+            **(labels or {}),
+            "kubernetes.io/hostname": name,
+            "power-test": group,
+            "type": "kwok",
+        }
         # Its Ready heartbeat is posted by the wake hook, as a kubelet's on start (KWOK's
         # node-asleep stage, for the simulation, leaves such nodes alone).
         labels["kwok.energysched.local/liveness"] = "posted"

@@ -21,10 +21,9 @@ import pytest
 
 from energysched.contract import ASLEEP_TAINT_KEY
 from energysched_lab.cluster.local import LocalCluster
-from energysched_lab.cluster.processes import free_port
 from tests.support import Kubectl, Metrics, eventually, scrape
 
-from .conftest import Manager, kwok_control, state, taints
+from .conftest import Manager, kwok_control, running, state, taints
 
 T = TypeVar("T")
 
@@ -34,26 +33,21 @@ UNREACHABLE_RESERVE = 100_000
 
 
 @pytest.fixture
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture
 def manager(
     local_cluster: LocalCluster, namespace: str, tmp_path: Path, port: int
 ) -> Iterator[Manager]:
-    m = Manager(
-        local_cluster,
-        namespace,
-        tmp_path / "power-manager.log",
-        f"--metrics-address=127.0.0.1:{port}",
-        f"--config-map={CONFIG_MAP}",
-        drainSettleSeconds=1,
-        minAwakeNodes=UNREACHABLE_RESERVE,
-    )
-    yield m
-    m.stop()
-    print(m.log.read_text()[-6000:])
+    with running(
+        Manager(
+            local_cluster,
+            namespace,
+            tmp_path / "power-manager.log",
+            f"--metrics-address=127.0.0.1:{port}",
+            f"--config-map={CONFIG_MAP}",
+            drainSettleSeconds=1,
+            minAwakeNodes=UNREACHABLE_RESERVE,
+        )
+    ) as m:
+        yield m
 
 
 def skipped_for_reserve(metrics: Metrics) -> float:

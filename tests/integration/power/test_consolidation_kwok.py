@@ -24,34 +24,29 @@ import pytest
 
 from energysched.contract import ASLEEP_TAINT_KEY
 from energysched_lab.cluster.local import LocalCluster
-from energysched_lab.cluster.processes import free_port
 from tests.support import Kubectl, eventually, scrape
 
-from .conftest import Manager, kwok_control, state, taints
+from .conftest import Manager, kwok_control, running, state, taints
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-def port() -> int:
-    return free_port()
 
 
 @pytest.fixture
 def manager(
     local_cluster: LocalCluster, namespace: str, tmp_path: Path, port: int
 ) -> Iterator[Manager]:
-    m = Manager(
-        local_cluster,
-        namespace,
-        tmp_path / "power-manager.log",
-        f"--metrics-address=127.0.0.1:{port}",
-        drainSettleSeconds=1,
-        consolidation={"enabled": True, "podRestartJoules": 1, "drainTimeoutSeconds": 60},
-    )
-    yield m
-    m.stop()
-    print(m.log.read_text()[-8000:])
+    with running(
+        Manager(
+            local_cluster,
+            namespace,
+            tmp_path / "power-manager.log",
+            f"--metrics-address=127.0.0.1:{port}",
+            drainSettleSeconds=1,
+            consolidation={"enabled": True, "podRestartJoules": 1, "drainTimeoutSeconds": 60},
+        ),
+        tail=8000,
+    ) as m:
+        yield m
 
 
 def deployment(name: str, group: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ Ready heartbeat (energysched_lab.kwok_power), which is what a real kubelet does 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,7 @@ import pytest
 from energysched.contract import (
     API_VERSION,
     ASLEEP_TAINT_KEY,
-    KWOK_NODE_ANNOTATION,
     PERFORMANCE_WEIGHT_ANNOTATION,
-    POWER_CONTROL_ANNOTATION,
-    POWER_MANAGEMENT_LABEL,
     PROFILE_KIND,
     SCHEDULER_NAME,
     WAITING_FOR_NODE_WAKE_REASON,
@@ -37,61 +33,15 @@ from energysched.contract import (
 from energysched_lab.cluster.local import LocalCluster
 from tests.support import Kubectl, SchedulerProcess
 
-from .conftest import Manager, get_pod, kwok_control, node_annotations, state, taints, wait
+from .conftest import Manager, get_pod, kwok_control, node_annotations, running, state, taints, wait
 
 Start = Callable[..., SchedulerProcess]
 
 
 @pytest.fixture
-def group() -> str:
-    return f"ce-{uuid.uuid4().hex[:6]}"
-
-
-@pytest.fixture
-def make_node(
-    kubectl: Kubectl, group: str, local_cluster: LocalCluster
-) -> Iterator[Callable[..., str]]:
-    created: list[str] = []
-
-    def make(cls: str, managed: bool) -> str:
-        """A node of class ``cls`` (8 CPUs); ``managed``: the manager may sleep it."""
-        name = f"{group}-{cls}"
-        labels = {
-            "kubernetes.io/hostname": name,
-            "power-test": group,
-            "power-class": f"{group}-{cls}",
-            "type": "kwok",
-            # its Ready heartbeat is posted by the wake hook, as a kubelet's on start
-            "kwok.energysched.local/liveness": "posted",
-        }
-        annotations = {KWOK_NODE_ANNOTATION: "fake"}
-        if managed:
-            labels[POWER_MANAGEMENT_LABEL] = "enabled"
-            annotations[POWER_CONTROL_ANNOTATION] = kwok_control(local_cluster, name)
-        node = {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {"name": name, "labels": labels, "annotations": annotations},
-            "status": {
-                "capacity": {"cpu": "8", "memory": "8Gi", "pods": "110"},
-                "allocatable": {"cpu": "8", "memory": "8Gi", "pods": "110"},
-            },
-        }
-        kubectl("apply", "-f", "-", input=json.dumps(node))
-        created.append(name)
-        return name
-
-    yield make
-    for name in created:
-        kubectl("delete", "node", name, "--wait=false", check=False)
-
-
-@pytest.fixture
 def manager(local_cluster: LocalCluster, namespace: str, tmp_path: Path) -> Iterator[Manager]:
-    m = Manager(local_cluster, namespace, tmp_path / "power-manager.log")
-    yield m
-    m.stop()
-    print(m.log.read_text()[-6000:])
+    with running(Manager(local_cluster, namespace, tmp_path / "power-manager.log")) as m:
+        yield m
 
 
 def training_pod(name: str, group: str, work: float) -> dict[str, Any]:
@@ -195,8 +145,14 @@ def test_cluster_energy_wakes_its_cheapest_node_only_when_the_wake_pays(
     4,000 W (the extension terms: the session's other nodes add their idle power) and any
     backlog elsewhere (which only shortens both extensions).
     """
-    slow = make_node("slow", managed=False)
-    fast = make_node("fast", managed=True)
+    # 8 CPUs each; "power-class" picks each node's profile (class_profiles).
+    slow = make_node("slow", "8", labels={"power-class": f"{group}-slow"})
+    fast = make_node(
+        "fast",
+        "8",
+        kwok_control(local_cluster, f"{group}-fast"),
+        labels={"power-class": f"{group}-fast"},
+    )
     start_scheduler(mode="cluster-energy")
     manager.start()
     wait("fast asleep", lambda: state(kubectl, fast) == "asleep", 120)

@@ -30,17 +30,17 @@ from energysched.contract import (
 from energysched_lab.cluster.local import LocalCluster
 from tests.support import Kubectl, SchedulerProcess
 
-from .conftest import Manager, get_pod, kwok_control, node_annotations, state, taints, wait
+from .conftest import Manager, get_pod, kwok_control, node_annotations, running, state, taints, wait
 
 Start = Callable[..., SchedulerProcess]
 
 
 @pytest.fixture
 def manager(local_cluster: LocalCluster, namespace: str, tmp_path: Path) -> Iterator[Manager]:
-    m = Manager(local_cluster, namespace, tmp_path / "power-manager.log", drainSettleSeconds=1)
-    yield m
-    m.stop()
-    print(m.log.read_text()[-6000:])
+    with running(
+        Manager(local_cluster, namespace, tmp_path / "power-manager.log", drainSettleSeconds=1)
+    ) as m:
+        yield m
 
 
 def pod(name: str, group: str, cpu: str, scheduler: str = SCHEDULER_NAME) -> dict[str, Any]:
