@@ -19,20 +19,11 @@ from energysched.core.snapshot import NodeUsage
 from energysched.core.values import NodeInfo, PodInfo
 from energysched.power.consolidation import PodFacts
 from energysched.powermanager import view
+from energysched.powermanager.view import controller_kind
 
 JSON = dict[str, Any]
 
 _NO_USAGE = NodeUsage(requested={}, used_ports=frozenset())
-
-
-def controller_kind(pod: Mapping[str, Any]) -> str | None:
-    owners = view.meta(pod).get("ownerReferences")
-    if not isinstance(owners, list):
-        return None
-    for o in owners:
-        if isinstance(o, Mapping) and o.get("controller") is True:
-            return str(o.get("kind") or "") or None
-    return None
 
 
 def local_volumes(pod: Mapping[str, Any]) -> tuple[str, ...]:

@@ -158,17 +158,22 @@ def finished(pod: Mapping[str, Any]) -> bool:
     return pod_phase(pod) in ("Succeeded", "Failed")
 
 
+def controller_kind(pod: Mapping[str, Any]) -> str | None:
+    """The kind of the pod's controlling owner (``controller: true``), if any."""
+    owners = meta(pod).get("ownerReferences")
+    if not isinstance(owners, list):
+        return None
+    for o in owners:
+        if isinstance(o, Mapping) and o.get("controller") is True:
+            return str(o.get("kind") or "") or None
+    return None
+
+
 def is_daemon_or_mirror(pod: Mapping[str, Any]) -> bool:
     """DaemonSet pods and static (mirror) pods stay on a sleeping node: they do not count."""
     if "kubernetes.io/config.mirror" in annotations_of(pod):
         return True
-    owners = meta(pod).get("ownerReferences")
-    if isinstance(owners, list):
-        return any(
-            isinstance(o, Mapping) and o.get("kind") == "DaemonSet" and o.get("controller")
-            for o in owners
-        )
-    return False
+    return controller_kind(pod) == "DaemonSet"
 
 
 def requests_of(pod: Mapping[str, Any]) -> Resources:
